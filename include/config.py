@@ -1,0 +1,69 @@
+"""Platform resources, connection ids and settings, declared once.
+
+Everything that creates, checks or counts buckets and topics (the stack's bootstrap, the
+platform_health DAG, docker-compose's init job, tests) reads them from here, so "exactly 5 buckets
+and 12 topics" has one source of truth.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# Object store buckets (MinIO in production, SeaweedFS locally).
+RAW_BUCKET = "recsys-raw"  # tenant uploads, keyed tenant/<run key>/<file>
+QUARANTINE_BUCKET = "recsys-quarantine"  # rows that broke the contract, with a reason per row
+MODELS_BUCKET = "recsys-models"  # model artifacts, keyed tenant/<version>/
+REPORTS_BUCKET = "recsys-reports"  # per-run report.json and GX Data Docs
+EXPORTS_BUCKET = "recsys-exports"  # audit exports, alerts and other operator-facing files
+BUCKETS: tuple[str, ...] = (RAW_BUCKET, QUARANTINE_BUCKET, MODELS_BUCKET, REPORTS_BUCKET, EXPORTS_BUCKET)
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int = 1
+
+
+# Kafka topics. Interactions are keyed by user_id, so their partition count bounds ingestion
+# parallelism while keeping per-user order.
+INTERACTIONS_TOPIC = "user_interactions"
+DEAD_LETTER_TOPIC = "user_interactions.dlq"
+TOPICS: tuple[Topic, ...] = (
+    Topic(INTERACTIONS_TOPIC, partitions=3),
+    Topic(DEAD_LETTER_TOPIC),
+    Topic("item_catalog"),
+    Topic("user_profiles"),
+    Topic("data_uploads"),
+    Topic("training_requests"),
+    Topic("training_events"),
+    Topic("model_deployments"),
+    Topic("recommendation_events"),
+    Topic("feedback_events"),
+    Topic("tenant_events"),
+    Topic("audit_events"),
+)
+TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
+
+# Consumer group of the platform's ingestion worker (lag is measured against it).
+INGEST_GROUP = "recsys-ingest"
+
+# Airflow connection ids; the local stack and docker-compose both define exactly these.
+POSTGRES_CONN_ID = "postgres_app"
+MINIO_CONN_ID = "minio_default"
+KAFKA_CONN_ID = "kafka_default"
+RECSYS_API_CONN_ID = "recsys_api"
+CONN_IDS: tuple[str, ...] = (POSTGRES_CONN_ID, MINIO_CONN_ID, KAFKA_CONN_ID, RECSYS_API_CONN_ID)
+
+# Consumers on Tansu must use these, or a group join waits ~23 s (measured).
+CONSUMER_SESSION_TIMEOUT_MS = 6000
+CONSUMER_HEARTBEAT_MS = 2000
+
+
+def project_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def local_dir() -> str:
+    """Where local state lives (data dirs, logs, reports); git-ignored."""
+    return os.environ.get("RECSYS_LOCAL_DIR") or os.path.join(project_root(), ".local")

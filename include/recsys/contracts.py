@@ -1,0 +1,143 @@
+"""The data contract between a tenant, the pipeline and the platform.
+
+One definition of what a valid item, user, interaction and Kafka interaction message is, used by the
+seed generator, the upload stage's quarantine, the ingestion worker and the GX suites' tests. Problems
+are reported as short reasons ("price must be > 0, got -3.5") so quarantined rows and dead-lettered
+messages say why they were set aside.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+CATEGORIES: tuple[str, ...] = (
+    "smartphones",
+    "laptops",
+    "tablets",
+    "audio",
+    "cameras",
+    "gaming",
+    "wearables",
+    "smart_home",
+    "tv",
+    "accessories",
+)
+INTERACTION_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
+
+ITEM_COLUMNS: tuple[str, ...] = ("item_id", "title", "category", "price", "image_url")
+USER_COLUMNS: tuple[str, ...] = ("user_id", "country", "signup_date")
+INTERACTION_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id", "interaction_type", "timestamp")
+# A Kafka interaction message is an interaction plus who it belongs to and which upload it came from.
+MESSAGE_FIELDS: tuple[str, ...] = ("tenant", "source", *INTERACTION_COLUMNS)
+
+MAX_ID_LENGTH = 128
+MAX_MESSAGE_BYTES = 16 * 1024
+
+
+class ContractError(ValueError):
+    """Input that cannot be read as the contract's shape at all (as opposed to a bad row)."""
+
+
+def require_columns(columns: Iterable[str], expected: Iterable[str], *, what: str) -> None:
+    """Fail with the missing columns named; extra columns are allowed (and ignored by callers)."""
+    present = set(columns)
+    missing = [c for c in expected if c not in present]
+    if missing:
+        raise ContractError(
+            f"{what} must have columns {', '.join(expected)}; missing: {', '.join(missing)}"
+            f" (found: {', '.join(sorted(present)) or 'none'})"
+        )
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 with a timezone; naive times are ambiguous across tenants, so they are rejected."""
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"timestamp must be ISO-8601, got {value[:40]!r}") from None
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamp must carry a timezone, got {value[:40]!r}")
+    return ts
+
+
+def _id_problem(name: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"{name} must be a non-empty string"
+    if len(value) > MAX_ID_LENGTH:
+        return f"{name} longer than {MAX_ID_LENGTH} characters"
+    return None
+
+
+def message_problem(message: Any, *, known_tenants: Iterable[str] | None = None) -> str | None:
+    """Why a decoded Kafka interaction message breaks the contract, or None if it is valid."""
+    if not isinstance(message, Mapping):
+        return f"message must be a JSON object, got {type(message).__name__}"
+    missing = [f for f in MESSAGE_FIELDS if f not in message]
+    if missing:
+        return f"missing fields: {', '.join(missing)}"
+    for field in ("tenant", "source", "event_id", "user_id", "item_id"):
+        problem = _id_problem(field, message[field])
+        if problem:
+            return problem
+    if known_tenants is not None and message["tenant"] not in set(known_tenants):
+        return f"unknown tenant {message['tenant'][:MAX_ID_LENGTH]!r}"
+    if message["interaction_type"] not in INTERACTION_TYPES:
+        return f"interaction_type must be one of {', '.join(INTERACTION_TYPES)}, got {str(message['interaction_type'])[:40]!r}"
+    try:
+        parse_timestamp(message["timestamp"])
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def item_problem(row: Mapping[str, Any]) -> str | None:
+    """Why one catalog row breaks the contract, or None."""
+    problem = _id_problem("item_id", row.get("item_id"))
+    if problem:
+        return problem
+    title = row.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return "title must be a non-empty string"
+    if row.get("category") not in CATEGORIES:
+        return f"category must be one of the fixed set, got {str(row.get('category'))[:40]!r}"
+    price = row.get("price")
+    try:
+        price_value = float(price)
+    except (TypeError, ValueError):
+        return f"price must be a number, got {str(price)[:40]!r}"
+    if not math.isfinite(price_value) or price_value <= 0:
+        return f"price must be > 0, got {price_value}"
+    return None
+
+
+def interaction_problem(
+    row: Mapping[str, Any],
+    *,
+    item_ids: set[str] | frozenset[str],
+    window: tuple[datetime, datetime] | None = None,
+) -> str | None:
+    """Why one interaction row breaks the contract (including references and the time window), or None.
+
+    ``window`` is the run's data interval [start, end); bring-your-own-data runs pass None because a
+    real tenant's history need not fall inside the run's interval.
+    """
+    for field in ("event_id", "user_id", "item_id"):
+        problem = _id_problem(field, row.get(field))
+        if problem:
+            return problem
+    if row["item_id"] not in item_ids:
+        return f"unknown item_id {row['item_id'][:MAX_ID_LENGTH]!r}"
+    if row.get("interaction_type") not in INTERACTION_TYPES:
+        return f"interaction_type must be one of {', '.join(INTERACTION_TYPES)}, got {str(row.get('interaction_type'))[:40]!r}"
+    try:
+        ts = parse_timestamp(row.get("timestamp"))
+    except ValueError as exc:
+        return str(exc)
+    if window is not None and not (window[0] <= ts < window[1]):
+        return f"timestamp {row['timestamp']} outside the run's interval [{window[0].isoformat()}, {window[1].isoformat()})"
+    return None
