@@ -1,0 +1,59 @@
+"""AppDbHook: read-only queries on the platform's app database (``postgres_app``).
+
+The journey reconciles by counting what actually landed in the platform's tables, never by Kafka watermarks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+from include.config import POSTGRES_CONN_ID
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LANDED_COLUMNS = ("event_id", "user_id", "item_id", "interaction_type", "ts", "kafka_partition", "kafka_offset")
+
+
+class AppDbHook(PostgresHook):
+    conn_name_attr = "postgres_conn_id"
+    default_conn_name = POSTGRES_CONN_ID
+    hook_name = "Recsys app DB"
+
+    def __init__(self, postgres_conn_id: str = POSTGRES_CONN_ID, **kwargs) -> None:
+        super().__init__(postgres_conn_id=postgres_conn_id, **kwargs)
+
+    def _frame(self, sql: str, parameters: tuple) -> pd.DataFrame:
+        import pandas as pd
+
+        conn = self.get_conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, parameters)
+                columns = [c.name for c in cur.description]
+                return pd.DataFrame(cur.fetchall(), columns=columns)
+        finally:
+            conn.close()
+
+    def count_landed(self, *, tenant_id: str, source: str) -> int:
+        row = self.get_first(
+            "SELECT count(*) FROM interactions WHERE tenant_id = %s AND source = %s", parameters=(tenant_id, source)
+        )
+        return int(row[0])
+
+    def landed(self, *, tenant_id: str, source: str | None = None) -> pd.DataFrame:
+        """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
+        where, params = "tenant_id = %s", (tenant_id,)
+        if source is not None:
+            where, params = where + " AND source = %s", (tenant_id, source)
+        return self._frame(
+            f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id", params
+        )
+
+    def catalog(self, *, tenant_id: str) -> pd.DataFrame:
+        return self._frame(
+            "SELECT item_id, title, category, price, image_url FROM items WHERE tenant_id = %s ORDER BY item_id",
+            (tenant_id,),
+        )

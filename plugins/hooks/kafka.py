@@ -1,0 +1,114 @@
+"""KafkaHook: the Kafka-protocol broker behind the ``kafka_default`` connection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from include.config import CONSUMER_HEARTBEAT_MS, CONSUMER_SESSION_TIMEOUT_MS, KAFKA_CONN_ID
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+
+@dataclass
+class ProduceResult:
+    produced: int = 0
+    acked: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # the first few, for the log and the report
+
+    @property
+    def rate(self) -> float:
+        return self.acked / self.seconds if self.seconds else 0.0
+
+
+class KafkaHook(BaseHook):
+    """Producers, consumers and admin clients configured from one connection (extra.bootstrap_servers)."""
+
+    conn_name_attr = "kafka_conn_id"
+    default_conn_name = KAFKA_CONN_ID
+    hook_name = "Kafka"
+
+    def __init__(self, kafka_conn_id: str = KAFKA_CONN_ID) -> None:
+        super().__init__()
+        self.kafka_conn_id = kafka_conn_id
+
+    def get_conn(self) -> dict[str, Any]:
+        """Client settings shared by producers, consumers and admin clients."""
+        conn = self.get_connection(self.kafka_conn_id)
+        servers = conn.extra_dejson.get("bootstrap_servers") or (f"{conn.host}:{conn.port}" if conn.host else None)
+        if not servers:
+            raise ValueError(f"connection {self.kafka_conn_id!r} must set extra.bootstrap_servers (host:port)")
+        return {"bootstrap_servers": servers.split(",") if isinstance(servers, str) else servers}
+
+    def producer(self, **overrides: Any) -> KafkaProducer:
+        from kafka import KafkaProducer
+
+        settings: dict[str, Any] = {
+            "acks": "all",
+            # One request in flight per connection keeps per-key order even when a batch is retried.
+            "max_in_flight_requests_per_connection": 1,
+            "retries": 10,
+            "retry_backoff_ms": 200,
+            "linger_ms": 20,
+            "batch_size": 512 * 1024,
+            "max_block_ms": 30_000,
+            "request_timeout_ms": 30_000,
+        }
+        settings.update(overrides)
+        return KafkaProducer(**self.get_conn(), **settings)
+
+    def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> KafkaConsumer:
+        from kafka import KafkaConsumer
+
+        settings: dict[str, Any] = {
+            "group_id": group_id,
+            "auto_offset_reset": "earliest",
+            "enable_auto_commit": False,
+            "session_timeout_ms": CONSUMER_SESSION_TIMEOUT_MS,
+            "heartbeat_interval_ms": CONSUMER_HEARTBEAT_MS,
+        }
+        settings.update(overrides)
+        return KafkaConsumer(*topics, **self.get_conn(), **settings)
+
+    def admin(self) -> KafkaAdminClient:
+        from kafka import KafkaAdminClient
+
+        return KafkaAdminClient(**self.get_conn(), request_timeout_ms=10_000)
+
+    def list_topics(self) -> set[str]:
+        admin = self.admin()
+        try:
+            return set(admin.list_topics())
+        finally:
+            admin.close()
+
+    def produce(self, topic: str, messages: Iterable[tuple[bytes, bytes]], *, flush_timeout_s: float = 120.0) -> ProduceResult:
+        """Send (key, value) pairs and count broker acknowledgements, not just sends."""
+        result = ProduceResult()
+
+        def on_ack(_metadata: Any) -> None:
+            result.acked += 1
+
+        def on_error(exc: BaseException) -> None:
+            result.failed += 1
+            if len(result.errors) < 5:
+                result.errors.append(f"{type(exc).__name__}: {exc}")
+
+        producer = self.producer()
+        start = time.perf_counter()
+        try:
+            for key, value in messages:
+                producer.send(topic, key=key, value=value).add_callback(on_ack).add_errback(on_error)
+                result.produced += 1
+            producer.flush(timeout=flush_timeout_s)
+        finally:
+            result.seconds = time.perf_counter() - start
+            producer.close(timeout=10)
+        return result

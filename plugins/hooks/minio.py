@@ -1,0 +1,128 @@
+"""MinioHook: the object store (MinIO, or any S3 API) behind the ``minio_default`` connection."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseHook
+
+from include.config import MINIO_CONN_ID
+
+if TYPE_CHECKING:
+    from minio import Minio
+
+SHA256_META = "sha256"
+_CHUNK = 1024 * 1024
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size: int
+    sha256: str  # of the bytes sent
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    data: bytes
+    sha256: str  # of the bytes received
+    metadata_sha256: str | None  # what the object's metadata claims
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """'s3://bucket/key/parts' -> ('bucket', 'key/parts')."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"expected an s3://bucket/key URI, got {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+class MinioHook(BaseHook):
+    """Typed helpers over the MinIO client; every object it writes carries the SHA-256 of its bytes."""
+
+    conn_name_attr = "minio_conn_id"
+    default_conn_name = MINIO_CONN_ID
+    hook_name = "MinIO / S3"
+
+    def __init__(self, minio_conn_id: str = MINIO_CONN_ID) -> None:
+        super().__init__()
+        self.minio_conn_id = minio_conn_id
+
+    @cached_property
+    def client(self) -> Minio:
+        return self.get_conn()
+
+    def get_conn(self) -> Minio:
+        from minio import Minio
+
+        conn = self.get_connection(self.minio_conn_id)
+        if not conn.host or not conn.login or not conn.password:
+            raise ValueError(
+                f"connection {self.minio_conn_id!r} must set host, login (access key) and password (secret key)"
+            )
+        endpoint = f"{conn.host}:{conn.port}" if conn.port else conn.host
+        secure = bool(conn.extra_dejson.get("secure", False))
+        return Minio(endpoint, access_key=conn.login, secret_key=conn.password, secure=secure)
+
+    def put_bytes(self, *, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> StoredObject:
+        digest = sha256_bytes(data)
+        self.client.put_object(
+            bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest}
+        )
+        return StoredObject(bucket, key, len(data), digest)
+
+    def put_file(self, *, bucket: str, key: str, path: str, content_type: str = "text/csv") -> StoredObject:
+        digest = sha256_file(path)
+        self.client.fput_object(bucket, key, path, content_type=content_type, metadata={SHA256_META: digest})
+        return StoredObject(bucket, key, os.path.getsize(path), digest)
+
+    def read_back(self, *, bucket: str, key: str) -> ReadBack:
+        """The object's bytes, their real SHA-256, and the SHA-256 its metadata claims."""
+        stat = self.client.stat_object(bucket, key)
+        response = self.client.get_object(bucket, key)
+        try:
+            data = response.read()
+        finally:
+            response.close()
+            response.release_conn()
+        claimed = next((v for k, v in (stat.metadata or {}).items() if k.lower() == f"x-amz-meta-{SHA256_META}"), None)
+        return ReadBack(data=data, sha256=sha256_bytes(data), metadata_sha256=claimed)
+
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = split_uri(uri)
+        return self.read_back(bucket=bucket, key=key).data
+
+    def missing_buckets(self, buckets: tuple[str, ...]) -> list[str]:
+        return [b for b in buckets if not self.client.bucket_exists(b)]
+
+    def delete_prefix(self, *, bucket: str, prefix: str) -> int:
+        """Remove every object under a prefix (used to clear a stage's partial output before a retry)."""
+        from minio.deleteobjects import DeleteObject
+
+        keys = [DeleteObject(o.object_name) for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]
+        errors = list(self.client.remove_objects(bucket, keys)) if keys else []
+        if errors:
+            raise RuntimeError(f"could not delete {len(errors)} objects under s3://{bucket}/{prefix}: {errors[0]}")
+        return len(keys)

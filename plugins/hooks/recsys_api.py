@@ -1,0 +1,147 @@
+"""RecsysApiHook: the platform's HTTP API behind the ``recsys_api`` connection (password = admin token)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from include.config import RECSYS_API_CONN_ID
+
+if TYPE_CHECKING:
+    import requests
+
+
+class RecsysApiError(RuntimeError):
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path} -> HTTP {status}: {body[:500]}")
+        self.status = status
+
+
+class RecsysApiHook(BaseHook):
+    """Admin and tenant calls to the recsys API. Admin calls retry transient failures with backoff;
+    tenant-facing calls (recommendations, probes) never retry, because their status and latency are what
+    the journey measures."""
+
+    conn_name_attr = "recsys_api_conn_id"
+    default_conn_name = RECSYS_API_CONN_ID
+    hook_name = "Recsys API"
+
+    def __init__(self, recsys_api_conn_id: str = RECSYS_API_CONN_ID, *, run_key: str | None = None) -> None:
+        super().__init__()
+        self.recsys_api_conn_id = recsys_api_conn_id
+        self.run_key = run_key  # sent as X-Run-Key so the platform's audit rows are keyed by this run
+
+    @cached_property
+    def _conn(self) -> Any:
+        conn = self.get_connection(self.recsys_api_conn_id)
+        if not conn.host or not conn.password:
+            raise ValueError(f"connection {self.recsys_api_conn_id!r} must set host and password (admin token)")
+        return conn
+
+    @cached_property
+    def base_url(self) -> str:
+        conn = self._conn
+        port = f":{conn.port}" if conn.port else ""
+        return f"{conn.schema or 'http'}://{conn.host}{port}"
+
+    def get_conn(self) -> requests.Session:
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        retry = Retry(
+            total=5,
+            connect=5,
+            read=2,
+            status=3,
+            backoff_factor=0.5,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=None,  # the admin calls are idempotent upserts
+            raise_on_status=False,
+        )
+        session = requests.Session()
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        session.headers["Authorization"] = f"Bearer {self._conn.password}"
+        if self.run_key:
+            session.headers["X-Run-Key"] = self.run_key
+        return session
+
+    @cached_property
+    def admin(self) -> requests.Session:
+        return self.get_conn()
+
+    @cached_property
+    def tenant_session(self) -> requests.Session:
+        """A plain session (no retries, no admin token) for calls made as a tenant."""
+        import requests
+
+        session = requests.Session()
+        if self.run_key:
+            session.headers["X-Run-Key"] = self.run_key
+        return session
+
+    def _admin_call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
+        response = self.admin.request(method, self.base_url + path, timeout=kwargs.pop("timeout", 60), **kwargs)
+        if response.status_code not in ok:
+            raise RecsysApiError(method, path, response.status_code, response.text)
+        return response.json() if response.content else None
+
+    # --- admin -------------------------------------------------------------------------------------------
+    def ensure_tenant(self, *, slug: str, name: str, email: str) -> dict[str, Any]:
+        """Create the tenant, or return the existing one: onboarding the same tenant twice is not an error."""
+        response = self.admin.post(
+            self.base_url + "/api/admin/tenants", json={"slug": slug, "name": name, "email": email}, timeout=30
+        )
+        if response.status_code == 201:
+            return {**response.json(), "created": True}
+        if response.status_code == 409:
+            return {**self._admin_call("GET", f"/api/admin/tenants/{slug}"), "created": False}
+        raise RecsysApiError("POST", "/api/admin/tenants", response.status_code, response.text)
+
+    def create_api_key(self, tenant_id: str, *, name: str) -> tuple[str, str]:
+        """Returns (api_key, key_id). The key exists only in memory: never log, XCom or report it."""
+        body = self._admin_call("POST", f"/api/admin/tenants/{tenant_id}/apikeys", json={"name": name})
+        return body["api_key"], body["id"]
+
+    def register_upload(self, tenant_id: str, **upload: Any) -> dict[str, Any]:
+        return self._admin_call("POST", f"/api/admin/tenants/{tenant_id}/uploads", json=upload)
+
+    def register_model(self, tenant_id: str, **model: Any) -> dict[str, Any]:
+        return self._admin_call("POST", f"/api/admin/tenants/{tenant_id}/models", json=model)
+
+    def list_models(self, tenant_id: str) -> Any:
+        return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/models")
+
+    def deploy(self, tenant_id: str, version: str, *, traffic_percent: int = 100) -> dict[str, Any]:
+        return self._admin_call(
+            "POST",
+            f"/api/admin/tenants/{tenant_id}/models/{version}/deploy",
+            json={"traffic_percent": traffic_percent},
+            timeout=300,
+        )
+
+    def deployment(self, tenant_id: str) -> dict[str, Any]:
+        return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/deployment")
+
+    def audit(self, *, tenant_id: str, source: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+        params = {"tenant_id": tenant_id, "format": "json"}
+        if source:
+            params["source"] = source
+        if action:
+            params["action"] = action
+        body = self._admin_call("GET", "/api/admin/audit", params=params)
+        return body["entries"] if isinstance(body, dict) else body
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        response = self.tenant_session.get(self.base_url + "/health", timeout=10)
+        return response.status_code, response.json()
+
+    # --- as a tenant ---------------------------------------------------------------------------------------
+    def call_as_tenant(
+        self, method: str, path: str, *, api_key: str | None, json: Any = None, data: Any = None
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
+        return self.tenant_session.request(method, self.base_url + path, headers=headers, json=json, data=data, timeout=30)

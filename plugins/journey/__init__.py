@@ -1,0 +1,15 @@
+"""The onboarding journey's stages, one module per stage, each with ``run`` and ``validate``.
+
+The DAG's tasks only call these; a stage module owns its logic, the GX suite of the same name in
+expectations/ proves its output, and tests/ has a test of the same name.
+"""
+
+STAGES: tuple[str, ...] = (
+    "seed_data",
+    "upload_to_minio",
+    "feed_kafka",
+    "train_model",
+    "deploy_model",
+    "query_recommendations",
+    "audit",
+)

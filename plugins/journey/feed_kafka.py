@@ -1,0 +1,119 @@
+"""feed_kafka: produce the uploaded interactions to the platform's topic and wait until its ingestion worker
+has landed them.
+
+Messages are keyed by user_id (so a user's events share a partition and keep their order) and sent in
+timestamp order with acks=all. Landing is reconciled by counting rows in the platform's database for this
+tenant and run, never by Kafka watermarks (Tansu's end offsets under-report).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pandas as pd
+
+from include.config import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC, RAW_BUCKET
+from plugins.journey.run import JourneyRun
+from plugins.journey.seed_data import clean_path
+from plugins.journey.tables import read_table
+from plugins.journey.upload_to_minio import raw_key
+
+POLL_SECONDS = 0.5
+
+
+def messages(interactions: pd.DataFrame, *, tenant: str, source: str) -> list[tuple[bytes, bytes]]:
+    ordered = interactions.sort_values(["timestamp", "event_id"], kind="stable")
+    return [
+        (
+            row["user_id"].encode(),
+            json.dumps({"tenant": tenant, "source": source, **row}, separators=(",", ":")).encode(),
+        )
+        for row in ordered.to_dict("records")
+    ]
+
+
+def wait_for_landing(*, tenant_id: str, source: str, expected: int, timeout_s: float) -> tuple[int, float]:
+    """Poll the platform's row count until it reaches ``expected`` or the timeout passes: (landed, seconds)."""
+    from plugins.hooks.app_db import AppDbHook
+
+    db = AppDbHook()
+    start = time.monotonic()
+    landed = db.count_landed(tenant_id=tenant_id, source=source)
+    while landed < expected and time.monotonic() - start < timeout_s:
+        time.sleep(POLL_SECONDS)
+        landed = db.count_landed(tenant_id=tenant_id, source=source)
+    return landed, time.monotonic() - start
+
+
+def dead_lettered(*, source: str, timeout_s: float = 3.0) -> int:
+    """Messages of this run on the dead-letter topic (read from the start: the topic is small by design)."""
+    from plugins.hooks.kafka import KafkaHook
+
+    consumer = KafkaHook().consumer(DEAD_LETTER_TOPIC, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+    marker = f'"source":"{source}"'.encode()
+    try:
+        return sum(1 for record in consumer if record.value and marker in record.value)
+    finally:
+        consumer.close()
+
+
+def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+    seed = done["seed_data"]
+    from plugins.hooks.kafka import KafkaHook
+    from plugins.hooks.minio import MinioHook
+
+    interactions = read_table(MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(run, "interactions")).data, "interactions")
+    batch = messages(interactions, tenant=run.tenant, source=run.run_key)
+    produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
+    if produced.failed:
+        raise RuntimeError(f"{produced.failed} of {produced.produced} messages were not acknowledged: {produced.errors}")
+    landed, wait_s = wait_for_landing(
+        tenant_id=seed["tenant_id"],
+        source=run.run_key,
+        expected=len(interactions),
+        timeout_s=float(run.params["feed_timeout_s"]),
+    )
+    return {
+        "generated": len(interactions),
+        "produced": produced.produced,
+        "acked": produced.acked,
+        "produce_seconds": round(produced.seconds, 3),
+        "messages_per_s": round(produced.rate, 1),
+        "landed": landed,
+        "landing_wait_s": round(wait_s, 3),
+    }
+
+
+def user_order(landed: pd.DataFrame) -> pd.DataFrame:
+    """Per user: were the events stored in the order they happened (offsets rise with timestamps)?"""
+    ordered = landed.sort_values(["user_id", "ts", "event_id"], kind="stable")
+    step = ordered.groupby("user_id")["kafka_offset"].diff()
+    same_partition = ordered.groupby("user_id")["kafka_partition"].transform("nunique") == 1
+    in_order = (step.isna() | (step > 0)).groupby(ordered["user_id"]).all() & same_partition.groupby(ordered["user_id"]).all()
+    return in_order.rename("in_order").reset_index()
+
+
+def validate(run: JourneyRun, done: dict[str, Any]):
+    seed, feed = done["seed_data"], done["feed_kafka"]
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.validation import validate_stage
+
+    landed = AppDbHook().landed(tenant_id=seed["tenant_id"], source=run.run_key)
+    counts = pd.DataFrame(
+        [
+            {
+                "generated": seed["counts"]["interactions"],
+                "produced": feed["produced"],
+                "acked": feed["acked"],
+                "landed": len(landed),
+                "dead_lettered": dead_lettered(source=run.run_key),
+            }
+        ]
+    )
+    landed = landed.assign(ts=pd.to_datetime(landed["ts"], utc=True))
+    sent = read_table(clean_path(run, "interactions"), "interactions")
+    parameters = {"max_dead_lettered": 0, "n_users_expected": int(sent["user_id"].nunique())}
+    frames = {"counts": counts, "landed": landed, "user_order": user_order(landed)}
+    return validate_stage("feed_kafka", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)

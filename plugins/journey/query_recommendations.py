@@ -1,0 +1,187 @@
+"""query_recommendations: act as the tenant's application. Create an API key, ask for recommendations for a
+sample of users with and without a category filter, and probe the security contract: 401 without or with a bad
+key, 403 across tenants, 422 for a malformed body, 429 for a burst over the rate limit.
+
+The raw responses are written to the run's work dir; the GX suite checks them: counts, unique items, scores
+sorted, items in the catalog, filters honoured, probe statuses, latency percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.recsys.contracts import CATEGORIES
+from plugins.journey.run import JourneyRun
+
+RECOMMEND_PATH = "/api/v1/recommendations"
+# Larger than any sane per-key limit in a short window, small enough to stay a probe.
+BURST_REQUESTS = 150
+
+
+def responses_path(run: JourneyRun) -> str:
+    return os.path.join(run.work_dir, "recommendations.json")
+
+
+def _timed(call) -> tuple[Any, float]:
+    start = time.perf_counter()
+    response = call()
+    return response, (time.perf_counter() - start) * 1000
+
+
+def sample_users(user_ids: list[str], *, size: int, seed: int) -> list[str]:
+    ordered = sorted(set(user_ids))
+    rng = np.random.default_rng(seed)
+    return [ordered[i] for i in sorted(rng.choice(len(ordered), size=min(size, len(ordered)), replace=False))]
+
+
+def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_key: str) -> list[dict[str, Any]]:
+    body = {"user_id": "probe-user", "count": 5}
+    probes = [
+        ("401 without key", 401, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=None, json=body)),
+        ("401 with bad key", 401, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key="rk_not-a-real-key", json=body)),
+        (
+            "403 other tenant's route",
+            403,
+            lambda: api.call_as_tenant(
+                "POST", f"/api/v1/tenants/{other_tenant_id}/recommendations", api_key=api_key, json=body
+            ),
+        ),
+        (
+            "403 other tenant in body",
+            403,
+            lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json={**body, "tenant_id": other_tenant_id}),
+        ),
+        ("422 malformed body", 422, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json={"count": "ten"})),
+    ]
+    results = [{"probe": name, "expected_status": want, "actual_status": call().status_code} for name, want, call in probes]
+    # The burst uses its own key so the sample's key keeps its budget.
+    statuses = [api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json=body) for _ in range(BURST_REQUESTS)]
+    limited = next((r for r in statuses if r.status_code == 429), None)
+    results.append(
+        {
+            "probe": f"429 burst of {BURST_REQUESTS}",
+            "expected_status": 429,
+            "actual_status": 429 if limited is not None and limited.headers.get("Retry-After") else statuses[-1].status_code,
+        }
+    )
+    return results
+
+
+def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+    seed = done["seed_data"]
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    api = RecsysApiHook(run_key=run.run_key)
+    tenant_id = seed["tenant_id"]
+    api_key, key_id = api.create_api_key(tenant_id, name=f"journey {run.run_key}")
+    probe_key, _ = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}")
+    other = api.ensure_tenant(slug=f"{run.tenant}-isolation-probe", name="isolation probe", email="probe@example.com")
+
+    landed_users = AppDbHook().landed(tenant_id=tenant_id, source=run.run_key)["user_id"].tolist()
+    users = sample_users(landed_users, size=int(run.params["sample_users"]), seed=int(run.params["seed"]))
+    count = int(run.params["rec_count"])
+    requests = []
+    for i, user_id in enumerate(users):
+        for category in (None, CATEGORIES[i % len(CATEGORIES)]):
+            body = {"user_id": user_id, "count": count, **({"filters": {"category": category}} if category else {})}
+            response, latency_ms = _timed(lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body))
+            requests.append(
+                {
+                    "request_id": f"r{len(requests):04d}",
+                    "user_id": user_id,
+                    "filter_category": category,
+                    "count_requested": count,
+                    "status": response.status_code,
+                    "latency_ms": latency_ms,
+                    "body": response.json() if response.headers.get("content-type", "").startswith("application/json") else None,
+                }
+            )
+    probes = _probes(api, tenant_id=tenant_id, other_tenant_id=other["tenant_id"], api_key=api_key, probe_key=probe_key)
+    with open(responses_path(run), "w") as fh:
+        json.dump({"requests": requests, "probes": probes}, fh)
+    latencies = [r["latency_ms"] for r in requests]
+    return {
+        "api_key_id": key_id,
+        "requests": len(requests),
+        "errors": sum(r["status"] != 200 for r in requests),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p95_ms": round(float(np.percentile(latencies, 95)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "fallback": sum(bool((r["body"] or {}).get("fallback")) for r in requests),
+        "probes": {p["probe"]: p["actual_status"] for p in probes},
+    }
+
+
+def frames(recorded: dict[str, Any], *, catalog: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    categories = dict(zip(catalog["item_id"], catalog["category"]))
+    rec_rows, request_rows = [], []
+    for req in recorded["requests"]:
+        items = (req["body"] or {}).get("items") or []
+        request_rows.append(
+            {
+                "request_id": req["request_id"],
+                "user_id": req["user_id"],
+                "status": req["status"],
+                "count_requested": req["count_requested"],
+                "count_returned": len(items),
+                "fallback": bool((req["body"] or {}).get("fallback")),
+                "latency_ms": req["latency_ms"],
+                "filtered": req["filter_category"] is not None,
+            }
+        )
+        previous = None
+        for rank, item in enumerate(items, start=1):
+            rec_rows.append(
+                {
+                    "request_id": req["request_id"],
+                    "user_id": req["user_id"],
+                    "rank": rank,
+                    "item_id": item["item_id"],
+                    "score": float(item["score"]),
+                    # The catalog's category, not the response's: a filter is honoured only if the item really is in it.
+                    "category": categories.get(item["item_id"]),
+                    "filter_category": req["filter_category"],
+                    "prev_score": previous,
+                    "in_catalog": item["item_id"] in categories,
+                }
+            )
+            previous = float(item["score"])
+    requests = pd.DataFrame(request_rows)
+    latencies = requests["latency_ms"].to_numpy()
+    latency = pd.DataFrame(
+        [
+            {
+                "p50_ms": float(np.percentile(latencies, 50)),
+                "p95_ms": float(np.percentile(latencies, 95)),
+                "p99_ms": float(np.percentile(latencies, 99)),
+                "error_rate": float((requests["status"] != 200).mean()),
+            }
+        ]
+    )
+    recommendations = pd.DataFrame(rec_rows).astype({"prev_score": "float64"})
+    return {"recommendations": recommendations, "requests": requests, "probes": pd.DataFrame(recorded["probes"]), "latency": latency}
+
+
+def validate(run: JourneyRun, done: dict[str, Any]):
+    seed = done["seed_data"]
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.validation import validate_stage
+
+    with open(responses_path(run)) as fh:
+        recorded = json.load(fh)
+    catalog = AppDbHook().catalog(tenant_id=seed["tenant_id"])
+    parameters = {
+        "catalog_item_ids": catalog["item_id"].tolist(),
+        "max_p95_ms": float(run.params["max_p95_ms"]),
+        "max_error_rate": float(run.params["max_error_rate"]),
+    }
+    return validate_stage(
+        "query_recommendations", frames(recorded, catalog=catalog), parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
+    )

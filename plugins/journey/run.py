@@ -1,0 +1,109 @@
+"""JourneyRun: who and what one run of the journey is about, derived from the Airflow context.
+
+Everything a stage writes is keyed by tenant and ``run_key``. The run key is the data interval's day plus a
+digest of the parameters that shape the data, so the same logical date with the same parameters always
+reproduces the same objects, event ids and checksums (backfills and reruns are idempotent), while a run with
+other sizes or another input never overwrites it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from include.config import local_dir
+
+# The params that decide what data a run produces; anything else (thresholds, sample sizes) does not.
+DATA_PARAMS: tuple[str, ...] = ("seed", "n_users", "n_items", "n_interactions", "interactions_uri", "items_uri")
+
+
+def work_root() -> str:
+    return os.environ.get("PIPELINE_WORK_DIR") or os.path.join(local_dir(), "work")
+
+
+def reports_root() -> str:
+    return os.environ.get("PIPELINE_REPORTS_DIR") or os.path.join(local_dir(), "reports")
+
+
+def safe_name(value: str) -> str:
+    """A run id as a path segment: Airflow run ids contain ':' and '+'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", value)
+
+
+@dataclass(frozen=True)
+class JourneyRun:
+    dag_id: str
+    run_id: str
+    tenant: str
+    window_start: datetime
+    window_end: datetime
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_context(cls, context: Any) -> JourneyRun:
+        dag_run = context["dag_run"]
+        start = context.get("data_interval_start")
+        end = context.get("data_interval_end")
+        if start is None or end is None:
+            # Manual runs without a logical date validate the day they were triggered for.
+            run_after = dag_run.run_after
+            start = datetime(run_after.year, run_after.month, run_after.day, tzinfo=timezone.utc)
+            end = start + timedelta(days=1)
+        if end <= start:
+            # A manual run's interval can be empty: the data still needs a day to live in.
+            end = start + timedelta(days=1)
+        params = dict(context["params"])
+        return cls(
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            tenant=params["tenant"],
+            window_start=_utc(start),
+            window_end=_utc(end),
+            params=params,
+        )
+
+    @property
+    def byod(self) -> bool:
+        """Bring your own data: validate a real tenant's sample instead of generated data."""
+        return bool(self.params.get("interactions_uri"))
+
+    @property
+    def run_key(self) -> str:
+        shaping = {name: self.params.get(name) for name in DATA_PARAMS}
+        digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.window_start:%Y-%m-%d}-{digest}"
+
+    @property
+    def model_version(self) -> str:
+        return f"v{self.run_key.replace('-', '')}"
+
+    @property
+    def object_prefix(self) -> str:
+        return f"{self.tenant}/{self.run_key}/"
+
+    @property
+    def work_dir(self) -> str:
+        path = os.path.join(work_root(), self.tenant, self.run_key)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    @property
+    def report_dir(self) -> str:
+        path = os.path.join(reports_root(), safe_name(self.run_id))
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    @property
+    def gx_dir(self) -> str:
+        return os.path.join(self.report_dir, "gx")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)

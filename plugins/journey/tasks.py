@@ -1,0 +1,81 @@
+"""The bodies of the journey's tasks: run a stage, validate a stage, with the bookkeeping the report needs.
+
+Each stage module exposes ``run(run, done) -> summary`` and ``validate(run, done) -> StageValidation`` where
+``done`` maps earlier stages (and, for validate, the stage itself) to their run summaries, pulled from XCom.
+Failures are pushed to XCom under ``failure`` so the report can say what broke even though a failed task has
+no return value. Only transient errors are retried; bad input and failed expectations fail at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import time
+from typing import Any
+
+from plugins.journey import STAGES
+from plugins.journey.run import JourneyRun
+
+FAILURE_KEY = "failure"
+VALIDATION_KEY = "validation"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth a retry: the other side was unreachable or overloaded, not wrong."""
+    import requests
+    from kafka.errors import KafkaError
+    from psycopg2 import OperationalError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    from plugins.hooks.recsys_api import RecsysApiError
+
+    if isinstance(exc, RecsysApiError):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(
+        exc,
+        (ConnectionError, TimeoutError, socket.timeout, requests.ConnectionError, requests.Timeout, KafkaError,
+         OperationalError, Urllib3Error),
+    )
+
+
+def summaries(ti: Any, *, through: str) -> dict[str, Any]:
+    """Run summaries of every stage up to and including ``through``."""
+    names = STAGES[: STAGES.index(through) + 1]
+    return {name: ti.xcom_pull(task_ids=f"{name}.run") for name in names}
+
+
+def run_stage(stage: str, context: Any) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    module = importlib.import_module(f"plugins.journey.{stage}")
+    journey = JourneyRun.from_context(context)
+    ti = context["ti"]
+    done = summaries(ti, through=STAGES[STAGES.index(stage) - 1]) if stage != STAGES[0] else {}
+    start = time.monotonic()
+    try:
+        summary = module.run(journey, done)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        ti.xcom_push(key=FAILURE_KEY, value={"error": error[:4000], "duration_s": round(time.monotonic() - start, 3)})
+        if is_transient(exc):
+            raise
+        raise AirflowFailException(f"{stage} failed (not retried: not a transient error): {error}") from exc
+    return {**summary, "duration_s": round(time.monotonic() - start, 3)}
+
+
+def validate_stage(stage: str, context: Any) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from plugins.validation import ValidationFailed
+
+    module = importlib.import_module(f"plugins.journey.{stage}")
+    journey = JourneyRun.from_context(context)
+    ti = context["ti"]
+    result = module.validate(journey, summaries(ti, through=stage))
+    ti.xcom_push(key=VALIDATION_KEY, value=result.to_dict())
+    try:
+        result.raise_for_failure()
+    except ValidationFailed as failed:
+        # Data that fails its expectations will fail them again: no retry.
+        raise AirflowFailException(str(failed)) from None
+    return result.to_dict()

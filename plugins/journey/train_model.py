@@ -1,0 +1,76 @@
+"""train_model: train LightGCN on the interactions the platform landed for this run, store the artifacts in
+the models bucket and register the version with the platform.
+
+The GX suite reads the artifacts back from the object store and proves: NDCG@10 above the threshold and
+clearly above popularity, every embedding finite, every catalog item embedded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.config import MODELS_BUCKET
+from plugins.journey.run import JourneyRun
+
+
+def artifact_prefix(run: JourneyRun) -> str:
+    return f"{run.tenant}/{run.model_version}/"
+
+
+def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+    seed = done["seed_data"]
+    from include.recsys.train import TrainConfig, save_artifacts, train_tenant
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.minio import MinioHook
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    db = AppDbHook()
+    interactions = db.landed(tenant_id=seed["tenant_id"], source=run.run_key)
+    catalog = db.catalog(tenant_id=seed["tenant_id"])
+    if interactions.empty:
+        raise ValueError(f"no landed interactions for tenant {run.tenant} and run {run.run_key}: nothing to train on")
+    result = train_tenant(
+        interactions, item_ids=catalog["item_id"].tolist(), config=TrainConfig(seed=int(run.params["seed"]))
+    )
+    stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
+    metrics = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in result.metrics.items()}
+    RecsysApiHook(run_key=run.run_key).register_model(
+        seed["tenant_id"],
+        version=run.model_version,
+        metrics=metrics,
+        artifact_uri=stored["artifact_uri"],
+        source=run.run_key,
+    )
+    return {"version": run.model_version, "artifact_uri": stored["artifact_uri"], "metrics": metrics}
+
+
+def validate(run: JourneyRun, done: dict[str, Any]):
+    seed = done["seed_data"]
+    from include.recsys.train import load_artifacts
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.minio import MinioHook
+    from plugins.validation import validate_stage
+
+    artifacts = load_artifacts(client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
+    catalog = AppDbHook().catalog(tenant_id=seed["tenant_id"])
+    metrics = artifacts.metrics
+    embedded = set(artifacts.item_ids)
+    row = {
+        "ndcg_at_10": metrics["ndcg_at_10"],
+        "recall_at_10": metrics["recall_at_10"],
+        "popularity_ndcg_at_10": metrics["popularity_ndcg_at_10"],
+        "ndcg_lift": metrics["ndcg_at_10"] / max(metrics["popularity_ndcg_at_10"], 1e-9),
+        "train_seconds": metrics["train_seconds"],
+        "n_items_catalog": len(catalog),
+        "n_items_embedded": int(catalog["item_id"].isin(embedded).sum()),
+        "n_users_embedded": len(artifacts.user_ids),
+        "nonfinite_values": int((~np.isfinite(artifacts.item_embeddings)).sum() + (~np.isfinite(artifacts.user_embeddings)).sum()),
+        "embedding_dim": int(artifacts.item_embeddings.shape[1]),
+    }
+    parameters = {"ndcg_threshold": float(run.params["ndcg_threshold"]), "min_lift": float(run.params["min_lift"])}
+    return validate_stage(
+        "train_model", {"metrics": pd.DataFrame([row])}, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
+    )
