@@ -1,0 +1,94 @@
+"""Object storage access for the platform: a MinIO client with short timeouts and checksummed reads."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from include.recsys.settings import Settings
+
+SHA256_META = "sha256"
+
+
+class StorageError(RuntimeError):
+    """An object is missing, unreadable or does not match its checksum."""
+
+
+def client(settings: Settings, *, timeout_s: float = 10.0) -> Minio:
+    # urllib3's default retries would turn a dead endpoint into a long hang; callers retry instead.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=min(timeout_s, 2.0), read=timeout_s),
+        retries=urllib3.Retry(total=1, backoff_factor=0.1),
+        maxsize=8,
+    )
+    return Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure,
+        region="us-east-1",
+        http_client=http,
+    )
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """s3://bucket/prefix/ -> (bucket, "prefix/")."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise StorageError(f"expected an s3://bucket/prefix/ URI, got {uri[:200]!r}")
+    bucket, _, prefix = uri[5:].partition("/")
+    if not bucket:
+        raise StorageError(f"expected an s3://bucket/prefix/ URI, got {uri[:200]!r}")
+    return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def read(s3: Minio, bucket: str, key: str) -> bytes:
+    try:
+        response = s3.get_object(bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+    except S3Error as exc:
+        raise StorageError(f"cannot read s3://{bucket}/{key}: {exc.code}") from None
+
+
+def read_verified(s3: Minio, bucket: str, key: str) -> bytes:
+    """The object's bytes, after checking them against the SHA-256 in its metadata."""
+    try:
+        stat = s3.stat_object(bucket, key)
+    except S3Error as exc:
+        raise StorageError(f"cannot stat s3://{bucket}/{key}: {exc.code}") from None
+    expected = _metadata_sha256(stat.metadata or {})
+    if not expected:
+        raise StorageError(f"s3://{bucket}/{key} carries no x-amz-meta-{SHA256_META} metadata to verify against")
+    data = read(s3, bucket, key)
+    actual = sha256_hex(data)
+    if actual != expected:
+        raise StorageError(f"s3://{bucket}/{key} sha256 mismatch: metadata says {expected}, content is {actual}")
+    return data
+
+
+def write(s3: Minio, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> str:
+    """Store bytes with their SHA-256 in metadata; returns the checksum."""
+    digest = sha256_hex(data)
+    s3.put_object(
+        bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest}
+    )
+    return digest
+
+
+def _metadata_sha256(metadata) -> str | None:
+    # Header names come back in whatever case the server chose.
+    for name, value in metadata.items():
+        if name.lower() in (f"x-amz-meta-{SHA256_META}", SHA256_META):
+            return str(value).strip().lower()
+    return None

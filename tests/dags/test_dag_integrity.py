@@ -1,0 +1,67 @@
+"""Every DAG parses fast, without import errors, and carries the metadata operators rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from include.config import project_root
+
+DAGS_DIR = os.path.join(project_root(), "dags")
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=DAGS_DIR)
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "onboarding_journey" in dagbag.dags
+
+
+def test_every_dag_has_tags_owner_and_retries(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        for t in dag.tasks:
+            assert t.owner and t.owner != "airflow", f"{dag_id}.{t.task_id} has no owner"
+            if not t.task_id.endswith("validate"):
+                assert t.retries >= 1, f"{dag_id}.{t.task_id} is never retried"
+
+
+def test_validations_are_never_retried(dagbag):
+    validations = [t for d in dagbag.dags.values() for t in d.tasks if t.task_id.endswith(".validate")]
+    assert validations
+    assert all(t.retries == 0 for t in validations)
+
+
+def test_journey_stages_in_order(dagbag):
+    from plugins.journey import STAGES
+
+    dag = dagbag.dags["onboarding_journey"]
+    for before, after in zip(STAGES, STAGES[1:]):
+        assert f"{after}.run" in dag.get_task(f"{before}.validate").downstream_task_ids
+    assert dag.get_task("report").trigger_rule == "all_done"
+
+
+def test_dags_folder_parses_without_heavy_imports():
+    """Parsing must not import pandas, GX, torch or the clients: the dag-processor re-parses files all day."""
+    code = (
+        "import json, sys, time\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "start = time.perf_counter()\n"
+        f"DagBag(dag_folder={DAGS_DIR!r})\n"
+        "elapsed = time.perf_counter() - start\n"
+        "heavy = [m for m in ('pandas', 'great_expectations', 'torch', 'faiss', 'kafka', 'minio') if m in sys.modules]\n"
+        "print(json.dumps({'elapsed': elapsed, 'heavy': heavy}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert parsed["heavy"] == [], f"parsing the dags folder imported {parsed['heavy']}"
+    assert parsed["elapsed"] < 2.0, f"parsing took {parsed['elapsed']:.2f} s"

@@ -1,0 +1,140 @@
+"""onboarding_journey end to end with dag.test on the real local stack, at a small scale.
+
+Needs the stack (``make up``): Postgres, SeaweedFS, Tansu, the recsys API and its ingestion worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+
+import io
+
+import pandas as pd
+import pytest
+
+from include.config import QUARANTINE_BUCKET, RAW_BUCKET
+
+pytestmark = pytest.mark.usefixtures("stack_env")
+
+# Small enough for a test, big enough for the planted taste structure to be learnable.
+SMALL = {"n_users": 400, "n_items": 200, "n_interactions": 8000, "sample_users": 10}
+DAY = datetime(2026, 11, 10, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def journey():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.config import project_root
+
+    bag = DagBag(dag_folder=os.path.join(project_root(), "dags"))
+    assert bag.import_errors == {}
+    return bag.dags["onboarding_journey"]
+
+
+def run_journey(dag, *, logical_date: datetime, **conf):
+    from plugins.journey.run import reports_root, safe_name
+
+    dag_run = dag.test(logical_date=logical_date, run_conf=conf)
+    with open(os.path.join(reports_root(), safe_name(dag_run.run_id), "report.json")) as fh:
+        return dag_run, json.load(fh)
+
+
+@pytest.fixture(scope="module")
+def first_run(journey):
+    dag_run, report = run_journey(journey, logical_date=DAY, tenant="it-journey", **SMALL)
+    return dag_run, report, _object_checksums(report["run_key"], "it-journey")
+
+
+def test_journey_passes_every_suite(first_run):
+    dag_run, report, _ = first_run
+    assert [s["name"] for s in report["stages"]] == [
+        "seed_data", "upload_to_minio", "feed_kafka", "train_model", "deploy_model", "query_recommendations", "audit"
+    ]
+    failed = {s["name"]: s.get("error") or s["validation"] for s in report["stages"] if s["status"] != "success"}
+    assert failed == {}
+    assert report["success"] is True
+    assert dag_run.state == "success"
+    feed = next(s for s in report["stages"] if s["name"] == "feed_kafka")["counts"]
+    assert feed["generated"] == feed["produced"] == feed["acked"] == feed["landed"] == SMALL["n_interactions"]
+    assert report["model"]["ndcg_at_10"] >= 0.30
+    assert report["recommendations"]["errors"] == 0
+    assert os.path.isfile(report["data_docs"])
+
+
+def test_rerun_of_the_same_day_is_identical_and_adds_no_rows(journey, first_run):
+    from plugins.hooks.app_db import AppDbHook
+
+    _, first, first_checksums = first_run
+    dag_run, second = run_journey(journey, logical_date=DAY, tenant="it-journey", **SMALL)
+    assert dag_run.state == "success"
+    assert second["run_key"] == first["run_key"]
+    assert _object_checksums(second["run_key"], "it-journey") == first_checksums
+    landed = AppDbHook().landed(tenant_id=_tenant_id("it-journey"), source=second["run_key"])
+    assert len(landed) == SMALL["n_interactions"]
+    assert landed["event_id"].is_unique
+
+
+def _tenant_id(slug: str) -> str:
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    return RecsysApiHook().ensure_tenant(slug=slug, name=slug, email=f"admin@{slug}.example.com")["tenant_id"]
+
+
+def _object_checksums(run_key: str, tenant: str) -> dict[str, str]:
+    from plugins.hooks.minio import MinioHook
+
+    minio = MinioHook()
+    return {
+        name: minio.read_back(bucket=RAW_BUCKET, key=f"{tenant}/{run_key}/{name}.csv").sha256
+        for name in ("items", "users", "interactions")
+    }
+
+
+def test_corrupted_input_fails_at_upload_and_is_quarantined(journey, tmp_path):
+    from include.recsys.datagen import generate
+
+    from plugins.hooks.minio import MinioHook
+
+    data = generate(
+        tenant="it-corrupt", interval_start=DAY, interval_end=DAY.replace(day=11), seed=7, n_users=200, n_items=100,
+        n_interactions=3000,
+    )
+    items = data.items.copy()
+    items.loc[[3, 4], "price"] = -5.0  # two bad catalog rows
+    interactions = data.interactions.copy()
+    interactions.loc[[10, 11, 12], "item_id"] = "item_does_not_exist"
+    interactions.loc[20, "interaction_type"] = "teleport"
+    items.to_csv(tmp_path / "items.csv", index=False)
+    interactions.to_csv(tmp_path / "interactions.csv", index=False)
+    bad_items = set(items.loc[[3, 4], "item_id"])
+    bad_rows = interactions["item_id"].isin(bad_items) | interactions.index.isin([10, 11, 12, 20])
+    expected_bad = int(bad_rows.sum())
+
+    dag_run, report = run_journey(
+        journey,
+        logical_date=DAY,
+        tenant="it-corrupt",
+        items_uri=str(tmp_path / "items.csv"),
+        interactions_uri=str(tmp_path / "interactions.csv"),
+        sample_users=5,
+    )
+    assert dag_run.state == "failed"
+    assert report["success"] is False
+    assert report["failed_stage"] == "upload_to_minio"
+    upload = next(s for s in report["stages"] if s["name"] == "upload_to_minio")
+    failed = upload["validation"]["failed_expectations"]
+    assert any("bad_share" in json.dumps(f) for f in failed), failed
+    assert [s["status"] for s in report["stages"][2:]] == ["skipped"] * 5
+
+    back = MinioHook().read_back(bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.quarantine.csv")
+    quarantined = pd.read_csv(io.BytesIO(back.data), dtype=str)
+    assert len(quarantined) == expected_bad
+    assert quarantined["reason"].str.len().gt(0).all()
+    assert back.sha256 == back.metadata_sha256
+    items_back = MinioHook().read_back(bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/items.quarantine.csv")
+    assert "price must be > 0" in items_back.data.decode()
+    raw = MinioHook().read_back(bucket=RAW_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.csv")
+    assert len(pd.read_csv(io.BytesIO(raw.data))) + expected_bad == len(interactions)

@@ -1,0 +1,295 @@
+"""docker-compose.yml and the Dockerfiles agree with include/config.py and requirements.txt.
+
+No Docker engine runs where the tests run, so the stack is checked by construction: the compose file
+is parsed as YAML, `${VAR...}` placeholders are replaced with dummy values the way `docker compose`
+would substitute real ones, and what the services would create or connect to is compared with the
+single sources of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from include.config import (
+    BUCKETS,
+    CONN_IDS,
+    KAFKA_CONN_ID,
+    MINIO_CONN_ID,
+    POSTGRES_CONN_ID,
+    RECSYS_API_CONN_ID,
+    TOPICS,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What the DAGs reach (directly or through the platform) and the Airflow components that run them.
+REQUIRED_SERVICES = (
+    "postgres",
+    "minio",
+    "kafka",
+    "recsys-api",
+    "recsys-ingest",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
+AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+PLATFORM_SERVICES = ("recsys-migrate", "recsys-api", "recsys-ingest")
+# What the platform image installs: everything in requirements.txt except the pipeline's own needs.
+PLATFORM_PACKAGES = {
+    "fastapi",
+    "uvicorn[standard]",
+    "psycopg2-binary",
+    "kafka-python",
+    "minio",
+    "faiss-cpu",
+    "numpy",
+    "pandas",
+}
+PLATFORM_SETTINGS = {
+    "RECSYS_DATABASE_URL": "postgresql://app:dummy-app_db_password@postgres:5432/app",
+    "RECSYS_S3_ENDPOINT": "minio:9000",
+    "RECSYS_S3_ACCESS_KEY": "dummy-minio_root_user",
+    "RECSYS_S3_SECRET_KEY": "dummy-minio_root_password",
+    "RECSYS_S3_SECURE": "false",
+    "RECSYS_KAFKA_BOOTSTRAP": "kafka:9092",
+    "RECSYS_ADMIN_TOKEN": "dummy-recsys_admin_token",
+    "RECSYS_RATE_LIMIT": "60/10",
+}
+# The connections as Airflow will parse them; "dummy-<var>" marks a value taken from .env.
+EXPECTED_CONNECTIONS: dict[str, dict[str, Any]] = {
+    POSTGRES_CONN_ID: {
+        "conn_type": "postgres",
+        "host": "postgres",
+        "port": 5432,
+        "login": "app",
+        "password": "dummy-app_db_password",
+        "schema": "app",
+    },
+    MINIO_CONN_ID: {
+        "conn_type": "generic",
+        "host": "minio",
+        "port": 9000,
+        "login": "dummy-minio_root_user",
+        "password": "dummy-minio_root_password",
+        "extra": {"secure": False},
+    },
+    KAFKA_CONN_ID: {"conn_type": "generic", "extra": {"bootstrap_servers": "kafka:9092"}},
+    RECSYS_API_CONN_ID: {
+        "conn_type": "http",
+        "host": "recsys-api",
+        "port": 8000,
+        "schema": "http",
+        "password": "dummy-recsys_admin_token",
+    },
+}
+# `$$` is compose's escape for a literal `$`; `${NAME}`, `${NAME:?msg}`, `${NAME:-default}` are substituted.
+INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?P<modifier>:?[-?+][^}]*)?\}")
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+(?:\[[A-Za-z0-9,._-]+\])?)==(?P<version>\S+)$")
+CONDITIONS = {"service_healthy", "service_completed_successfully"}
+
+
+def interpolate(value: str) -> str:
+    """Substitute like `docker compose` does, with "dummy-<var>" standing in for every .env value."""
+    return INTERPOLATION.sub(lambda m: f"dummy-{m['name'].lower()}" if m["name"] else "$", value)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as a dict, whichever of compose's two forms (map or list) it uses."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: interpolate(str(value)) for key, value in env.items()}
+
+
+def script(service: dict[str, Any]) -> str:
+    """The shell script a `sh -c` job runs, with `$$` unescaped and backslash continuations joined."""
+    command = service["command"]
+    text = command[-1] if isinstance(command, list) else command
+    return interpolate(text).replace("\\\n", " ")
+
+
+def is_one_shot(service: dict[str, Any]) -> bool:
+    return service.get("restart") == "no"
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        match = PIN.match(line.strip().strip("\"'"))
+        if match:
+            found[match["name"].lower()] = match["version"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def compose_text() -> str:
+    return (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def services(compose_text: str) -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(compose_text)["services"]
+
+
+@pytest.fixture(scope="module")
+def requirement_pins() -> dict[str, str]:
+    return pins((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
+
+
+@pytest.fixture(scope="module")
+def recsys_dockerfile_pins() -> dict[str, str]:
+    words = (ROOT / "Dockerfile.recsys").read_text(encoding="utf-8").split()
+    return pins(words)
+
+
+@pytest.fixture(scope="module")
+def env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    settings = [line.split("=", 1) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return {name.strip(): value.strip() for name, value in settings}
+
+
+def test_every_service_the_dags_need_is_declared(services):
+    assert sorted(set(REQUIRED_SERVICES) - set(services)) == []
+
+
+def test_every_long_running_service_has_a_healthcheck(services):
+    unchecked = [name for name, svc in services.items() if not is_one_shot(svc) and not svc.get("healthcheck", {}).get("test")]
+    assert unchecked == []
+
+
+def test_depends_on_names_only_declared_services(services):
+    unknown = {(name, dep) for name, svc in services.items() for dep in svc.get("depends_on", {}) if dep not in services}
+    assert unknown == set()
+
+
+def test_depends_on_waits_for_jobs_to_succeed_and_for_servers_to_be_healthy(services):
+    wrong = {}
+    for name, svc in services.items():
+        depends_on = svc.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on must be a map with conditions, got {depends_on!r}"
+        for dep, spec in depends_on.items():
+            expected = "service_completed_successfully" if is_one_shot(services[dep]) else "service_healthy"
+            if spec.get("condition") != expected:
+                wrong[(name, dep)] = spec.get("condition")
+    assert wrong == {}
+
+
+def test_dependencies_have_no_cycle(services):
+    # Kahn's algorithm: whatever cannot be ordered is on (or behind) a cycle.
+    remaining = {name: set(svc.get("depends_on", {})) for name, svc in services.items()}
+    while ready := [name for name, deps in remaining.items() if not deps]:
+        for name in ready:
+            del remaining[name]
+        for deps in remaining.values():
+            deps.difference_update(ready)
+    assert remaining == {}
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_connection_ids_are_exactly_config_conn_ids(services, name):
+    prefix = "AIRFLOW_CONN_"
+    ids = {key[len(prefix) :].lower() for key in environment(services[name]) if key.startswith(prefix)}
+    assert ids == set(CONN_IDS)
+
+
+@pytest.mark.parametrize("conn_id", CONN_IDS)
+def test_airflow_connection_parses_as_json_with_the_expected_fields(services, conn_id):
+    raw = environment(services["airflow-scheduler"])[f"AIRFLOW_CONN_{conn_id.upper()}"]
+    assert json.loads(raw) == EXPECTED_CONNECTIONS[conn_id]
+
+
+def test_airflow_components_share_the_work_volume_named_by_pipeline_work_dir(services):
+    missing = []
+    for name in AIRFLOW_SERVICES:
+        work_dir = environment(services[name])["PIPELINE_WORK_DIR"]
+        if not any(volume.split(":")[1] == work_dir for volume in services[name]["volumes"]):
+            missing.append(name)
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", PLATFORM_SERVICES)
+def test_platform_services_get_the_platform_settings(services, name):
+    env = environment(services[name])
+    assert {key: env.get(key) for key in PLATFORM_SETTINGS} == PLATFORM_SETTINGS
+
+
+def test_minio_init_creates_exactly_the_config_buckets(services):
+    commands = [line for line in script(services["minio-init"]).splitlines() if line.strip().startswith("mc mb ")]
+    targets = [arg for line in commands for arg in shlex.split(line) if "/" in arg]
+    assert sorted(target.split("/", 1)[1] for target in targets) == sorted(BUCKETS)
+
+
+def test_minio_init_is_idempotent(services):
+    commands = [line for line in script(services["minio-init"]).splitlines() if line.strip().startswith("mc mb ")]
+    assert commands and all("--ignore-existing" in shlex.split(line) for line in commands)
+
+
+def test_kafka_init_creates_exactly_the_config_topics_with_their_partitions(services):
+    calls = re.findall(r"^\s*create_topic\s+(\S+)\s+(\d+)\s*$", script(services["kafka-init"]), flags=re.MULTILINE)
+    assert sorted((name, int(partitions)) for name, partitions in calls) == sorted((t.name, t.partitions) for t in TOPICS)
+
+
+def test_kafka_init_creates_topics_idempotently_from_its_arguments(services):
+    create = script(services["kafka-init"])
+    assert all(arg in create for arg in ("--create --if-not-exists", '--topic "$1"', '--partitions "$2"'))
+
+
+def test_kafka_does_not_auto_create_topics(services):
+    # Otherwise a misspelt topic would silently appear and "exactly 12 topics" would not hold.
+    assert environment(services["kafka"])["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_images_are_pinned(services):
+    def pinned(image: str) -> bool:
+        name, _, tag = image.rpartition("/")[2].partition(":")
+        return "@sha256:" in image or (bool(tag) and tag != "latest")
+
+    assert {name: svc["image"] for name, svc in services.items() if not pinned(svc.get("image", ""))} == {}
+
+
+def test_published_ports_bind_to_localhost_only(services):
+    exposed = [port for svc in services.values() for port in svc.get("ports", []) if not str(port).startswith("127.0.0.1:")]
+    assert exposed == []
+
+
+def test_every_variable_is_required_so_no_secret_has_a_default(compose_text):
+    placeholders = [m for m in INTERPOLATION.finditer(compose_text) if m["name"]]
+    assert placeholders and [m[0] for m in placeholders if not (m["modifier"] or "").startswith(":?")] == []
+
+
+def test_env_example_documents_every_variable_the_compose_file_reads(compose_text, env_example):
+    used = {m["name"] for m in INTERPOLATION.finditer(compose_text) if m["name"]}
+    assert used == set(env_example)
+
+
+def test_env_example_ships_no_secret_values(env_example):
+    # The MinIO user name is an identifier, not a secret; everything else must be filled in per install.
+    assert {name: value for name, value in env_example.items() if value and name != "MINIO_ROOT_USER"} == {}
+
+
+def test_airflow_image_is_the_airflow_version_requirements_pin(requirement_pins):
+    base = re.search(r"^FROM\s+apache/airflow:(\S+)-python3\.\d+\s*$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert base is not None and base[1] == requirement_pins["apache-airflow"]
+
+
+def test_platform_image_installs_the_platform_packages(recsys_dockerfile_pins):
+    assert set(recsys_dockerfile_pins) == PLATFORM_PACKAGES
+
+
+def test_platform_image_pins_agree_with_requirements(recsys_dockerfile_pins, requirement_pins):
+    disagreements = {
+        name: (version, requirement_pins.get(name))
+        for name, version in recsys_dockerfile_pins.items()
+        if requirement_pins.get(name) != version
+    }
+    assert disagreements == {}
