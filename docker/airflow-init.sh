@@ -6,7 +6,7 @@ set -euo pipefail
 
 airflow db migrate
 
-# Written through json.dumps so any character in the password stays valid JSON; readable by the
+# Written with json.dump so any character in the password stays valid JSON; readable by the
 # airflow user only, since the simple auth manager stores passwords in plain text.
 umask 077
 python - <<'PY'
@@ -17,4 +17,4 @@ path = os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
 with open(path, "w", encoding="utf-8") as file:
     json.dump({"admin": os.environ["AIRFLOW_ADMIN_PASSWORD"]}, file)
 PY
-echo "airflow-init: metadata database migrated, admin password file written to ${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}"
+echo "airflow-init: metadata database migrated, admin password set"

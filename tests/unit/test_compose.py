@@ -94,7 +94,6 @@ EXPECTED_CONNECTIONS: dict[str, dict[str, Any]] = {
 # `$$` is compose's escape for a literal `$`; `${NAME}`, `${NAME:?msg}`, `${NAME:-default}` are substituted.
 INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?P<modifier>:?[-?+][^}]*)?\}")
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+(?:\[[A-Za-z0-9,._-]+\])?)==(?P<version>\S+)$")
-CONDITIONS = {"service_healthy", "service_completed_successfully"}
 
 
 def interpolate(value: str) -> str:
@@ -117,27 +116,49 @@ def script(service: dict[str, Any]) -> str:
     return interpolate(text).replace("\\\n", " ")
 
 
+def strings(node: Any) -> list[str]:
+    """All string keys and values in a parsed YAML document."""
+    if isinstance(node, dict):
+        return [text for key, value in node.items() for text in strings(key) + strings(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def make_bucket_commands(services: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The `mc mb` invocations of the minio-init job, each split into its arguments."""
+    lines = script(services["minio-init"]).splitlines()
+    return [shlex.split(line) for line in lines if line.strip().startswith("mc mb ")]
+
+
 def is_one_shot(service: dict[str, Any]) -> bool:
     return service.get("restart") == "no"
 
 
-def pins(lines: list[str]) -> dict[str, str]:
+def pins(tokens: list[str]) -> dict[str, str]:
+    """The `name==version` pins among requirement lines or Dockerfile words, keyed by lower-case name."""
     found = {}
-    for line in lines:
-        match = PIN.match(line.strip().strip("\"'"))
+    for token in tokens:
+        match = PIN.match(token.strip().strip("\"'"))
         if match:
             found[match["name"].lower()] = match["version"]
     return found
 
 
 @pytest.fixture(scope="module")
-def compose_text() -> str:
-    return (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
-def services(compose_text: str) -> dict[str, dict[str, Any]]:
-    return yaml.safe_load(compose_text)["services"]
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def placeholders(compose: dict[str, Any]) -> list[re.Match[str]]:
+    """Every `${VAR...}` in the parsed file (so not in comments), anchors included."""
+    return [m for text in strings(compose) for m in INTERPOLATION.finditer(text) if m["name"]]
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +168,7 @@ def requirement_pins() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def recsys_dockerfile_pins() -> dict[str, str]:
-    words = (ROOT / "Dockerfile.recsys").read_text(encoding="utf-8").split()
-    return pins(words)
+    return pins((ROOT / "Dockerfile.recsys").read_text(encoding="utf-8").split())
 
 
 @pytest.fixture(scope="module")
@@ -163,22 +183,23 @@ def test_every_service_the_dags_need_is_declared(services):
 
 
 def test_every_long_running_service_has_a_healthcheck(services):
-    unchecked = [name for name, svc in services.items() if not is_one_shot(svc) and not svc.get("healthcheck", {}).get("test")]
-    assert unchecked == []
+    long_running = [name for name, svc in services.items() if not is_one_shot(svc)]
+    assert [name for name in long_running if not services[name].get("healthcheck", {}).get("test")] == []
 
 
 def test_depends_on_names_only_declared_services(services):
-    unknown = {(name, dep) for name, svc in services.items() for dep in svc.get("depends_on", {}) if dep not in services}
-    assert unknown == set()
+    edges = {(name, dep) for name, svc in services.items() for dep in svc.get("depends_on", {})}
+    assert {(name, dep) for name, dep in edges if dep not in services} == set()
 
 
 def test_depends_on_waits_for_jobs_to_succeed_and_for_servers_to_be_healthy(services):
     wrong = {}
     for name, svc in services.items():
         depends_on = svc.get("depends_on", {})
-        assert isinstance(depends_on, dict), f"{name}: depends_on must be a map with conditions, got {depends_on!r}"
+        assert isinstance(depends_on, dict), f"{name}: depends_on must map services to conditions"
         for dep, spec in depends_on.items():
-            expected = "service_completed_successfully" if is_one_shot(services[dep]) else "service_healthy"
+            job = is_one_shot(services.get(dep, {}))
+            expected = "service_completed_successfully" if job else "service_healthy"
             if spec.get("condition") != expected:
                 wrong[(name, dep)] = spec.get("condition")
     assert wrong == {}
@@ -224,19 +245,19 @@ def test_platform_services_get_the_platform_settings(services, name):
 
 
 def test_minio_init_creates_exactly_the_config_buckets(services):
-    commands = [line for line in script(services["minio-init"]).splitlines() if line.strip().startswith("mc mb ")]
-    targets = [arg for line in commands for arg in shlex.split(line) if "/" in arg]
+    targets = [arg for command in make_bucket_commands(services) for arg in command if "/" in arg]
     assert sorted(target.split("/", 1)[1] for target in targets) == sorted(BUCKETS)
 
 
 def test_minio_init_is_idempotent(services):
-    commands = [line for line in script(services["minio-init"]).splitlines() if line.strip().startswith("mc mb ")]
-    assert commands and all("--ignore-existing" in shlex.split(line) for line in commands)
+    commands = make_bucket_commands(services)
+    assert commands and all("--ignore-existing" in command for command in commands)
 
 
 def test_kafka_init_creates_exactly_the_config_topics_with_their_partitions(services):
-    calls = re.findall(r"^\s*create_topic\s+(\S+)\s+(\d+)\s*$", script(services["kafka-init"]), flags=re.MULTILINE)
-    assert sorted((name, int(partitions)) for name, partitions in calls) == sorted((t.name, t.partitions) for t in TOPICS)
+    calls = re.findall(r"^\s*create_topic\s+(\S+)\s+(\d+)\s*$", script(services["kafka-init"]), re.MULTILINE)
+    created = sorted((name, int(partitions)) for name, partitions in calls)
+    assert created == sorted((topic.name, topic.partitions) for topic in TOPICS)
 
 
 def test_kafka_init_creates_topics_idempotently_from_its_arguments(services):
@@ -251,34 +272,36 @@ def test_kafka_does_not_auto_create_topics(services):
 
 def test_images_are_pinned(services):
     def pinned(image: str) -> bool:
-        name, _, tag = image.rpartition("/")[2].partition(":")
+        tag = image.rpartition("/")[2].partition(":")[2]
         return "@sha256:" in image or (bool(tag) and tag != "latest")
 
-    assert {name: svc["image"] for name, svc in services.items() if not pinned(svc.get("image", ""))} == {}
+    images = {name: svc.get("image", "") for name, svc in services.items()}
+    assert {name: image for name, image in images.items() if not pinned(image)} == {}
 
 
 def test_published_ports_bind_to_localhost_only(services):
-    exposed = [port for svc in services.values() for port in svc.get("ports", []) if not str(port).startswith("127.0.0.1:")]
-    assert exposed == []
+    ports = [str(port) for svc in services.values() for port in svc.get("ports", [])]
+    assert ports and [port for port in ports if not port.startswith("127.0.0.1:")] == []
 
 
-def test_every_variable_is_required_so_no_secret_has_a_default(compose_text):
-    placeholders = [m for m in INTERPOLATION.finditer(compose_text) if m["name"]]
-    assert placeholders and [m[0] for m in placeholders if not (m["modifier"] or "").startswith(":?")] == []
+def test_every_variable_is_required_so_no_secret_has_a_default(placeholders):
+    optional = [m[0] for m in placeholders if not (m["modifier"] or "").startswith(":?")]
+    assert placeholders and optional == []
 
 
-def test_env_example_documents_every_variable_the_compose_file_reads(compose_text, env_example):
-    used = {m["name"] for m in INTERPOLATION.finditer(compose_text) if m["name"]}
-    assert used == set(env_example)
+def test_env_example_documents_exactly_the_variables_the_compose_file_reads(placeholders, env_example):
+    assert {m["name"] for m in placeholders} == set(env_example)
 
 
 def test_env_example_ships_no_secret_values(env_example):
     # The MinIO user name is an identifier, not a secret; everything else must be filled in per install.
-    assert {name: value for name, value in env_example.items() if value and name != "MINIO_ROOT_USER"} == {}
+    filled = {name: value for name, value in env_example.items() if value and name != "MINIO_ROOT_USER"}
+    assert filled == {}
 
 
 def test_airflow_image_is_the_airflow_version_requirements_pin(requirement_pins):
-    base = re.search(r"^FROM\s+apache/airflow:(\S+)-python3\.\d+\s*$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    base = re.search(r"^FROM\s+apache/airflow:(\S+)-python3\.\d+\s*$", dockerfile, re.MULTILINE)
     assert base is not None and base[1] == requirement_pins["apache-airflow"]
 
 
