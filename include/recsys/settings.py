@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from include import config
-
 
 class SettingsError(ValueError):
     """A RECSYS_* variable is missing or malformed."""
@@ -32,7 +30,7 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
 
 
 def parse_rate_limit(raw: str) -> tuple[int, float]:
-    """"60/10" -> (60 requests, 10.0 seconds)."""
+    """ "60/10" -> (60 requests, 10.0 seconds)."""
     try:
         count, _, seconds = raw.partition("/")
         limit, window = int(count), float(seconds)
@@ -55,14 +53,12 @@ class Settings:
     rate_limit: int
     rate_window_s: float
     max_body_bytes: int
-    ingest_group: str
 
     def __repr__(self) -> str:
         # Keeps secrets out of logs and tracebacks that print the settings.
         return (
             f"Settings(s3_endpoint={self.s3_endpoint!r}, kafka_bootstrap={self.kafka_bootstrap!r}, "
-            f"rate_limit={self.rate_limit}/{self.rate_window_s:g}s, max_body_bytes={self.max_body_bytes}, "
-            f"ingest_group={self.ingest_group!r})"
+            f"rate_limit={self.rate_limit}/{self.rate_window_s:g}s, max_body_bytes={self.max_body_bytes})"
         )
 
 
@@ -83,8 +79,6 @@ def load(env: dict[str, str] | None = None) -> Settings:
         rate_limit=limit,
         rate_window_s=window,
         max_body_bytes=int(max_body),
-        # Overridable so a test can run a worker in its own group beside the stack's worker.
-        ingest_group=env.get("RECSYS_INGEST_GROUP", "").strip() or config.INGEST_GROUP,
     )
 
 

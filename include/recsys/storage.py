@@ -11,7 +11,7 @@ from minio.error import S3Error
 
 from include.recsys.settings import Settings
 
-SHA256_META = "sha256"
+SHA256_META = "sha256"  # stored as x-amz-meta-sha256, the same key artifacts.py writes
 
 
 class StorageError(RuntimeError):
@@ -61,34 +61,8 @@ def read(s3: Minio, bucket: str, key: str) -> bytes:
         raise StorageError(f"cannot read s3://{bucket}/{key}: {exc.code}") from None
 
 
-def read_verified(s3: Minio, bucket: str, key: str) -> bytes:
-    """The object's bytes, after checking them against the SHA-256 in its metadata."""
-    try:
-        stat = s3.stat_object(bucket, key)
-    except S3Error as exc:
-        raise StorageError(f"cannot stat s3://{bucket}/{key}: {exc.code}") from None
-    expected = _metadata_sha256(stat.metadata or {})
-    if not expected:
-        raise StorageError(f"s3://{bucket}/{key} carries no x-amz-meta-{SHA256_META} metadata to verify against")
-    data = read(s3, bucket, key)
-    actual = sha256_hex(data)
-    if actual != expected:
-        raise StorageError(f"s3://{bucket}/{key} sha256 mismatch: metadata says {expected}, content is {actual}")
-    return data
-
-
 def write(s3: Minio, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> str:
     """Store bytes with their SHA-256 in metadata; returns the checksum."""
     digest = sha256_hex(data)
-    s3.put_object(
-        bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest}
-    )
+    s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest})
     return digest
-
-
-def _metadata_sha256(metadata) -> str | None:
-    # Header names come back in whatever case the server chose.
-    for name, value in metadata.items():
-        if name.lower() in (f"x-amz-meta-{SHA256_META}", SHA256_META):
-            return str(value).strip().lower()
-    return None

@@ -1,0 +1,51 @@
+# Developer entry points. The local stack's state lives under $(LOCAL) (RECSYS_LOCAL_DIR moves it,
+# RECSYS_PORT_OFFSET shifts every port), so several isolated stacks can run side by side.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+REQUIREMENTS := requirements.txt requirements-stack.txt requirements-dev.txt
+VENV_STAMP := $(VENV)/.requirements-installed
+LOCAL := $(or $(RECSYS_LOCAL_DIR),$(CURDIR)/.local)
+STACK := $(PY) -m include.stack
+# Recipes that talk to the stack run with its env file sourced (connections, RECSYS_*, AIRFLOW_*).
+WITH_ENV := set -a; . "$(LOCAL)/env"; set +a;
+# e.g. make test PYTEST_ARGS="tests/integration -x"
+PYTEST_ARGS ?= tests/
+
+.PHONY: help venv up down status test test-unit
+
+help:
+	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
+	@echo "make up         start the local stack (Postgres, SeaweedFS, Tansu, recsys API/worker) and bootstrap it"
+	@echo "make down       stop the local stack; its data persists under $(LOCAL)"
+	@echo "make status     each component's address, pid and health (exit 1 if one is not healthy)"
+	@echo "make test-unit  fast tests, no servers"
+	@echo "make test       up, the whole test suite against the stack, then down (always)"
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(REQUIREMENTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
+	touch $@
+
+up: venv
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+status:
+	$(STACK) status
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+# The stack is stopped whatever pytest's outcome, and pytest's exit code is the target's (5, no tests
+# collected, counts as a failure like any other non-zero code).
+test: venv
+	$(STACK) up || { $(STACK) down; exit 1; }
+	$(WITH_ENV) rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc

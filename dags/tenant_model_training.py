@@ -1,0 +1,111 @@
+"""tenant_model_training: retrain one tenant's model on demand, as the platform's ops do.
+
+Trigger with conf ``{"tenant_id": "<tenant id or slug>"}`` (optionally ``days``, ``ndcg_margin``, ...):
+
+``train`` -> ``validate`` -> ``register`` -> ``deploy``
+
+- ``train``: LightGCN on the interactions the platform landed for the tenant up to the run's start (all
+  of them, or the last ``days`` days); artifacts go to the models bucket under a version derived from
+  the tenant, the data and the config, so a retry never mints a new version;
+- ``validate``: the journey's train_model GX suite (NDCG@10 threshold, lift over popularity, finite
+  embeddings, every catalog item embedded), never retried;
+- ``register``: the version and its metrics with the platform (an upsert);
+- ``deploy``: only if its NDCG@10 >= the deployed version's + ``ndcg_margin``; otherwise the deployed
+  version stays, and the task's log and XCom (``decision``, ``reason``) say why.
+
+The logic is in plugins/ops/retraining.py; failures are alerted by plugins/alerts.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from plugins.alerts import on_failure
+
+DEFAULT_ARGS = {
+    "owner": "recsys-platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": on_failure,
+}
+
+PARAMS = {
+    "tenant_id": Param(
+        type="string", minLength=1, maxLength=100, description="The tenant to retrain: its id or its slug."
+    ),
+    "days": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=3650,
+        description="Train on the last N days only (all if empty).",
+    ),
+    "ndcg_margin": Param(
+        0.0,
+        type="number",
+        minimum=-1,
+        maximum=1,
+        description="Deploy only if NDCG@10 >= the deployed version's + this (0 = at least equal).",
+    ),
+    "ndcg_threshold": Param(
+        0.30, type="number", minimum=0, maximum=1, description="Minimum NDCG@10 to pass validation."
+    ),
+    "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
+    "seed": Param(42, type="integer", minimum=0, description="Training seed (part of the version's fingerprint)."),
+}
+
+
+@task
+def train() -> dict:
+    from plugins.ops.retraining import train as train_model
+
+    return train_model(get_current_context())
+
+
+@task(retries=0)
+def validate(trained: dict) -> dict:
+    from plugins.ops import raise_for_validation
+    from plugins.ops.retraining import validate as validate_model
+
+    context = get_current_context()
+    return raise_for_validation(validate_model(context, trained), ti=context["ti"])
+
+
+@task
+def register(trained: dict) -> dict:
+    from plugins.ops.retraining import register as register_model
+
+    return register_model(get_current_context(), trained)
+
+
+@task
+def deploy(trained: dict) -> dict:
+    from plugins.ops.retraining import deploy_if_better
+
+    return deploy_if_better(get_current_context(), trained)
+
+
+@dag(
+    dag_id="tenant_model_training",
+    schedule=None,
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    # Training is CPU-bound, and the deploy decision compares with the live deployment: one run at a time
+    # keeps two runs for one tenant from both deciding against the same old version.
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    tags=["ops", "training", "great-expectations"],
+    doc_md=__doc__,
+)
+def tenant_model_training():
+    trained = train()
+    validate(trained) >> register(trained) >> deploy(trained)
+
+
+tenant_model_training()

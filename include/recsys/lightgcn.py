@@ -1,0 +1,251 @@
+"""LightGCN (He et al., SIGIR 2020) behind a small fit / recommend / save / load interface.
+
+Embeddings are propagated over the symmetric-normalized user-item graph D^-1/2 A D^-1/2 (built once
+per fit) for K layers and averaged with the layer-0 (ego) embeddings; training minimizes BPR loss on
+(user, seen item, uniformly sampled item) triples with L2 on the batch's ego embeddings.
+
+Determinism: initial weights, batch order and negatives come from generators seeded by
+``TrainConfig.seed``, and every op in the training step is deterministic on CPU, so a CPU fit with
+the same data and seed repeats bit for bit (tested). Not covered: CUDA kernels (atomic adds), and a
+fit cut short by its time budget, which stops after a machine-dependent number of epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from include.recsys.contracts import ContractError, require_columns
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyper-parameter of a tenant's training run, with defaults tuned on the seed generator."""
+
+    dim: int = 64
+    layers: int = 3
+    lr: float = 0.01
+    l2: float = 1e-4
+    epochs: int = 30
+    batch_size: int = 4096
+    seed: int = 0
+    time_budget_seconds: float = 50.0
+    holdout_fraction: float = 0.2
+    min_user_items: int = 3  # users with fewer distinct items are only trained on, never evaluated
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dedupe_pairs(user_codes: np.ndarray, item_codes: np.ndarray, *, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, item) pairs sorted by user then item: repeated events are one positive."""
+    keys = np.unique(user_codes.astype(np.int64) * n_items + item_codes)
+    return keys // n_items, keys % n_items
+
+
+def normalized_adjacency(users: np.ndarray, items: np.ndarray, *, n_users: int, n_items: int) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 of the bipartite graph over n_users + n_items nodes, as a sparse CSR tensor."""
+    rows = np.concatenate([users, items + n_users])
+    cols = np.concatenate([items + n_users, users])
+    degree = np.bincount(rows, minlength=n_users + n_items).astype(np.float32)
+    values = 1.0 / np.sqrt(degree[rows] * degree[cols])
+    size = (n_users + n_items, n_users + n_items)
+    coo = torch.sparse_coo_tensor(np.stack([rows, cols]), values, size, dtype=torch.float32, check_invariants=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.coalesce().to_sparse_csr()
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """A @ x for a symmetric sparse A: the gradient is A @ grad, so autograd never transposes A.
+
+    Measured on 15K nodes x 64 dims, 3 layers forward + backward: 16 ms vs 450 ms for CSR and
+    47 ms for COO through torch's generic sparse autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return adjacency @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, ctx.adjacency @ grad
+
+
+class LightGCN:
+    def __init__(self, config: TrainConfig = TrainConfig()) -> None:
+        self.config = config
+        self.user_ids: pd.Index = pd.Index([], dtype=str)
+        self.item_ids: pd.Index = pd.Index([], dtype=str)
+        self.user_embeddings = np.zeros((0, config.dim), dtype=np.float32)
+        self.item_embeddings = np.zeros((0, config.dim), dtype=np.float32)
+        # Seen (user, item) code pairs sorted by user; recommend() excludes them.
+        self.seen_users = np.zeros(0, dtype=np.int64)
+        self.seen_items = np.zeros(0, dtype=np.int64)
+        self.epochs_run: float = 0  # fractional when the time budget stopped training mid-epoch
+        self.train_seconds = 0.0
+        self._adjacency: torch.Tensor | None = None  # only alive during fit
+
+    def fit(
+        self,
+        interactions: pd.DataFrame,
+        *,
+        user_ids: Sequence[str] | None = None,
+        item_ids: Sequence[str] | None = None,
+    ) -> LightGCN:
+        """Train on ``interactions`` (user_id, item_id). ``user_ids`` / ``item_ids`` fix the id universe
+        (e.g. the whole catalog, so items without interactions still get embeddings)."""
+        require_columns(interactions.columns, ("user_id", "item_id"), what="interactions")
+        if interactions.empty:
+            raise ContractError("interactions must have at least one row, got 0")
+        self.user_ids = _universe(interactions["user_id"], user_ids)
+        self.item_ids = _universe(interactions["item_id"], item_ids)
+        users, items = self.codes(interactions)
+        self.seen_users, self.seen_items = dedupe_pairs(users, items, n_items=len(self.item_ids))
+        started = time.perf_counter()
+        ego = self._train()
+        self.train_seconds = time.perf_counter() - started
+        with torch.no_grad():
+            final = self._propagate(ego).cpu().numpy()
+        self.user_embeddings = np.ascontiguousarray(final[: len(self.user_ids)], dtype=np.float32)
+        self.item_embeddings = np.ascontiguousarray(final[len(self.user_ids) :], dtype=np.float32)
+        self._adjacency = None
+        return self
+
+    def codes(self, interactions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the frame's user_id / item_id in this model; unknown ids are an error."""
+        return (
+            _indexer(self.user_ids, interactions["user_id"], what="user_id"),
+            _indexer(self.item_ids, interactions["item_id"], what="item_id"),
+        )
+
+    def recommend(
+        self, user_ids: Sequence[str], k: int = 10, *, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item ids and their inner-product scores per user, best first: arrays of shape [n, k]."""
+        users = _indexer(self.user_ids, pd.Series(list(user_ids), dtype=str), what="user_id")
+        scores = torch.from_numpy(self.user_embeddings[users] @ self.item_embeddings.T)
+        if exclude_seen:
+            rows, cols = seen_rows(self.seen_users, self.seen_items, users, n_users=len(self.user_ids))
+            scores[rows, cols] = -torch.inf
+        top = torch.topk(scores, min(k, len(self.item_ids)), dim=1)
+        return self.item_ids.to_numpy()[top.indices.numpy()], top.values.numpy()
+
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        np.savez(
+            os.path.join(directory, "lightgcn.npz"),
+            user_embeddings=self.user_embeddings,
+            item_embeddings=self.item_embeddings,
+            seen_users=self.seen_users,
+            seen_items=self.seen_items,
+        )
+        state = {
+            "config": self.config.to_dict(),
+            "user_ids": self.user_ids.tolist(),
+            "item_ids": self.item_ids.tolist(),
+            "epochs_run": self.epochs_run,
+            "train_seconds": self.train_seconds,
+        }
+        with open(os.path.join(directory, "lightgcn.json"), "w", encoding="utf-8") as handle:
+            json.dump(state, handle)
+
+    @classmethod
+    def load(cls, directory: str) -> LightGCN:
+        with open(os.path.join(directory, "lightgcn.json"), encoding="utf-8") as handle:
+            state = json.load(handle)
+        model = cls(TrainConfig(**state["config"]))
+        model.user_ids = pd.Index(state["user_ids"], dtype=str)
+        model.item_ids = pd.Index(state["item_ids"], dtype=str)
+        model.epochs_run, model.train_seconds = state["epochs_run"], state["train_seconds"]
+        with np.load(os.path.join(directory, "lightgcn.npz")) as arrays:
+            model.user_embeddings, model.item_embeddings = arrays["user_embeddings"], arrays["item_embeddings"]
+            model.seen_users, model.seen_items = arrays["seen_users"], arrays["seen_items"]
+        return model
+
+    def _train(self) -> torch.Tensor:
+        cfg, dev = self.config, device()
+        n_users, n_items = len(self.user_ids), len(self.item_ids)
+        adjacency = normalized_adjacency(self.seen_users, self.seen_items, n_users=n_users, n_items=n_items)
+        self._adjacency = adjacency.to(dev)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        ego = torch.nn.Parameter((torch.randn(n_users + n_items, cfg.dim, generator=generator) * 0.1).to(dev))
+        optimizer = torch.optim.Adam([ego], lr=cfg.lr)
+        rng = np.random.default_rng(cfg.seed)
+        pairs_users = torch.from_numpy(self.seen_users).to(dev)
+        pairs_items = torch.from_numpy(self.seen_items).to(dev)
+        deadline = time.perf_counter() + cfg.time_budget_seconds
+        batches_per_epoch = -(-len(self.seen_users) // cfg.batch_size)
+        steps = 0
+        for _ in range(cfg.epochs):
+            order = torch.from_numpy(rng.permutation(len(self.seen_users))).to(dev)
+            for batch in order.split(cfg.batch_size):
+                # Checked per step, not per epoch: at 1M interactions one epoch alone can exceed the budget.
+                if steps and time.perf_counter() >= deadline:
+                    self.epochs_run = round(steps / batches_per_epoch, 2)
+                    return ego.detach()
+                users, positives = pairs_users[batch], pairs_items[batch] + n_users
+                negatives = torch.randint(n_items, (len(batch),), generator=generator).to(dev) + n_users
+                nodes = torch.cat([users, positives, negatives])
+                # index_select: its backward (index_add_) is deterministic on CPU, unlike
+                # advanced indexing's index_put_, and measured 2x faster here.
+                u, p, n = self._propagate(ego).index_select(0, nodes).split(len(batch))
+                bpr = torch.nn.functional.softplus(-((u * p).sum(1) - (u * n).sum(1))).mean()
+                l2 = ego.index_select(0, nodes).square().sum()
+                loss = bpr + cfg.l2 * l2 / (2 * len(batch))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+        self.epochs_run = cfg.epochs
+        return ego.detach()
+
+    def _propagate(self, ego: torch.Tensor) -> torch.Tensor:
+        layer, total = ego, ego
+        for _ in range(self.config.layers):
+            layer = _SymmetricSpMM.apply(self._adjacency, layer)
+            total = total + layer
+        return total / (self.config.layers + 1)
+
+
+def seen_rows(
+    seen_users: np.ndarray, seen_items: np.ndarray, users: np.ndarray, *, n_users: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row in ``users``, item) for every seen pair of the given users; seen pairs sorted by user."""
+    indptr = np.searchsorted(seen_users, np.arange(n_users + 1))
+    starts, counts = indptr[users], indptr[users + 1] - indptr[users]
+    rows = np.repeat(np.arange(len(users)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return rows, seen_items[np.repeat(starts, counts) + offsets]
+
+
+def _universe(column: pd.Series, given: Sequence[str] | None) -> pd.Index:
+    if given is None:
+        return pd.Index(np.sort(column.astype(str).unique()), dtype=str)
+    index = pd.Index(list(given), dtype=str)
+    if index.has_duplicates:
+        duplicated = index[index.duplicated()].unique()[:5].tolist()
+        raise ContractError(f"ids given to fit must be unique; duplicated: {duplicated}")
+    return index
+
+
+def _indexer(index: pd.Index, values: pd.Series, *, what: str) -> np.ndarray:
+    codes = index.get_indexer(values.astype(str))
+    if (codes < 0).any():
+        unknown = pd.unique(values[codes < 0].astype(str))
+        raise ContractError(f"{len(unknown)} {what} value(s) not known to the model, e.g. {unknown[:5].tolist()}")
+    return codes.astype(np.int64)

@@ -1,0 +1,132 @@
+"""The API process's long-lived state: connections, caches, served models and counters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from include.recsys import serving, storage
+from include.recsys.audit import ServedCounter
+from include.recsys.auth import KeyCache, KeyOwner
+from include.recsys.db import Database, DatabaseUnavailable
+from include.recsys.health import HealthChecker
+from include.recsys.ratelimit import RateLimiter
+from include.recsys.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a tenant without a deployed model keeps the same popularity fallback.
+POPULARITY_TTL_S = 30.0
+POPULARITY_DEPTH = 1000
+BACKGROUND_PERIOD_S = 5.0
+
+
+class Platform:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.s3 = storage.client(settings)
+        self.registry = serving.Registry()
+        self.keys = KeyCache(self._lookup_key)
+        self.limiter = RateLimiter(limit=settings.rate_limit, window_s=settings.rate_window_s)
+        self.served = ServedCounter(self.db)
+        self.health = HealthChecker(settings, self.db)
+        self.deploy_lock = threading.Lock()
+        self._popularity: dict[str, tuple[float, serving.Popularity]] = {}
+        self._deployments_loaded = False
+        self._stop = threading.Event()
+        self._background: threading.Thread | None = None
+
+    def _lookup_key(self, key_hash: str) -> KeyOwner | None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT k.id, k.tenant_id, k.key_prefix, t.slug FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND t.status = 'active'",
+                (key_hash,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return KeyOwner(key_id=row["id"], tenant_id=row["tenant_id"], tenant_slug=row["slug"], prefix=row["key_prefix"])
+
+    def build_model(self, tenant_id: str, version: str, artifact_uri: str) -> serving.TenantModel:
+        """Artifacts from S3 plus the tenant's catalog and users' history from the database."""
+        artifacts = serving.load_artifacts(self.s3, artifact_uri)
+        with self.db.transaction() as cur:
+            cur.execute("SELECT item_id, category FROM items WHERE tenant_id = %s", (tenant_id,))
+            categories = {row["item_id"]: row["category"] for row in cur.fetchall()}
+            cur.execute(
+                "SELECT user_id, array_agg(item_id) AS items FROM interactions WHERE tenant_id = %s GROUP BY user_id",
+                (tenant_id,),
+            )
+            history = {row["user_id"]: row["items"] for row in cur.fetchall()}
+        return serving.TenantModel.build(artifacts, version=version, categories=categories, history=history)
+
+    def reload_deployments(self) -> None:
+        """Serves again what was active before a restart; a model that fails to load is logged and skipped."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT d.tenant_id, d.version, m.artifact_uri FROM deployments d"
+                " JOIN model_versions m ON m.tenant_id = d.tenant_id AND m.version = d.version WHERE d.active"
+            )
+            active = cur.fetchall()
+        for row in active:
+            if self.registry.get(row["tenant_id"]) is not None:
+                continue
+            try:
+                model = self.build_model(row["tenant_id"], row["version"], row["artifact_uri"])
+            except (storage.StorageError, ValueError) as exc:  # unreadable, or corrupt / unservable
+                log.error("cannot reload tenant %s version %s: %s", row["tenant_id"], row["version"], exc)
+                continue
+            self.registry.put(row["tenant_id"], model)
+            log.info("reloaded tenant %s version %s (%d items)", row["tenant_id"], row["version"], model.index_size)
+        self._deployments_loaded = True
+
+    def popularity(self, tenant_id: str) -> serving.Popularity:
+        """Most-interacted catalog items, for tenants with no deployed model yet."""
+        cached = self._popularity.get(tenant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT i.item_id, i.category FROM items i"
+                " LEFT JOIN interactions x ON x.tenant_id = i.tenant_id AND x.item_id = i.item_id"
+                " WHERE i.tenant_id = %s GROUP BY i.item_id, i.category"
+                " ORDER BY count(x.event_id) DESC, i.item_id LIMIT %s",
+                (tenant_id, POPULARITY_DEPTH),
+            )
+            rows = cur.fetchall()
+        popularity = serving.Popularity(
+            tuple(row["item_id"] for row in rows), {row["item_id"]: row["category"] for row in rows}
+        )
+        self._popularity[tenant_id] = (time.monotonic() + POPULARITY_TTL_S, popularity)
+        return popularity
+
+    def start(self) -> None:
+        try:
+            self.reload_deployments()
+        except DatabaseUnavailable as exc:
+            log.warning("deployments not reloaded yet (will retry): %s", exc)
+        self._background = threading.Thread(target=self._background_loop, name="recsys-background", daemon=True)
+        self._background.start()
+
+    def _background_loop(self) -> None:
+        while not self._stop.wait(BACKGROUND_PERIOD_S):
+            try:
+                self.served.flush()
+                if not self._deployments_loaded:
+                    self.reload_deployments()
+            except DatabaseUnavailable as exc:
+                log.warning("background work deferred: %s", exc)
+            except Exception:
+                # This thread must outlive any one failure, or counts stop being flushed.
+                log.exception("background work failed; retrying in %ss", BACKGROUND_PERIOD_S)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._background is not None:
+            self._background.join(timeout=5)
+        self.served.flush()
+        self.health.close()
+        self.db.close()

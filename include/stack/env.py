@@ -1,0 +1,132 @@
+"""The stack's env file: shell ``export`` lines that the Makefile sources and tests load.
+
+Besides the platform's RECSYS_* settings it carries Airflow's settings and the four Airflow
+connections in JSON form, so DAGs reach the stack only through connections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from urllib.parse import quote
+
+from include import config
+from include.stack.credentials import StackSecrets, write_private
+from include.stack.settings import AIRFLOW_DB, APP_DB, HOST, StackSettings
+
+DEFAULT_RATE_LIMIT = "60/10"
+
+
+def _pg_url(scheme: str, *, user: str, password: str, host: str, port: int, dbname: str) -> str:
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
+
+
+def app_dsn(settings: StackSettings, secrets: StackSecrets) -> str:
+    host, port = settings.pg_endpoint()
+    return _pg_url("postgresql", user=APP_DB, password=secrets.app_db_password, host=host, port=port, dbname=APP_DB)
+
+
+def airflow_dsn(settings: StackSettings, secrets: StackSecrets) -> str:
+    host, port = settings.pg_endpoint()
+    return _pg_url(
+        "postgresql", user=AIRFLOW_DB, password=secrets.airflow_db_password, host=host, port=port, dbname=AIRFLOW_DB
+    )
+
+
+def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
+    pg_host, pg_port = settings.pg_endpoint()
+    s3_port, kafka_port, api_port = settings.port("s3"), settings.port("kafka"), settings.port("api")
+    connections = {
+        config.POSTGRES_CONN_ID: {
+            "conn_type": "postgres",
+            "host": pg_host,
+            "port": pg_port,
+            "login": APP_DB,
+            "password": secrets.app_db_password,
+            "schema": APP_DB,
+        },
+        config.MINIO_CONN_ID: {
+            "conn_type": "generic",
+            "host": HOST,
+            "port": s3_port,
+            "login": secrets.s3_access_key,
+            "password": secrets.s3_secret_key,
+            "extra": {"secure": False},
+        },
+        config.KAFKA_CONN_ID: {"conn_type": "generic", "extra": {"bootstrap_servers": f"{HOST}:{kafka_port}"}},
+        config.RECSYS_API_CONN_ID: {
+            "conn_type": "http",
+            "host": HOST,
+            "port": api_port,
+            "schema": "http",
+            "password": secrets.admin_token,
+        },
+    }
+    env = {
+        "AIRFLOW_HOME": settings.path("airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_dsn(settings, secrets).replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        ),
+        "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(settings.repo, "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": os.path.join(settings.repo, "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # Airflow's api-server (`make airflow`) binds locally on the stack's port, and task runners
+        # must be told where its execution API is once it is not on 8080.
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(settings.port("airflow")),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{settings.port('airflow')}/execution/",
+        "PYTHONPATH": settings.repo,
+        "RECSYS_LOCAL_DIR": settings.local_dir,
+        "RECSYS_PORT_OFFSET": str(settings.port_offset),
+        "RECSYS_DATABASE_URL": app_dsn(settings, secrets),
+        "RECSYS_S3_ENDPOINT": f"{HOST}:{s3_port}",
+        "RECSYS_S3_ACCESS_KEY": secrets.s3_access_key,
+        "RECSYS_S3_SECRET_KEY": secrets.s3_secret_key,
+        "RECSYS_S3_SECURE": "false",
+        "RECSYS_KAFKA_BOOTSTRAP": f"{HOST}:{kafka_port}",
+        "RECSYS_ADMIN_TOKEN": secrets.admin_token,
+        "RECSYS_RATE_LIMIT": DEFAULT_RATE_LIMIT,
+        "RECSYS_API_URL": f"http://{HOST}:{api_port}",
+        "PIPELINE_WORK_DIR": settings.path("work"),
+    }
+    env.update({f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()})
+    return env
+
+
+def render_env(values: dict[str, str]) -> str:
+    lines = ["# Written by `python -m include.stack up`; secrets inside, keep it mode 600."]
+    for key, value in values.items():
+        if not key.isidentifier():
+            raise ValueError(f"env var names must be shell identifiers, got {key!r}")
+        if "\n" in value or "\0" in value:
+            raise ValueError(f"env var {key} must be one line without NUL bytes")
+        lines.append(f"export {key}={shlex.quote(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
+    values = build_env(settings, secrets)
+    write_private(settings.env_file, render_env(values))
+    return values
+
+
+def parse_env(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith("export ") or "=" not in line:
+            raise ValueError(f"env file line {number}: expected `export NAME=value`, found {line[:40]!r}...")
+        key, _, raw = line[len("export ") :].partition("=")
+        # shlex undoes exactly the POSIX quoting render_env applied ('...'"'"'...').
+        values[key] = "".join(shlex.split(raw)) if raw else ""
+    return values
+
+
+def load_env(path: str | None = None) -> dict[str, str]:
+    """Read a stack's env file (default: the one under config.local_dir())."""
+    path = path or os.path.join(config.local_dir(), "env")
+    with open(path) as fh:
+        return parse_env(fh.read())

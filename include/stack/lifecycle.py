@@ -1,0 +1,241 @@
+"""up / down / status / restart of a local stack; the CLI and the tests both call these."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from include.recsys import migrate as app_migrate
+from include.stack import bootstrap, components, credentials, process
+from include.stack.components import Component
+from include.stack.env import airflow_dsn, app_dsn, write_env
+from include.stack.settings import HOST, StackSettings
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    address: str
+    pid: int | None
+    state: str  # running | down | unhealthy | external | unreachable
+    detail: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in ("running", "external")
+
+
+@dataclass
+class _Stack:
+    settings: StackSettings
+    env: dict[str, str]
+    components: list[Component]
+    secrets: credentials.StackSecrets
+
+
+def _load(settings: StackSettings | None) -> _Stack:
+    settings = settings or StackSettings.from_env()
+    secrets = credentials.load_or_create(settings.secrets_file)
+    env = write_env(settings, secrets)
+    for sub in ("logs", "run", "work"):
+        os.makedirs(settings.path(sub), exist_ok=True)
+    return _Stack(settings, env, components.build(settings, secrets, env), secrets)
+
+
+@contextmanager
+def _exclusive(settings: StackSettings) -> Iterator[None]:
+    """One up/down/restart at a time per stack, so two starters never spawn two postmasters."""
+    os.makedirs(settings.path("run"), exist_ok=True)
+    with open(settings.path("run", "stack.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _select(stack: _Stack, only: Collection[str] | None) -> list[Component]:
+    if only is None:
+        return stack.components
+    known = {c.name for c in stack.components}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise StackError(f"unknown component(s) {', '.join(unknown)}; this stack has {', '.join(sorted(known))}")
+    return [c for c in stack.components if c.name in only]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def _failure(stack: _Stack, component: Component, reason: str) -> StackError:
+    log = stack.settings.log_file(component.name)
+    return StackError(
+        f"{component.name} failed to start on {component.address}: {reason}\n"
+        f"log: {log}\n--- last lines of {os.path.basename(log)} ---\n{process.log_tail(log)}"
+    )
+
+
+def _wait_ready(stack: _Stack, component: Component, *, started: float) -> None:
+    pid_file = stack.settings.pid_file(component.name)
+    deadline = time.monotonic() + component.ready_timeout_s
+    last_error = "no readiness check passed yet"
+    while True:
+        if not component.external and process.running_pid(pid_file) is None:
+            raise _failure(stack, component, "the process exited")
+        if time.monotonic() - started >= component.min_uptime_s:
+            try:
+                if component.probe is not None:
+                    component.probe()
+                return
+            except Exception as exc:  # any probe failure means "not ready yet" until the deadline
+                last_error = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            raise _failure(stack, component, f"not ready after {component.ready_timeout_s:g} s ({last_error})")
+        time.sleep(0.2)
+
+
+def _ensure(stack: _Stack, component: Component) -> str:
+    """Start the component unless it is running already; wait until it proves ready."""
+    pid_file = stack.settings.pid_file(component.name)
+    started = time.monotonic()
+    if component.external:
+        if component.before_start:
+            component.before_start()
+        action = "external"
+    elif process.running_pid(pid_file) is not None:
+        # Running already: it may have been up for min_uptime_s long ago, so do not wait again.
+        started -= component.min_uptime_s
+        action = "running"
+    else:
+        busy = [p for p in component.ports if _port_in_use(p)]
+        if busy:
+            raise StackError(
+                f"{component.name} cannot start: port(s) {', '.join(map(str, busy))} on {HOST} are in use by a "
+                f"process this stack did not start; stop it or choose another RECSYS_PORT_OFFSET"
+            )
+        if component.before_start:
+            component.before_start()
+        uid, gid = component.run_as or (None, None)
+        process.spawn(
+            component.argv(),
+            pid_file=pid_file,
+            log_file=stack.settings.log_file(component.name),
+            env=component.env,
+            cwd=stack.settings.repo,
+            user=uid,
+            group=gid,
+        )
+        action = "started"
+    _wait_ready(stack, component, started=started)
+    if component.after_ready:
+        component.after_ready()
+    return action
+
+
+def _bootstrap(stack: _Stack, *, airflow_db: bool, log: Callable[[str], None]) -> dict[str, object]:
+    env, settings = stack.env, stack.settings
+    t0 = time.monotonic()
+    done: dict[str, object] = {
+        "buckets_created": bootstrap.ensure_buckets(
+            env["RECSYS_S3_ENDPOINT"], access_key=env["RECSYS_S3_ACCESS_KEY"], secret_key=env["RECSYS_S3_SECRET_KEY"]
+        ),
+        "topics_created": bootstrap.ensure_topics(env["RECSYS_KAFKA_BOOTSTRAP"]),
+        "app_migrations_applied": app_migrate.migrate(app_dsn(settings, stack.secrets)),
+    }
+    if airflow_db:
+        done["airflow_db_migrated"] = bootstrap.migrate_airflow_db(
+            settings, env, airflow_dsn=airflow_dsn(settings, stack.secrets)
+        )
+    summary = ", ".join(f"{k}={v}" for k, v in done.items() if v) or "nothing to do"
+    log(f"bootstrap: {summary} ({time.monotonic() - t0:.1f} s)")
+    return done
+
+
+def up(
+    settings: StackSettings | None = None,
+    *,
+    only: Collection[str] | None = None,
+    airflow_db: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """Bring the stack (or ``only`` some components) up; running components are left alone.
+
+    The bootstrap runs between the infrastructure and the platform's own processes whenever all the
+    infrastructure is part of this call. Returns what each step did.
+    """
+    stack = _load(settings)
+    selected = _select(stack, only)
+    infra = [c for c in stack.components if c.tier == "infra"]
+    with_bootstrap = all(c in selected for c in infra)
+    report: dict[str, object] = {}
+    with _exclusive(stack.settings):
+        for component in selected:
+            if component.tier == "app" and with_bootstrap and "bootstrap" not in report:
+                report["bootstrap"] = _bootstrap(stack, airflow_db=airflow_db, log=log)
+            t0 = time.monotonic()
+            report[component.name] = _ensure(stack, component)
+            log(f"{component.name}: {report[component.name]} at {component.address} ({time.monotonic() - t0:.1f} s)")
+        if with_bootstrap and "bootstrap" not in report:
+            report["bootstrap"] = _bootstrap(stack, airflow_db=airflow_db, log=log)
+    log(f"env file: {stack.settings.env_file}")
+    return report
+
+
+Log = Callable[[str], None]
+
+
+def down(settings: StackSettings | None = None, *, only: Collection[str] | None = None, log: Log = print) -> list[str]:
+    """Stop the processes this stack started, in reverse start order; data stays on disk."""
+    stack = _load(settings)
+    selected = _select(stack, only)
+    stopped = []
+    with _exclusive(stack.settings):
+        for component in reversed(selected):
+            if component.external:
+                continue
+            t0 = time.monotonic()
+            if process.stop(stack.settings.pid_file(component.name), sig=component.stop_signal):
+                stopped.append(component.name)
+                log(f"{component.name}: stopped ({time.monotonic() - t0:.1f} s)")
+    return stopped
+
+
+def status(settings: StackSettings | None = None) -> list[ComponentStatus]:
+    stack = _load(settings)
+    result = []
+    for component in stack.components:
+        pid = None if component.external else process.running_pid(stack.settings.pid_file(component.name))
+        if not component.external and pid is None:
+            result.append(ComponentStatus(component.name, component.address, None, "down"))
+            continue
+        try:
+            if component.probe is not None:
+                component.probe()
+        except Exception as exc:  # reported, not raised: status shows every component
+            bad = "unreachable" if component.external else "unhealthy"
+            result.append(ComponentStatus(component.name, component.address, pid, bad, f"{type(exc).__name__}: {exc}"))
+            continue
+        result.append(ComponentStatus(component.name, component.address, pid, "external" if pid is None else "running"))
+    return result
+
+
+def write_env_file(settings: StackSettings | None = None) -> str:
+    return _load(settings).settings.env_file
+
+
+def restart(settings: StackSettings | None = None, *, component: str, log: Log = print) -> None:
+    down(settings, only=[component], log=log)
+    up(settings, only=[component], log=log)

@@ -1,0 +1,202 @@
+"""Failure alerts: every DAG's ``on_failure_callback``.
+
+When a task fails for good (its retries are spent), :func:`on_failure` writes one JSON alert to
+
+- the exports bucket, ``s3://<EXPORTS_BUCKET>/alerts/<dag_id>/<run_id>/<task_id>.json``,
+- a local file, ``<local>/alerts/<dag_id>/<run_id>/<task_id>.json``,
+- and, if an ``alert_webhook`` (http) connection exists, a POST of the same JSON to it,
+
+then logs ONE line that says what failed and where the alert went. Run ids are written the way
+the journey's reports write them (``:`` and ``+`` replaced), so a path is safe on every store.
+
+Each destination is tried independently and bounded in time: a store that is down (often the very
+reason for the alert) or a failing webhook is named in the log line and never hides the original
+failure, and the callback itself never raises. The alert carries no secrets: the platform
+connections' passwords are registered with Airflow's secrets masker before the text is redacted,
+and credentials in URLs, bearer tokens, passwords and raw API keys are masked by pattern.
+
+Imports are light (the DAG files import this module at parse time); clients load on first alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from include.config import CONN_IDS, EXPORTS_BUCKET, local_dir
+from plugins.journey.run import safe_name
+
+WEBHOOK_CONN_ID = "alert_webhook"
+WEBHOOK_TIMEOUT_S = 5.0
+MAX_ERROR_CHARS = 4000
+
+log = logging.getLogger("recsys.alerts")
+
+# validation.StageValidation.raise_for_failure writes this header, then one "  - " line per failed
+# expectation; the journey and the ops DAGs re-raise that text as an AirflowFailException.
+_GX_HEADER = re.compile(r"GX suite '(?P<suite>[^']+)' failed: \d+ of \d+ expectations unsuccessful")
+_GX_ITEM = "  - "
+
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\g<scheme>***@"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 ***"),
+    (re.compile(r"(?i)\b(password|passwd|secret|token|api_key)(\s*[=:]\s*)[^\s,;&'\"]+"), r"\1\2***"),
+    # The platform's API keys: rk_ + 43 url-safe characters (include/recsys/auth.py).
+    (re.compile(r"\brk_[A-Za-z0-9_-]{20,}"), "rk_***"),
+)
+
+
+def alert_path(payload: dict[str, Any]) -> str:
+    """Where an alert lives, relative to alerts/ in the bucket and to the local alerts directory."""
+    return f"{payload['dag_id']}/{safe_name(payload['run_id'])}/{payload['task_id']}.json"
+
+
+def alerts_dir() -> str:
+    return os.path.join(local_dir(), "alerts")
+
+
+def stage_of(task_id: str) -> str:
+    """The journey's tasks live in one group per stage ("train_model.validate"); other tasks are their own stage."""
+    return task_id.split(".", 1)[0]
+
+
+def failed_expectations(error: str) -> tuple[str | None, list[str]]:
+    """(suite, one line per failed expectation) when the error is a GX failure message, else (None, [])."""
+    header = _GX_HEADER.search(error)
+    if header is None:
+        return None, []
+    lines = error[header.end() :].splitlines()
+    return header["suite"], [line[len(_GX_ITEM) :] for line in lines if line.startswith(_GX_ITEM)]
+
+
+def redact(text: str) -> str:
+    from airflow.sdk.log import redact as airflow_redact
+
+    _register_connection_secrets()
+    text = str(airflow_redact(text))
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _register_connection_secrets() -> None:
+    """Fetching a connection registers its password and extra with Airflow's masker (task SDK behaviour);
+    this makes sure every platform connection is known even if the failed task never opened it."""
+    from airflow.sdk import BaseHook
+
+    for conn_id in (*CONN_IDS, WEBHOOK_CONN_ID):
+        try:
+            BaseHook.get_connection(conn_id)
+        except Exception:  # an absent or unreadable connection has no secret to mask here
+            continue
+
+
+def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any]:
+    ti = context["ti"]
+    exception = context.get("exception")
+    if exception is None:
+        error = "no exception recorded (failed by state change, e.g. marked failed or timed out externally)"
+        kind = None
+    else:
+        error = str(exception) or type(exception).__name__
+        kind = type(exception).__name__
+    error = redact(error)[:MAX_ERROR_CHARS]
+    suite, expectations = failed_expectations(error)
+    logical_date = context.get("logical_date")
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "stage": stage_of(ti.task_id),
+        "try_number": ti.try_number,
+        "logical_date": logical_date.isoformat() if logical_date else None,
+        "exception": kind,
+        "error": error,
+        "suite": suite,
+        "failed_expectations": expectations,
+        "timestamp": (now or datetime.now(UTC)).isoformat(),
+    }
+
+
+def write_local(payload: dict[str, Any]) -> str:
+    path = os.path.join(alerts_dir(), alert_path(payload))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, path)  # a reader never sees half an alert
+    return path
+
+
+def write_bucket(payload: dict[str, Any]) -> str:
+    from plugins.hooks.minio import MinioHook
+
+    stored = MinioHook().put_bytes(
+        bucket=EXPORTS_BUCKET,
+        key=f"alerts/{alert_path(payload)}",
+        data=json.dumps(payload, indent=2).encode(),
+        content_type="application/json",
+    )
+    return stored.uri
+
+
+def post_webhook(payload: dict[str, Any]) -> str:
+    """POST the alert; returns what happened, for the log line. 'not configured' when there is no connection.
+
+    The URL is never logged: webhook URLs often carry their token in the path."""
+    import requests
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(WEBHOOK_CONN_ID)
+    except AirflowNotFoundException:
+        return "not configured"
+    if not conn.host:
+        raise ValueError(f"connection {WEBHOOK_CONN_ID!r} must set host (and optionally port, schema, extra.endpoint)")
+    port = f":{conn.port}" if conn.port else ""
+    endpoint = conn.extra_dejson.get("endpoint", "")
+    url = f"{conn.schema or 'http'}://{conn.host}{port}/{endpoint.lstrip('/')}"
+    headers = {"Authorization": f"Bearer {conn.password}"} if conn.password else {}
+    response = requests.post(url, json=payload, headers=headers, timeout=WEBHOOK_TIMEOUT_S)
+    if response.status_code >= 300:
+        raise RuntimeError(f"the webhook answered HTTP {response.status_code}")
+    return f"sent (HTTP {response.status_code})"
+
+
+def _attempt(write, payload: dict[str, Any]) -> str:
+    try:
+        return write(payload)
+    except Exception as exc:  # one broken destination must not stop the others
+        first_line = (str(exc).splitlines() or [""])[0]
+        return redact(f"FAILED ({type(exc).__name__}: {first_line})")[:300]
+
+
+def on_failure(context: Any) -> None:
+    """The ``on_failure_callback`` of every task of every DAG of this project."""
+    try:
+        payload = build_payload(context)
+    except Exception as exc:  # a callback that raises would only add noise to the failure it reports
+        log.exception("ALERT could not be built: %s", exc)
+        return
+    bucket = _attempt(write_bucket, payload)
+    local = _attempt(write_local, payload)
+    webhook = _attempt(post_webhook, payload)
+    headline = (payload["error"].splitlines() or [""])[0]
+    if payload["failed_expectations"]:
+        headline += "; failed: " + "; ".join(payload["failed_expectations"])
+    log.error(
+        "ALERT %s.%s failed (run %s, try %s): %s | bucket: %s | file: %s | webhook: %s",
+        payload["dag_id"],
+        payload["task_id"],
+        payload["run_id"],
+        payload["try_number"],
+        headline[:600],
+        bucket,
+        local,
+        webhook,
+    )

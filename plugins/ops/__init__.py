@@ -1,0 +1,52 @@
+"""The logic of the platform's operational DAGs, one module per DAG: health (platform_health),
+data_quality (data_quality_check) and retraining (tenant_model_training). The DAG files only call these.
+
+Helpers the DAGs share live here; like the DAG files, this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from plugins.journey.run import reports_root, safe_name
+
+VALIDATION_KEY = "validation"
+
+
+def report_dir(*, dag_id: str, run_id: str) -> str:
+    """One run's reports. Keyed by DAG too: a manual run id ("manual__<date>") is not unique across DAGs."""
+    path = os.path.join(reports_root(), dag_id, safe_name(run_id))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def results_dir(*, dag_id: str, run_id: str) -> str:
+    """Where validate_stage stores one run's GX results (the journey's layout: <report dir>/gx)."""
+    return os.path.join(report_dir(dag_id=dag_id, run_id=run_id), "gx")
+
+
+def previous_result(ti: Any, *, task_id: str) -> Any:
+    """The return value of ``task_id`` in the latest earlier run that produced one, or None.
+
+    Used for day-over-day and run-over-run comparisons: Airflow's own metadata DB already keeps every
+    run's XCom, so no extra state store is needed. Called from ``task_id`` itself, this sees only
+    earlier runs: a try's own XComs are cleared when it starts.
+    """
+    return ti.xcom_pull(task_ids=task_id, include_prior_dates=True, map_indexes=-1)
+
+
+def raise_for_validation(result: Any, *, ti: Any) -> dict[str, Any]:
+    """Push a StageValidation to XCom and fail the task, without retries, if any expectation failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from plugins.validation import ValidationFailed
+
+    summary = result.to_dict()
+    ti.xcom_push(key=VALIDATION_KEY, value=summary)
+    try:
+        result.raise_for_failure()
+    except ValidationFailed as failed:
+        # Data that fails its expectations will fail them again: a retry would only delay the alert.
+        raise AirflowFailException(str(failed)) from None
+    return summary

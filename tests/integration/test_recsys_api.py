@@ -1,0 +1,463 @@
+"""The serving API against the real stack: deploy then recommend, auth and isolation, limits,
+injection, audit, and a restart that keeps serving.
+
+A second API process started here (own port, low rate limit) covers the restart and the 429 without
+touching the stack's API, which other tests and DAG runs share.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import numpy as np
+import psycopg2
+import pytest
+
+from include import config
+from include.recsys import artifacts as model_artifacts
+from include.recsys import storage
+from include.recsys.contracts import CATEGORIES
+from include.recsys.settings import load
+
+N_ITEMS, N_USERS, DIM = 300, 40, 16
+INJECTION = "'; DROP TABLE users; --"
+
+
+@pytest.fixture(scope="module")
+def env(stack_env) -> dict[str, str]:
+    return stack_env
+
+
+@pytest.fixture(scope="module")
+def admin(env):
+    with httpx.Client(
+        base_url=env["RECSYS_API_URL"], headers={"Authorization": f"Bearer {env['RECSYS_ADMIN_TOKEN']}"}, timeout=30
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api(env):
+    with httpx.Client(base_url=env["RECSYS_API_URL"], timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def db(env):
+    conn = psycopg2.connect(env["RECSYS_DATABASE_URL"])
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def s3(env):
+    return storage.client(load(env))
+
+
+def new_tenant(admin, prefix: str, run_key: str) -> dict:
+    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    response = admin.post(
+        "/api/admin/tenants", json={"name": slug, "slug": slug, "email": f"ops@{slug}.example", "source": run_key}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def new_key(admin, tenant: dict, run_key: str) -> str:
+    response = admin.post(
+        f"/api/admin/tenants/{tenant['slug']}/apikeys", json={"name": "test"}, headers={"X-Run-Key": run_key}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["api_key"]
+
+
+def items_csv() -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["item_id", "title", "category", "price", "image_url"])
+    for i in range(N_ITEMS):
+        writer.writerow(
+            [f"item_{i:04d}", f"Item {i}", CATEGORIES[i % 5], f"{10 + i}.99", f"https://img.example/{i}.jpg"]
+        )
+    return out.getvalue().encode()
+
+
+@pytest.fixture(scope="module")
+def deployed(env, admin, db, s3):
+    """A tenant with catalog, history, a registered and deployed model, and an API key."""
+    run_key = f"api-test-{uuid.uuid4().hex[:8]}"
+    tenant = new_tenant(admin, "serve", run_key)
+    data = items_csv()
+    object_key = f"{tenant['slug']}/{run_key}/items.csv"
+    storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
+    upload = {
+        "kind": "items",
+        "bucket": config.RAW_BUCKET,
+        "object_key": object_key,
+        "rows": N_ITEMS,
+        "sha256": storage.sha256_hex(data),
+        "source": run_key,
+    }
+    response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
+    assert response.status_code == 201, response.text
+    assert response.json()["items_upserted"] == N_ITEMS
+
+    history = {f"user_{u:03d}": [f"item_{(u * 7 + j) % N_ITEMS:04d}" for j in range(5)] for u in range(N_USERS)}
+    with db.cursor() as cur:
+        for user, items in history.items():
+            for j, item in enumerate(items):
+                cur.execute(
+                    "INSERT INTO interactions (event_id, tenant_id, user_id, item_id, interaction_type, ts, source,"
+                    " kafka_partition, kafka_offset) VALUES (%s, %s, %s, %s, 'view', now(), %s, 0, 0)",
+                    (f"{run_key}-{user}-{j}", tenant["tenant_id"], user, item, run_key),
+                )
+    rng = np.random.default_rng(3)
+    artifacts = model_artifacts.TrainResult(
+        item_ids=[f"item_{i:04d}" for i in range(N_ITEMS)],
+        item_embeddings=rng.normal(size=(N_ITEMS, DIM)).astype(np.float32),
+        user_ids=list(history),
+        user_embeddings=rng.normal(size=(N_USERS, DIM)).astype(np.float32),
+        popular_items=[f"item_{i:04d}" for i in range(N_ITEMS)],
+        config={"dim": DIM},
+        metrics={"ndcg_at_10": 0.41, "recall_at_10": 0.2, "popularity_ndcg_at_10": 0.1},
+    )
+    uri = model_artifacts.save_artifacts(
+        artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v1/"
+    )["artifact_uri"]
+    response = admin.post(
+        f"/api/admin/tenants/{tenant['slug']}/models",
+        json={"version": "v1", "metrics": artifacts.metrics, "artifact_uri": uri, "source": run_key},
+    )
+    assert response.status_code == 201, response.text
+    response = admin.post(
+        f"/api/admin/tenants/{tenant['slug']}/models/v1/deploy", json={"traffic_percent": 100, "source": run_key}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["index_size"] == N_ITEMS
+    return {
+        "tenant": tenant,
+        "key": new_key(admin, tenant, run_key),
+        "history": history,
+        "artifacts": artifacts,
+        "run_key": run_key,
+    }
+
+
+def recommend(api, key: str, body: dict, **kwargs) -> httpx.Response:
+    return api.post(
+        "/api/v1/recommendations",
+        json=body,
+        headers={"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})},
+        **kwargs,
+    )
+
+
+def test_deployed_model_serves_sorted_unseen_items(api, admin, deployed):
+    tenant = deployed["tenant"]
+    assert admin.get(f"/api/admin/tenants/{tenant['slug']}/deployment").json()["version"] == "v1"
+    models = admin.get(f"/api/admin/tenants/{tenant['tenant_id']}/models").json()
+    assert models["serving_version"] == "v1"
+    assert [(m["version"], m["status"], m["deployed"]) for m in models["models"]] == [("v1", "deployed", True)]
+
+    response = recommend(api, deployed["key"], {"user_id": "user_007", "count": 10}, headers={"X-Request-ID": "req-7"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == "v1" and body["fallback"] is False and body["request_id"] == "req-7"
+    ids = [i["item_id"] for i in body["items"]]
+    assert len(ids) == 10 == len(set(ids))
+    assert not set(ids) & set(deployed["history"]["user_007"])
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    a = deployed["artifacts"]
+    expected = a.item_embeddings @ a.user_embeddings[a.user_ids.index("user_007")]
+    assert scores[0] == pytest.approx(
+        float(max(s for i, s in zip(a.item_ids, expected, strict=True) if i not in deployed["history"]["user_007"])),
+        rel=1e-4,
+    )
+
+
+def test_category_filter_and_fallback(api, deployed):
+    body = recommend(
+        api, deployed["key"], {"user_id": "user_001", "count": 5, "filters": {"category": CATEGORIES[2]}}
+    ).json()
+    assert len(body["items"]) == 5 and {i["category"] for i in body["items"]} == {CATEGORIES[2]}
+    cold = recommend(api, deployed["key"], {"user_id": "never-seen", "count": 3}).json()
+    assert cold["fallback"] is True and [i["item_id"] for i in cold["items"]] == ["item_0000", "item_0001", "item_0002"]
+
+
+def test_tenant_isolation_on_every_route(api, admin, deployed):
+    other = new_tenant(admin, "other", deployed["run_key"])
+    other_key = new_key(admin, other, deployed["run_key"])
+    tenant = deployed["tenant"]
+    auth = {"Authorization": f"Bearer {other_key}"}
+    assert recommend(api, other_key, {"user_id": "user_001", "tenant_id": tenant["tenant_id"]}).status_code == 403
+    for ref in (tenant["tenant_id"], tenant["slug"]):
+        assert (
+            api.post(f"/api/v1/tenants/{ref}/recommendations", json={"user_id": "user_001"}, headers=auth).status_code
+            == 403
+        )
+        assert api.get(f"/api/v1/tenants/{ref}/items/item_0001", headers=auth).status_code == 403
+    own = {"Authorization": f"Bearer {deployed['key']}"}
+    item = api.get(f"/api/v1/tenants/{tenant['slug']}/items/item_0001", headers=own)
+    assert item.status_code == 200 and item.json()["category"] == CATEGORIES[1]
+    assert (
+        api.post(
+            f"/api/v1/tenants/{tenant['tenant_id']}/recommendations", json={"user_id": "user_001"}, headers=own
+        ).status_code
+        == 200
+    )
+    # The other tenant has no model: it gets its own (empty-catalog) fallback, never this tenant's items.
+    body = recommend(api, other_key, {"user_id": "user_001"}).json()
+    assert body["fallback"] is True and body["items"] == []
+
+
+def test_auth_validation_and_size_errors(api, deployed):
+    assert api.post("/api/v1/recommendations", json={"user_id": "u"}).json()["code"] == "unauthorized"
+    assert recommend(api, "rk_not-a-real-key", {"user_id": "u"}).status_code == 401
+    for bad in (
+        {"count": 5},
+        {"user_id": "u", "count": 0},
+        {"user_id": "u", "count": 101},
+        {"user_id": "u", "filters": {"category": "cars"}},
+    ):
+        response = recommend(api, deployed["key"], bad)
+        assert response.status_code == 422 and response.json()["code"] == "validation_error", (bad, response.text)
+    big = api.post(
+        "/api/v1/recommendations",
+        content=b"{" + b" " * 70_000 + b"}",
+        headers={"Authorization": f"Bearer {deployed['key']}"},
+    )
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
+
+
+def test_upload_checksum_and_row_count_are_verified(admin, s3, deployed):
+    tenant = deployed["tenant"]
+    data = items_csv()
+    key = f"{tenant['slug']}/{deployed['run_key']}/items-check.csv"
+    storage.write(s3, config.RAW_BUCKET, key, data)
+    base = {
+        "kind": "items",
+        "bucket": config.RAW_BUCKET,
+        "object_key": key,
+        "rows": N_ITEMS,
+        "sha256": storage.sha256_hex(data),
+    }
+    wrong_sha = admin.post(f"/api/admin/tenants/{tenant['slug']}/uploads", json={**base, "sha256": "0" * 64})
+    assert wrong_sha.status_code == 422 and wrong_sha.json()["code"] == "checksum_mismatch"
+    wrong_rows = admin.post(f"/api/admin/tenants/{tenant['slug']}/uploads", json={**base, "rows": N_ITEMS + 1})
+    assert wrong_rows.status_code == 422 and "registered 301 rows, object has 300" in wrong_rows.json()["error"]
+    first = admin.post(f"/api/admin/tenants/{tenant['slug']}/uploads", json=base).json()
+    again = admin.post(f"/api/admin/tenants/{tenant['slug']}/uploads", json=base).json()
+    assert first["upload_id"] == again["upload_id"]  # re-registering upserts
+
+
+def test_injection_strings_change_nothing_but_data(api, admin, db, s3, deployed):
+    def snapshot():
+        with db.cursor() as cur:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
+            tables = [r[0] for r in cur.fetchall()]
+            counts = {}
+            for table in tables:
+                cur.execute(f'SELECT count(*) FROM "{table}"')  # names come from the catalog, not input
+                counts[table] = cur.fetchone()[0]
+        return tables, counts
+
+    tables_before, counts_before = snapshot()
+    tenant, key = deployed["tenant"], deployed["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    created = admin.post(
+        "/api/admin/tenants",
+        json={"name": INJECTION, "slug": f"inj-{uuid.uuid4().hex[:6]}", "email": "a@b.co", "source": INJECTION},
+    )
+    assert created.status_code == 201 and created.json()["name"] == INJECTION
+    assert admin.post("/api/admin/tenants", json={"name": "x", "slug": INJECTION, "email": "a@b.co"}).status_code == 422
+    assert admin.post("/api/admin/tenants", json={"name": "x", "slug": "x-inj", "email": INJECTION}).status_code == 422
+    assert admin.get(f"/api/admin/tenants/{INJECTION}").status_code == 404
+    assert (
+        admin.post(
+            f"/api/admin/tenants/{tenant['slug']}/apikeys", json={"name": INJECTION, "source": INJECTION}
+        ).status_code
+        == 201
+    )
+    data = items_csv()
+    object_key = f"{tenant['slug']}/{INJECTION}.csv"
+    storage.write(s3, config.RAW_BUCKET, object_key, data)
+    upload = admin.post(
+        f"/api/admin/tenants/{tenant['slug']}/uploads",
+        json={
+            "kind": "interactions",
+            "bucket": config.RAW_BUCKET,
+            "object_key": object_key,
+            "rows": N_ITEMS,
+            "sha256": storage.sha256_hex(data),
+            "source": INJECTION,
+        },
+    )
+    assert upload.status_code == 201, upload.text
+    assert (
+        admin.post(
+            f"/api/admin/tenants/{tenant['slug']}/uploads",
+            json={"kind": INJECTION, "bucket": config.RAW_BUCKET, "object_key": "k", "rows": 1, "sha256": "0" * 64},
+        ).status_code
+        == 422
+    )
+    assert (
+        admin.post(
+            f"/api/admin/tenants/{tenant['slug']}/models", json={"version": INJECTION, "artifact_uri": "s3://b/k/"}
+        ).status_code
+        == 422
+    )
+    assert admin.post(f"/api/admin/tenants/{tenant['slug']}/models/{INJECTION}/deploy", json={}).status_code == 404
+    assert (
+        admin.get(
+            "/api/admin/audit", params={"tenant_id": tenant["tenant_id"], "action": INJECTION, "source": INJECTION}
+        ).json()["count"]
+        == 0
+    )
+    body = recommend(api, key, {"user_id": INJECTION, "count": 3, "source": INJECTION}).json()
+    assert body["user_id"] == INJECTION and body["fallback"] is True
+    assert recommend(api, key, {"user_id": "u", "filters": {"category": INJECTION}}).status_code == 422
+    assert api.get(f"/api/v1/tenants/{tenant['slug']}/items/{INJECTION}", headers=headers).status_code == 404
+    assert recommend(api, key, {"user_id": "u", "tenant_id": INJECTION}).status_code == 403
+
+    tables_after, counts_after = snapshot()
+    assert tables_after == tables_before
+    assert all(counts_after[t] >= counts_before[t] for t in tables_before), (counts_before, counts_after)
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM tenants WHERE name = %s", (INJECTION,))
+        assert cur.fetchone()[0] >= 1  # stored verbatim, as data
+
+
+def test_every_action_is_audited_and_the_log_is_append_only(admin, api, db, deployed):
+    run_key, tenant = deployed["run_key"], deployed["tenant"]
+    for _ in range(3):
+        recommend(api, deployed["key"], {"user_id": "user_002"}, headers={"X-Run-Key": run_key})
+    wanted = {
+        "tenant.created",
+        "apikey.created",
+        "upload.registered",
+        "model.registered",
+        "model.deployed",
+        "recommendations.served",
+    }
+    deadline = time.monotonic() + 20  # served counts are flushed every few seconds
+    while True:
+        entries = admin.get("/api/admin/audit", params={"tenant_id": tenant["slug"], "source": run_key}).json()[
+            "entries"
+        ]
+        actions = {e["action"] for e in entries}
+        if wanted <= actions or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert wanted <= actions, f"missing audit actions: {wanted - actions}"
+    assert all(e["tenant_id"] == tenant["tenant_id"] and e["source"] == run_key for e in entries)
+    assert sum(e["details"]["count"] for e in entries if e["action"] == "recommendations.served") >= 3
+    assert all("api_key" not in e["details"] for e in entries)
+    exported = admin.get(
+        "/api/admin/audit", params={"tenant_id": tenant["tenant_id"], "source": run_key, "format": "csv"}
+    )
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == len(entries)
+    with db.cursor() as cur, pytest.raises(psycopg2.Error, match="append-only"):
+        cur.execute("UPDATE audit_log SET actor = 'x' WHERE id = %s", (entries[0]["id"],))
+    with db.cursor() as cur, pytest.raises(psycopg2.Error, match="append-only"):
+        cur.execute("DELETE FROM audit_log WHERE id = %s", (entries[0]["id"],))
+
+
+def test_recommendation_latency(env, admin, api, deployed):
+    """Sequential latency through the stack's API; the rate limit is spread over a few keys."""
+    limit = load(env).rate_limit
+    keys = [new_key(admin, deployed["tenant"], deployed["run_key"]) for _ in range(max(1, 300 // limit + 1))]
+    samples = []
+    for n in range(300):
+        started = time.perf_counter()
+        response = recommend(api, keys[n // limit], {"user_id": f"user_{n % N_USERS:03d}", "count": 10})
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+    samples.sort()
+    p50, p95 = statistics.median(samples), samples[int(len(samples) * 0.95)]
+    print(f"sequential recommendation latency over 300 requests: p50 {p50:.2f} ms, p95 {p95:.2f} ms")
+    assert p95 < 100
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def own_api(env, tmp_path):
+    """Starts this test's own API process (given extra env); stops it after."""
+    started = []
+
+    def start(**overrides: str) -> httpx.Client:
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "include.recsys.api:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=config.project_root(),
+            env={**os.environ, **overrides},
+            stdout=open(tmp_path / f"api-{port}.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        started.append((proc, client))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if client.get("/health").status_code == 200:
+                    return client
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise AssertionError(f"own API did not get healthy: {(tmp_path / f'api-{port}.log').read_text()[-2000:]}")
+
+    yield start
+    for proc, client in started:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_a_restarted_api_serves_the_active_deployment(own_api, deployed):
+    fresh = own_api()
+    tenant = deployed["tenant"]
+    response = fresh.get(
+        f"/api/admin/tenants/{tenant['slug']}/deployment",
+        headers={"Authorization": f"Bearer {os.environ['RECSYS_ADMIN_TOKEN']}"},
+    )
+    assert (
+        response.status_code == 200 and response.json()["version"] == "v1" and response.json()["index_size"] == N_ITEMS
+    )
+    body = recommend(fresh, deployed["key"], {"user_id": "user_003"}).json()
+    assert body["model_version"] == "v1" and body["fallback"] is False
+    gauge = f'recsys_model_info{{tenant_id="{tenant["tenant_id"]}",version="v1"}} 1'
+    assert gauge in fresh.get("/metrics").text
+
+
+def test_rate_limit_answers_429_with_retry_after(own_api, deployed):
+    limited = own_api(RECSYS_RATE_LIMIT="5/60")
+    statuses = [recommend(limited, deployed["key"], {"user_id": "user_004"}) for _ in range(8)]
+    assert [r.status_code for r in statuses] == [200] * 5 + [429] * 3
+    refused = statuses[-1]
+    assert refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60

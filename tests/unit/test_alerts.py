@@ -1,0 +1,242 @@
+"""plugins/alerts.py: the alert payload, the local file, the one log line and the webhook, with a real
+HTTP server standing in for the operator's webhook. No stack needed: the object store connection is
+left undefined here, which also proves a broken destination never stops the others (the DAG tests
+check the bucket copy on the real stack)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from plugins import alerts
+from plugins.validation import StageValidation, ValidationFailed
+
+DB_PASSWORD = "pg-Secret-4242-xyz"
+RAW_KEY = "rk_" + "A1b2C3d4E5" * 4 + "xyz"
+RUN_ID = "manual__2026-11-10T00:00:00+00:00"
+
+
+class Webhook:
+    """A real HTTP endpoint that records what it is sent and answers with ``status``."""
+
+    def __init__(self, status: int = 200) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def connection(self) -> str:
+        host, port = self.server.server_address
+        return json.dumps(
+            {"conn_type": "http", "host": host, "port": port, "schema": "http", "extra": {"endpoint": "/hooks/alerts"}}
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """Alerts go under tmp_path; the app DB connection carries a password that must never leak; no object store."""
+    monkeypatch.setenv("RECSYS_LOCAL_DIR", str(tmp_path))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_POSTGRES_APP",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "app", "password": DB_PASSWORD}),
+    )
+    monkeypatch.delenv("AIRFLOW_CONN_MINIO_DEFAULT", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_ALERT_WEBHOOK", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    server = Webhook()
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", server.connection)
+    yield server
+    server.close()
+
+
+def gx_failure() -> Exception:
+    """The exception a journey or ops validate task raises: the real validation message, re-raised as
+    AirflowFailException (validation.StageValidation builds the text)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    failures = [
+        {
+            "batch": "metrics",
+            "expectation_type": "expect_column_min_to_be_between",
+            "column": "ndcg_at_10",
+            "kwargs": {"min_value": "$ndcg_threshold=0.3"},
+            "observed_value": 0.21,
+        },
+        {
+            "batch": "metrics",
+            "expectation_type": "expect_column_values_to_be_in_set",
+            "column": "nonfinite_values",
+            "kwargs": {"value_set": [0]},
+            "unexpected_count": 1,
+            "unexpected_percent": 100.0,
+            "partial_unexpected_list": [3],
+        },
+    ]
+    validation = StageValidation(
+        suite="train_model", success=False, evaluated=9, unsuccessful=2, failed_expectations=failures,
+        result_path="/reports/gx/train_model.json",
+    )  # fmt: skip
+    try:
+        validation.raise_for_failure()
+    except ValidationFailed as failed:
+        return AirflowFailException(str(failed))
+    raise AssertionError("an unsuccessful StageValidation must raise")
+
+
+def context(exception: Exception, *, task_id: str = "train_model.validate", try_number: int = 1) -> dict:
+    ti = SimpleNamespace(dag_id="onboarding_journey", run_id=RUN_ID, task_id=task_id, try_number=try_number)
+    return {"ti": ti, "exception": exception, "logical_date": datetime.fromisoformat("2026-11-10T00:00:00+00:00")}
+
+
+def local_alert(root, task_id: str = "train_model.validate") -> dict:
+    path = root / "alerts" / "onboarding_journey" / "manual__2026-11-10T00_00_00_00_00" / f"{task_id}.json"
+    return json.loads(path.read_text())
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def alert_log():
+    """What plugins.alerts logs, captured at its own logger (Airflow reconfigures the root logger on import)."""
+    handler, logger = Lines(), logging.getLogger("recsys.alerts")
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def test_gx_failure_alert_names_the_failed_expectations(env, webhook, alert_log):
+    alerts.on_failure(context(gx_failure(), try_number=2))
+
+    payload = local_alert(env)
+    assert payload["dag_id"] == "onboarding_journey"
+    assert payload["run_id"] == RUN_ID
+    assert payload["task_id"] == "train_model.validate"
+    assert payload["stage"] == "train_model"
+    assert payload["try_number"] == 2
+    assert payload["logical_date"] == "2026-11-10T00:00:00+00:00"
+    assert payload["exception"] == "AirflowFailException"
+    assert payload["suite"] == "train_model"
+    assert payload["failed_expectations"] == [
+        "metrics[ndcg_at_10]: expect_column_min_to_be_between(min_value=$ndcg_threshold=0.3): observed 0.21",
+        "metrics[nonfinite_values]: expect_column_values_to_be_in_set(value_set=[0]): 1 unexpected (100%), e.g. [3]",
+    ]
+    assert payload["error"].startswith("GX suite 'train_model' failed: 2 of 9 expectations unsuccessful")
+    assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
+
+    assert len(webhook.received) == 1
+    assert webhook.received[0]["path"] == "/hooks/alerts"
+    assert webhook.received[0]["body"] == payload
+
+    [line] = alert_log
+    assert line.startswith(f"ALERT onboarding_journey.train_model.validate failed (run {RUN_ID}, try 2): GX suite")
+    assert "failed: metrics[ndcg_at_10]" in line
+    assert "bucket: FAILED (AirflowNotFoundException" in line  # no object store here, and that stopped nothing
+    assert "file: " + str(env / "alerts") in line
+    assert "webhook: sent (HTTP 200)" in line
+
+
+def test_plain_failure_has_no_expectations(env, webhook):
+    alerts.on_failure(context(ConnectionError("kafka: broker 127.0.0.1:19092 unreachable"), task_id="kafka"))
+    payload = local_alert(env, "kafka")
+    assert payload["stage"] == "kafka"
+    assert payload["exception"] == "ConnectionError"
+    assert payload["error"] == "kafka: broker 127.0.0.1:19092 unreachable"
+    assert payload["suite"] is None and payload["failed_expectations"] == []
+
+
+def test_alert_never_carries_secrets(env, webhook, alert_log):
+    leaky = RuntimeError(
+        f"could not connect to postgresql://app:{DB_PASSWORD}@127.0.0.1:1/app (password={DB_PASSWORD});"
+        f" retried with Authorization: Bearer tok.en-123/abc and key {RAW_KEY}; the server echoed {DB_PASSWORD}"
+    )
+    alerts.on_failure(context(leaky, task_id="measure"))
+
+    written = json.dumps(local_alert(env, "measure"))
+    sent = json.dumps(webhook.received[0]["body"])
+    logged = "\n".join(alert_log)
+    assert "could not connect" in logged
+    for text in (written, sent, logged):
+        assert DB_PASSWORD not in text
+        assert RAW_KEY not in text
+        assert "tok.en-123" not in text
+    assert "postgresql://app:***@127.0.0.1:1/app" in written
+    assert "rk_***" in written
+    assert "the server echoed ***" in written  # masked because it is a connection's password, not by pattern
+
+
+def test_without_webhook_connection_the_alert_is_still_written(env, alert_log):
+    alerts.on_failure(context(ValueError("bad input")))
+    assert local_alert(env)["error"] == "bad input"
+    [line] = alert_log
+    assert line.endswith("webhook: not configured")
+
+
+@pytest.mark.parametrize("broken", ["answers 500", "is down"])
+def test_failing_webhook_does_not_mask_the_failure(env, monkeypatch, alert_log, broken):
+    server = Webhook(status=500)
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", server.connection)
+    if broken == "is down":
+        server.close()
+    try:
+        alerts.on_failure(context(gx_failure()))  # must not raise
+    finally:
+        if broken != "is down":
+            server.close()
+
+    assert local_alert(env)["suite"] == "train_model"
+    [line] = alert_log
+    assert "GX suite 'train_model' failed" in line
+    if broken == "answers 500":
+        assert "webhook: FAILED (RuntimeError: the webhook answered HTTP 500)" in line
+    else:
+        assert "webhook: FAILED (ConnectionError" in line
+    if broken == "answers 500":
+        assert len(server.received) == 1
+
+
+def test_webhook_url_is_never_logged(env, monkeypatch, alert_log):
+    """Webhook URLs often hold their token in the path."""
+    server = Webhook()
+    conn = json.loads(server.connection)
+    conn["extra"]["endpoint"] = "/services/T000/B000/SeCrEtToKeN"
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", json.dumps(conn))
+    try:
+        alerts.on_failure(context(ValueError("boom")))
+    finally:
+        server.close()
+    assert server.received[0]["path"] == "/services/T000/B000/SeCrEtToKeN"
+    assert "SeCrEtToKeN" not in "\n".join(alert_log)
+    assert local_alert(env)["error"] == "boom"

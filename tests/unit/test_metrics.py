@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from include.recsys.contracts import ContractError
+from include.recsys.metrics import evaluate_topk, ndcg_from_hits, popularity_scorer, recall_from_hits, split_holdout
+
+
+def test_ndcg_against_hand_computed_values():
+    hits = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    n_relevant = torch.tensor([2, 5, 0, 3])
+    expected = [
+        (1 + 1 / 2) / (1 + 1 / math.log2(3)),  # hits at ranks 1 and 3; ideal: ranks 1 and 2
+        (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / 2),  # ideal DCG over min(k=3, 5) hits
+        0.0,  # nothing relevant: scored 0, not NaN
+        1.0,
+    ]
+    assert ndcg_from_hits(hits, n_relevant).tolist() == pytest.approx(expected)
+
+
+def test_recall_against_hand_computed_values():
+    hits = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=torch.bool)
+    assert recall_from_hits(hits, torch.tensor([4, 1, 0])).tolist() == pytest.approx([0.5, 1.0, 0.0])
+
+
+def test_evaluate_excludes_training_items_and_averages_over_test_users():
+    # 3 users x 4 items. User 0 trained on item 0 (top score) so item 1 ranks first: a hit at rank 1.
+    # User 1's held-out item 3 ranks 2nd at k=2. User 2 has no held-out items and is not averaged.
+    scores = torch.tensor([[9.0, 8.0, 7.0, 1.0], [9.0, 1.0, 3.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
+    train = (np.array([0, 1, 2]), np.array([0, 0, 1]))
+    test = (np.array([0, 1]), np.array([1, 3]))
+    result = evaluate_topk(
+        lambda users: scores[users], train_pairs=train, test_pairs=test, n_users=3, k=2, batch_size=1
+    )
+    assert result["users"] == 2
+    assert result["ndcg"] == pytest.approx((1.0 + 1 / math.log2(3)) / 2)
+    assert result["recall"] == pytest.approx(1.0)
+
+
+def test_evaluate_needs_held_out_items():
+    with pytest.raises(ContractError, match="at least one user with held-out items"):
+        evaluate_topk(lambda u: torch.zeros(len(u), 2), train_pairs=(np.array([0]), np.array([0])),
+                      test_pairs=(np.array([], dtype=int), np.array([], dtype=int)), n_users=1)  # fmt: skip
+
+
+def test_popularity_ranks_items_by_distinct_training_users():
+    scorer = popularity_scorer((np.array([0, 1, 2, 0]), np.array([2, 2, 2, 1])), n_items=3)
+    assert scorer(np.array([0, 1])).tolist() == [[0.0, 1.0, 3.0], [0.0, 1.0, 3.0]]
+
+
+def interactions(n_users: int = 50, items_per_user: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"i{i}") for u in range(n_users) for i in rng.choice(40, items_per_user, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    return pd.concat([frame, frame.iloc[:30]], ignore_index=True)  # repeat events of the same pairs
+
+
+def test_split_is_per_user_and_keeps_pairs_on_one_side():
+    frame = pd.concat([interactions(), pd.DataFrame({"user_id": ["light"] * 2, "item_id": ["i1", "i2"]})])
+    train, test = split_holdout(frame, seed=0, holdout_fraction=0.2, min_user_items=3)
+    assert len(train) + len(test) == len(frame)
+    held_per_user = test.drop_duplicates().groupby("user_id").size()
+    assert (held_per_user == 2).all() and len(held_per_user) == 50  # round(0.2 * 10) of every eligible user
+    assert "light" not in set(test["user_id"])  # fewer than min_user_items distinct items: train only
+    pairs = lambda df: set(map(tuple, df[["user_id", "item_id"]].to_numpy()))  # noqa: E731
+    assert pairs(train).isdisjoint(pairs(test))
+
+
+def test_split_is_deterministic_and_independent_of_row_order():
+    frame = interactions()
+    _, test = split_holdout(frame, seed=5)
+    _, again = split_holdout(frame.sample(frac=1.0, random_state=1), seed=5)
+    _, other_seed = split_holdout(frame, seed=6)
+    as_set = lambda df: set(map(tuple, df.to_numpy()))  # noqa: E731
+    assert as_set(test) == as_set(again)
+    assert as_set(test) != as_set(other_seed)
+
+
+def test_split_rejects_bad_fraction_and_missing_columns():
+    with pytest.raises(ValueError, match=r"holdout_fraction must be in \(0, 1\), got 1.0"):
+        split_holdout(interactions(), seed=0, holdout_fraction=1.0)
+    with pytest.raises(ContractError, match="interactions must have columns user_id, item_id; missing: item_id"):
+        split_holdout(pd.DataFrame({"user_id": ["u"]}), seed=0)

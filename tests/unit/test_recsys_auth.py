@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+
+from include.recsys import auth
+
+
+def test_keys_are_long_random_and_stored_as_sha256_hex():
+    first, second = auth.generate_key(), auth.generate_key()
+    assert first != second
+    assert first.startswith(auth.KEY_PREFIX) and len(first) >= len(auth.KEY_PREFIX) + 43  # 32 bytes, base64url
+    assert auth.hash_key(first) == hashlib.sha256(first.encode()).hexdigest()
+    assert auth.display_prefix(first) == first[: auth.DISPLAY_PREFIX_CHARS]
+    assert auth.display_prefix(first) not in (first, auth.hash_key(first))
+
+
+def test_bearer_token_parsing():
+    assert auth.bearer_token("Bearer abc") == "abc"
+    assert auth.bearer_token("bearer  abc ") == "abc"
+    assert auth.bearer_token("Basic abc") is None
+    assert auth.bearer_token("Bearer ") is None
+    assert auth.bearer_token(None) is None
+
+
+def test_admin_check_uses_constant_time_compare(monkeypatch):
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    assert auth.is_admin("Bearer s3cret", admin_token="s3cret")
+    assert not auth.is_admin("Bearer s3cres", admin_token="s3cret")
+    assert not auth.is_admin("Bearer s3cret-longer", admin_token="s3cret")
+    assert not auth.is_admin(None, admin_token="s3cret")
+    assert len(calls) == 3  # every presented token went through compare_digest, none through ==
+    assert "==" not in inspect.getsource(auth.is_admin)
+
+
+def test_key_cache_hits_memory_and_caches_unknown_keys_briefly():
+    owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
+    lookups = []
+
+    def lookup(digest: str):
+        lookups.append(digest)
+        return owner if digest == auth.hash_key("good") else None
+
+    cache = auth.KeyCache(lookup, ttl_s=60, negative_ttl_s=60)
+    assert cache.cached("good") == (False, None)
+    assert cache.owner("good") is owner
+    assert cache.owner("good") is owner
+    assert cache.cached("good") == (True, owner)
+    assert cache.owner("bad") is None and cache.owner("bad") is None
+    assert cache.cached("bad") == (True, None)
+    assert lookups == [auth.hash_key("good"), auth.hash_key("bad")]  # hashes only, each looked up once
+
+
+def test_key_owner_matches_tenant_by_id_or_slug():
+    owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
+    assert owner.owns("t1") and owner.owns("acme")
+    assert not owner.owns("other") and not owner.owns("")

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from include.recsys.ratelimit import RateLimiter
+from include.recsys.settings import SettingsError, parse_rate_limit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_admits_limit_per_sliding_window_then_reports_the_wait():
+    clock = Clock()
+    limiter = RateLimiter(limit=3, window_s=10, clock=clock)
+    admitted = []
+    for _ in range(3):
+        admitted.append(limiter.acquire("k"))
+        clock.now += 1
+    assert admitted == [0.0, 0.0, 0.0]
+    clock.now += 4  # t=7: the first request (t=0) leaves the window at t=10
+    assert limiter.acquire("k") == pytest.approx(3.0)
+    clock.now += 3
+    assert limiter.acquire("k") == 0.0  # exactly one slot opened
+    assert limiter.acquire("k") == pytest.approx(1.0)
+
+
+def test_keys_are_limited_independently():
+    limiter = RateLimiter(limit=1, window_s=10, clock=Clock())
+    assert limiter.acquire("a") == 0.0
+    assert limiter.acquire("b") == 0.0
+    assert limiter.acquire("a") > 0
+
+
+def test_refused_requests_do_not_consume_slots():
+    clock = Clock()
+    limiter = RateLimiter(limit=2, window_s=10, clock=clock)
+    limiter.acquire("k"), limiter.acquire("k")
+    for _ in range(50):
+        assert limiter.acquire("k") > 0
+    clock.now += 10
+    assert limiter.acquire("k") == 0.0
+
+
+def test_retry_after_rounds_up_to_whole_seconds():
+    assert RateLimiter.retry_after_header(0.2) == "1"
+    assert RateLimiter.retry_after_header(5.01) == "6"
+
+
+def test_rate_limit_setting_parsing():
+    assert parse_rate_limit("60/10") == (60, 10.0)
+    for bad in ("60", "a/b", "0/10", "5/0"):
+        with pytest.raises(SettingsError, match="RECSYS_RATE_LIMIT"):
+            parse_rate_limit(bad)

@@ -1,0 +1,497 @@
+"""Each stage's GX suite: a valid frame set passes, and each kind of breakage fails exactly the
+expectation written for it, with the offending value in the failure message."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from include.recsys.contracts import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
+from plugins.validation import SUITES_DIR, ValidationFailed, load_suite, validate_stage
+
+STAGES = (
+    "seed_data",
+    "upload_to_minio",
+    "feed_kafka",
+    "train_model",
+    "deploy_model",
+    "query_recommendations",
+    "audit",
+)
+WINDOW_START = pd.Timestamp("2024-03-01T00:00:00Z")
+WINDOW_END = pd.Timestamp("2024-03-02T00:00:00Z")
+
+Frames = dict[str, pd.DataFrame]
+Params = dict[str, Any]
+
+
+def seed_data_input() -> tuple[Frames, Params]:
+    items = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3", "i4"],
+            "title": ["Phone", "Laptop", "Tablet", "Earbuds"],
+            "category": ["smartphones", "laptops", "tablets", "audio"],
+            "price": [499.0, 1299.0, 329.0, 0.5],
+            "image_url": [f"https://img.example/i{i}.jpg" for i in range(1, 5)],
+        }
+    )
+    users = pd.DataFrame(
+        {"user_id": ["u1", "u2", "u3"], "country": ["DE", "FR", "US"], "signup_date": ["2023-01-01"] * 3}
+    )
+    timestamps = [
+        "2024-03-01T00:00:00Z",
+        "2024-03-01T01:00:00Z",
+        "2024-03-01T09:30:00Z",
+        "2024-03-01T12:00:00Z",
+        "2024-03-01T18:45:00Z",
+        "2024-03-02T00:00:00Z",
+    ]
+    interactions = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(6)],
+            "user_id": ["u1", "u1", "u2", "u3", "u3", "u2"],
+            "item_id": ["i1", "i2", "i3", "i4", "i1", "i2"],
+            "interaction_type": ["view", "click", "add_to_cart", "purchase", "view", "view"],
+            "timestamp": timestamps,
+        }
+    )
+    interactions["ts"] = pd.to_datetime(interactions["timestamp"], utc=True)
+    params = {
+        "item_ids": items["item_id"].tolist(),
+        "user_ids": users["user_id"].tolist(),
+        "categories": CATEGORIES,
+        "interaction_types": INTERACTION_TYPES,
+        # Both forms the DAG may hold: a Timestamp and an ISO string from XCom.
+        "window_start": WINDOW_START,
+        "window_end": WINDOW_END.isoformat(),
+        "min_interactions": 5,
+    }
+    return {"items": items, "users": users, "interactions": interactions}, params
+
+
+def upload_to_minio_input() -> tuple[Frames, Params]:
+    names = ["items", "users", "interactions"]
+    objects = pd.DataFrame(
+        {
+            "name": names,
+            "key": [f"acme/2024-03-01/{n}.csv" for n in names],
+            "rows_local": [4, 3, 6],
+            "rows_read_back": [4, 3, 6],
+            "sha256_local": ["a" * 64, "b" * 64, "c" * 64],
+            "sha256_metadata": ["a" * 64, "b" * 64, "c" * 64],
+            "sha256_read_back": ["a" * 64, "b" * 64, "c" * 64],
+            "bytes": [310, 120, 540],
+        }
+    )
+    rows_accounting = pd.DataFrame(
+        {
+            "name": names,
+            "rows_total": [5, 3, 6],
+            "rows_good": [4, 3, 6],
+            "rows_quarantined": [1, 0, 0],
+            "bad_share": [0.2, 0.0, 0.0],
+            "max_bad_share": [0.25, 0.25, 0.25],
+        }
+    )
+    read_back = seed_data_input()[0]["interactions"][list(INTERACTION_COLUMNS)]
+    return {"objects": objects, "rows_accounting": rows_accounting, "read_back": read_back}, {}
+
+
+def feed_kafka_input() -> tuple[Frames, Params]:
+    counts = pd.DataFrame({"generated": [6], "produced": [6], "acked": [6], "landed": [6], "dead_lettered": [0]})
+    landed = seed_data_input()[0]["interactions"].drop(columns=["timestamp"])
+    landed["kafka_partition"] = [0, 0, 1, 2, 2, 1]
+    landed["kafka_offset"] = [0, 1, 0, 0, 1, 1]
+    user_order = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "in_order": [True, True, True]})
+    params = {"max_dead_lettered": 0, "n_users_expected": 3}
+    return {"counts": counts, "landed": landed, "user_order": user_order}, params
+
+
+def train_model_input() -> tuple[Frames, Params]:
+    metrics = pd.DataFrame(
+        {
+            "ndcg_at_10": [0.41],
+            "recall_at_10": [0.55],
+            "popularity_ndcg_at_10": [0.12],
+            "ndcg_lift": [0.29],
+            "train_seconds": [12.5],
+            "n_items_catalog": [5000],
+            "n_items_embedded": [5000],
+            "n_users_embedded": [10000],
+            "nonfinite_values": [0],
+            "embedding_dim": [64],
+        }
+    )
+    return {"metrics": metrics}, {"ndcg_threshold": 0.30, "min_lift": 0.05}
+
+
+def deploy_model_input() -> tuple[Frames, Params]:
+    deployment = pd.DataFrame(
+        {
+            "registered_version": ["v3"],
+            "served_version": ["v3"],
+            "index_size": [5000],
+            "catalog_size": [5000],
+            "traffic_percent": [100],
+            "health_status": ["healthy"],
+        }
+    )
+    return {"deployment": deployment}, {}
+
+
+def query_recommendations_input() -> tuple[Frames, Params]:
+    # r1: unfiltered, 3 of 3 returned; r2: filtered to "audio", only 2 audio items exist.
+    recommendations = pd.DataFrame(
+        {
+            "request_id": ["r1", "r1", "r1", "r2", "r2"],
+            "user_id": ["u1", "u1", "u1", "u2", "u2"],
+            "rank": [1, 2, 3, 1, 2],
+            "item_id": ["i1", "i2", "i3", "i4", "i5"],
+            "score": [0.9, 0.8, 0.8, 0.7, 0.4],
+            "category": ["smartphones", "laptops", "tablets", "audio", "audio"],
+            "filter_category": [None, None, None, "audio", "audio"],
+            "in_catalog": [True] * 5,
+        }
+    )
+    recommendations["prev_score"] = recommendations.groupby("request_id")["score"].shift(1)
+    requests = pd.DataFrame(
+        {
+            "request_id": ["r1", "r2"],
+            "user_id": ["u1", "u2"],
+            "status": [200, 200],
+            "count_requested": [3, 3],
+            "count_returned": [3, 2],
+            "fallback": [False, False],
+            "latency_ms": [12.0, 15.5],
+            "filtered": [False, True],
+        }
+    )
+    probes = pd.DataFrame(
+        {
+            "probe": ["no_key", "bad_key", "other_tenant", "burst", "bad_body"],
+            "expected_status": [401, 401, 403, 429, 422],
+            "actual_status": [401, 401, 403, 429, 422],
+        }
+    )
+    latency = pd.DataFrame({"p50_ms": [10.0], "p95_ms": [40.0], "p99_ms": [80.0], "error_rate": [0.0]})
+    params = {"catalog_item_ids": [f"i{i}" for i in range(1, 21)], "max_p95_ms": 250.0, "max_error_rate": 0.01}
+    return {"recommendations": recommendations, "requests": requests, "probes": probes, "latency": latency}, params
+
+
+def audit_input() -> tuple[Frames, Params]:
+    required = [
+        "tenant_created",
+        "data_uploaded",
+        "interactions_ingested",
+        "model_trained",
+        "model_deployed",
+        "api_key_created",
+    ]
+    actions = pd.DataFrame({"action": required, "found": [1, 3, 1, 1, 1, 1]})
+    audit_rows = pd.DataFrame(
+        {"action": [*required, "data_uploaded", "data_uploaded"], "tenant_id": ["acme"] * 8, "source": ["api"] * 8}
+    )
+    return {"actions": actions, "audit_rows": audit_rows}, {"tenant_id": "acme", "required_actions": required}
+
+
+INPUTS: dict[str, Callable[[], tuple[Frames, Params]]] = {
+    "seed_data": seed_data_input,
+    "upload_to_minio": upload_to_minio_input,
+    "feed_kafka": feed_kafka_input,
+    "train_model": train_model_input,
+    "deploy_model": deploy_model_input,
+    "query_recommendations": query_recommendations_input,
+    "audit": audit_input,
+}
+
+
+Breakage = Callable[[Frames, Params], None]
+
+BETWEEN = "expect_column_values_to_be_between"
+IN_SET = "expect_column_values_to_be_in_set"
+UNIQUE = "expect_column_values_to_be_unique"
+NOT_NULL = "expect_column_values_to_not_be_null"
+PAIR_EQUAL = "expect_column_pair_values_to_be_equal"
+A_AT_LEAST_B = "expect_column_pair_values_a_to_be_greater_than_b"
+MIN_BETWEEN = "expect_column_min_to_be_between"
+MAX_BETWEEN = "expect_column_max_to_be_between"
+ROWS_BETWEEN = "expect_table_row_count_to_be_between"
+ROWS_EQUAL = "expect_table_row_count_to_equal"
+COLUMNS = "expect_table_columns_to_match_set"
+CONTAINS = "expect_column_distinct_values_to_contain_set"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+
+
+def put(batch: str, row: int, column: str, value: Any) -> Breakage:
+    def breakage(frames: Frames, params: Params) -> None:
+        frames[batch].loc[row, column] = value
+
+    return breakage
+
+
+def transform(batch: str, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Breakage:
+    def breakage(frames: Frames, params: Params) -> None:
+        frames[batch] = change(frames[batch])
+
+    return breakage
+
+
+def set_params(**changes: Any) -> Breakage:
+    def breakage(frames: Frames, params: Params) -> None:
+        params.update(changes)
+
+    return breakage
+
+
+def broken(stage: str, breakage: Breakage, *failures: tuple[str, str, str | None], shows: str) -> Any:
+    """A case: ``breakage`` makes exactly ``failures`` (batch, expectation type, column) fail, showing ``shows``."""
+    batch, expectation_type, column = failures[0]
+    return pytest.param(stage, breakage, list(failures), shows, id=f"{stage}-{batch}-{column or expectation_type}")
+
+
+BREAKAGES = [
+    broken("seed_data", put("items", 1, "price", -3.5), ("items", BETWEEN, "price"), shows="-3.5"),
+    broken("seed_data", put("items", 1, "price", 0.0), ("items", BETWEEN, "price"), shows="[0.0]"),
+    broken("seed_data", put("items", 2, "price", math.nan), ("items", NOT_NULL, "price"), shows="1 unexpected"),
+    broken("seed_data", put("items", 0, "category", "toasters"), ("items", IN_SET, "category"), shows="toasters"),
+    broken("seed_data", put("users", 2, "user_id", "u1"), ("users", UNIQUE, "user_id"), shows="['u1', 'u1']"),
+    broken("seed_data", put("interactions", 3, "event_id", "e0"), ("interactions", UNIQUE, "event_id"), shows="e0"),
+    broken("seed_data", put("interactions", 2, "item_id", "ghost"), ("interactions", IN_SET, "item_id"), shows="ghost"),
+    broken("seed_data", put("interactions", 2, "user_id", "ghost"), ("interactions", IN_SET, "user_id"), shows="ghost"),
+    broken(
+        "seed_data",
+        put("interactions", 0, "interaction_type", "like"),
+        ("interactions", IN_SET, "interaction_type"),
+        shows="['like']",
+    ),
+    broken(
+        "seed_data",
+        put("interactions", 4, "ts", pd.Timestamp("2024-03-02T00:00:01Z")),
+        ("interactions", BETWEEN, "ts"),
+        shows="2024-03-02T00:00:01",
+    ),
+    broken("seed_data", set_params(min_interactions=100), ("interactions", ROWS_BETWEEN, None), shows="observed 6"),
+    broken(
+        "seed_data",
+        transform("users", lambda df: df.assign(email="x@example.com")),
+        ("users", COLUMNS, None),
+        shows="email",
+    ),
+    broken(
+        "upload_to_minio",
+        put("objects", 2, "rows_read_back", 5),
+        ("objects", PAIR_EQUAL, "rows_local, rows_read_back"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "upload_to_minio",
+        put("objects", 0, "sha256_read_back", "f" * 64),
+        ("objects", PAIR_EQUAL, "sha256_local, sha256_read_back"),
+        shows="f" * 64,
+    ),
+    broken(
+        "upload_to_minio",
+        put("objects", 1, "sha256_metadata", "0" * 64),
+        ("objects", PAIR_EQUAL, "sha256_local, sha256_metadata"),
+        shows="0" * 64,
+    ),
+    broken(
+        "upload_to_minio",
+        put("objects", 1, "name", "catalog"),
+        ("objects", CONTAINS, "name"),
+        shows="missing ['users']",
+    ),
+    broken(
+        "upload_to_minio",
+        put("rows_accounting", 0, "rows_quarantined", 0),
+        ("rows_accounting", ROWS_EQUAL, None),
+        shows="row_condition=rows_good + rows_quarantined != rows_total): observed 1",
+    ),
+    broken(
+        "upload_to_minio",
+        put("rows_accounting", 0, "bad_share", 0.3),
+        ("rows_accounting", A_AT_LEAST_B, "max_bad_share, bad_share"),
+        shows="1 unexpected",
+    ),
+    broken("upload_to_minio", put("read_back", 5, "event_id", "e1"), ("read_back", UNIQUE, "event_id"), shows="e1"),
+    broken("feed_kafka", put("counts", 0, "landed", 5), ("counts", PAIR_EQUAL, "acked, landed"), shows="1 unexpected"),
+    broken(
+        "feed_kafka",
+        put("counts", 0, "acked", 5),
+        ("counts", PAIR_EQUAL, "produced, acked"),
+        ("counts", PAIR_EQUAL, "acked, landed"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "feed_kafka",
+        put("counts", 0, "dead_lettered", 2),
+        ("counts", MAX_BETWEEN, "dead_lettered"),
+        shows="observed 2",
+    ),
+    broken("feed_kafka", put("landed", 1, "event_id", "e0"), ("landed", UNIQUE, "event_id"), shows="e0"),
+    broken("feed_kafka", put("user_order", 1, "in_order", False), ("user_order", IN_SET, "in_order"), shows="[False]"),
+    broken(
+        "feed_kafka",
+        set_params(n_users_expected=4),
+        ("user_order", ROWS_EQUAL, None),
+        shows="$n_users_expected=4): observed 3",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "ndcg_at_10", 0.21),
+        ("metrics", MIN_BETWEEN, "ndcg_at_10"),
+        shows="min_value=$ndcg_threshold=0.3): observed 0.21",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "ndcg_lift", 0.01),
+        ("metrics", MIN_BETWEEN, "ndcg_lift"),
+        shows="min_value=$min_lift=0.05): observed 0.01",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "nonfinite_values", 3),
+        ("metrics", IN_SET, "nonfinite_values"),
+        shows="e.g. [3]",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "n_items_embedded", 4990),
+        ("metrics", PAIR_EQUAL, "n_items_embedded, n_items_catalog"),
+        shows="1 unexpected",
+    ),
+    broken("train_model", put("metrics", 0, "recall_at_10", 1.5), ("metrics", BETWEEN, "recall_at_10"), shows="[1.5]"),
+    broken(
+        "deploy_model",
+        put("deployment", 0, "served_version", "v2"),
+        ("deployment", PAIR_EQUAL, "served_version, registered_version"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "deploy_model",
+        put("deployment", 0, "index_size", 4999),
+        ("deployment", PAIR_EQUAL, "index_size, catalog_size"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "deploy_model",
+        put("deployment", 0, "traffic_percent", 10),
+        ("deployment", IN_SET, "traffic_percent"),
+        shows="e.g. [10]",
+    ),
+    broken(
+        "deploy_model",
+        put("deployment", 0, "health_status", "degraded"),
+        ("deployment", IN_SET, "health_status"),
+        shows="['degraded']",
+    ),
+    broken(
+        "query_recommendations",
+        put("recommendations", 1, "item_id", "i999"),
+        ("recommendations", IN_SET, "item_id"),
+        shows="['i999']",
+    ),
+    broken(
+        "query_recommendations",
+        put("recommendations", 2, "item_id", "i1"),
+        ("recommendations", COMPOUND_UNIQUE, "request_id, item_id"),
+        shows="i1",
+    ),
+    broken(
+        "query_recommendations",
+        put("recommendations", 2, "score", 0.85),
+        ("recommendations", A_AT_LEAST_B, "prev_score, score"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "query_recommendations",
+        put("recommendations", 4, "category", "tv"),
+        ("recommendations", PAIR_EQUAL, "category, filter_category"),
+        shows="tv",
+    ),
+    broken("query_recommendations", put("requests", 0, "status", 500), ("requests", IN_SET, "status"), shows="[500]"),
+    broken(
+        "query_recommendations",
+        put("requests", 0, "count_returned", 2),
+        ("requests", PAIR_EQUAL, "count_returned, count_requested"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "query_recommendations",
+        put("requests", 1, "count_returned", 0),
+        ("requests", BETWEEN, "count_returned"),
+        shows="e.g. [0]",
+    ),
+    broken(
+        "query_recommendations",
+        put("probes", 2, "actual_status", 200),
+        ("probes", PAIR_EQUAL, "actual_status, expected_status"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "query_recommendations",
+        put("latency", 0, "p95_ms", 900.0),
+        ("latency", MAX_BETWEEN, "p95_ms"),
+        shows="max_value=$max_p95_ms=250.0): observed 900.0",
+    ),
+    broken(
+        "query_recommendations",
+        put("latency", 0, "error_rate", 0.2),
+        ("latency", MAX_BETWEEN, "error_rate"),
+        shows="observed 0.2",
+    ),
+    broken("audit", put("actions", 4, "found", 0), ("actions", BETWEEN, "found"), shows="e.g. [0]"),
+    broken(
+        "audit",
+        transform("audit_rows", lambda df: df[df["action"] != "model_deployed"]),
+        ("audit_rows", CONTAINS, "action"),
+        shows="missing ['model_deployed']",
+    ),
+    broken("audit", put("audit_rows", 3, "tenant_id", "globex"), ("audit_rows", IN_SET, "tenant_id"), shows="globex"),
+]
+
+
+def test_every_stage_has_a_suite_and_an_input_here() -> None:
+    assert sorted(p.stem for p in SUITES_DIR.glob("*.json")) == sorted(STAGES) == sorted(INPUTS)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_suite_file_is_a_valid_gx_suite(stage: str) -> None:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    suite = load_suite(stage)
+    assert len(ExpectationSuite(**suite).expectations) == len(suite["expectations"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_valid_input_passes(stage: str, tmp_path) -> None:
+    frames, params = INPUTS[stage]()
+    result = validate_stage(stage, frames, parameters=params, results_dir=tmp_path, run_name="run")
+    assert result.failed_expectations == []
+    assert result.success and result.unsuccessful == 0
+    assert result.evaluated == len(load_suite(stage)["expectations"])
+    result.raise_for_failure()
+
+
+@pytest.mark.parametrize(("stage", "breakage", "expected", "shows"), BREAKAGES)
+def test_broken_input_fails_the_expectation_written_for_it(
+    stage: str, breakage: Breakage, expected: list[tuple[str, str, str | None]], shows: str, tmp_path
+) -> None:
+    frames, params = INPUTS[stage]()
+    frames = {name: frame.copy() for name, frame in frames.items()}
+    breakage(frames, params)
+
+    result = validate_stage(stage, frames, parameters=params, results_dir=tmp_path, run_name="run")
+
+    failed = [(f["batch"], f["expectation_type"], f["column"]) for f in result.failed_expectations]
+    assert failed == expected
+    assert not result.success and result.unsuccessful == len(expected)
+    with pytest.raises(ValidationFailed) as raised:
+        result.raise_for_failure()
+    message = str(raised.value)
+    assert f"GX suite {stage!r} failed" in message
+    assert shows in message
