@@ -15,13 +15,15 @@ WITH_ENV := set -a; . "$(LOCAL)/env"; set +a;
 # e.g. make test PYTEST_ARGS="tests/integration -x"
 PYTEST_ARGS ?= tests/
 
-.PHONY: help venv up down status test test-unit
+.PHONY: help venv up down status demo test test-unit
 
 help:
 	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
 	@echo "make up         start the local stack (Postgres, SeaweedFS, Tansu, recsys API/worker) and bootstrap it"
 	@echo "make down       stop the local stack; its data persists under $(LOCAL)"
 	@echo "make status     each component's address, pid and health (exit 1 if one is not healthy)"
+	@echo "make demo       up, then the whole onboarding journey once at the platform's scale; prints what each stage proved"
+	@echo "                (DATE=YYYY-MM-DD and CONF='{\"tenant\": \"acme\"}' pass a logical date and params)"
 	@echo "make test-unit  fast tests, no servers"
 	@echo "make test       up, the whole test suite against the stack, then down (always)"
 
@@ -40,6 +42,11 @@ down:
 
 status:
 	$(STACK) status
+
+DATE ?= $(shell date -u +%F)
+CONF ?= {}
+demo: up
+	$(WITH_ENV) $(PY) -m include.demo --date "$(DATE)" --conf '$(CONF)'
 
 test-unit: venv
 	$(PY) -m pytest tests/unit

@@ -12,14 +12,17 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task
 
+from plugins.alerts import on_failure
 from plugins.journey import STAGES
 
 DEFAULT_ARGS = {
     "owner": "recsys-platform",
     "retries": 3,
     "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": True,
+    # A multiplier in Airflow 3.3 (True means 1.0, no growth): 10 s, 20 s, 40 s.
+    "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=5),
+    "on_failure_callback": on_failure,
 }
 
 PARAMS = {

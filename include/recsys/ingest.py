@@ -143,8 +143,18 @@ class Worker:
     def run(self) -> None:
         self._connect()
         log.info("consuming %s as group %s", config.INTERACTIONS_TOPIC, config.INGEST_GROUP)
+        delay = BACKOFF_START_S
         while not self._stopping:
-            records = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
+            try:
+                records = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
+            except KafkaError as exc:
+                # Broker outage between batches: nothing is in flight, so waiting it out loses nothing;
+                # the consumer reconnects by itself and resumes from the last committed offsets.
+                log.warning("broker unreachable, polling again in %.1fs: %s", delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            delay = BACKOFF_START_S
             if records:
                 self._handle([r for partition in records.values() for r in partition])
         if self._consumer is not None:
@@ -301,7 +311,11 @@ class Worker:
     def _idle(self, seconds: float) -> None:
         """Waits while still polling, so the group does not evict this consumer during an outage."""
         self._consumer.pause(*self._consumer.assignment())
-        records = self._consumer.poll(timeout_ms=int(seconds * 1000))
+        try:
+            records = self._consumer.poll(timeout_ms=int(seconds * 1000))
+        except KafkaError:  # the broker is the outage being waited out
+            time.sleep(seconds)
+            return
         # Only a rebalance can hand over a new, unpaused partition; rewind it so nothing is skipped.
         for tp, partition_records in records.items():
             self._consumer.seek(tp, partition_records[0].offset)

@@ -5,11 +5,10 @@ Needs the stack (``make up``): Postgres, SeaweedFS, Tansu, the recsys API and it
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from datetime import datetime, timezone
-
-import io
 
 import pandas as pd
 import pytest
@@ -23,28 +22,28 @@ SMALL = {"n_users": 400, "n_items": 200, "n_interactions": 8000, "sample_users":
 DAY = datetime(2026, 11, 10, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def journey():
+def load_journey():
+    """A freshly parsed DAG: dag.test on a DAG object that already ran carries the last run's conf."""
     from airflow.dag_processing.dagbag import DagBag
 
     from include.config import project_root
 
-    bag = DagBag(dag_folder=os.path.join(project_root(), "dags"))
+    bag = DagBag(dag_folder=os.path.join(project_root(), "dags", "onboarding_journey.py"))
     assert bag.import_errors == {}
     return bag.dags["onboarding_journey"]
 
 
-def run_journey(dag, *, logical_date: datetime, **conf):
+def run_journey(*, logical_date: datetime, **conf):
     from plugins.journey.run import reports_root, safe_name
 
-    dag_run = dag.test(logical_date=logical_date, run_conf=conf)
+    dag_run = load_journey().test(logical_date=logical_date, run_conf=conf)
     with open(os.path.join(reports_root(), safe_name(dag_run.run_id), "report.json")) as fh:
         return dag_run, json.load(fh)
 
 
 @pytest.fixture(scope="module")
-def first_run(journey):
-    dag_run, report = run_journey(journey, logical_date=DAY, tenant="it-journey", **SMALL)
+def first_run():
+    dag_run, report = run_journey(logical_date=DAY, tenant="it-journey", **SMALL)
     return dag_run, report, _object_checksums(report["run_key"], "it-journey")
 
 
@@ -64,11 +63,11 @@ def test_journey_passes_every_suite(first_run):
     assert os.path.isfile(report["data_docs"])
 
 
-def test_rerun_of_the_same_day_is_identical_and_adds_no_rows(journey, first_run):
+def test_rerun_of_the_same_day_is_identical_and_adds_no_rows(first_run):
     from plugins.hooks.app_db import AppDbHook
 
     _, first, first_checksums = first_run
-    dag_run, second = run_journey(journey, logical_date=DAY, tenant="it-journey", **SMALL)
+    dag_run, second = run_journey(logical_date=DAY, tenant="it-journey", **SMALL)
     assert dag_run.state == "success"
     assert second["run_key"] == first["run_key"]
     assert _object_checksums(second["run_key"], "it-journey") == first_checksums
@@ -93,7 +92,7 @@ def _object_checksums(run_key: str, tenant: str) -> dict[str, str]:
     }
 
 
-def test_corrupted_input_fails_at_upload_and_is_quarantined(journey, tmp_path):
+def test_corrupted_input_fails_at_upload_and_is_quarantined(tmp_path):
     from include.recsys.datagen import generate
 
     from plugins.hooks.minio import MinioHook
@@ -114,7 +113,6 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined(journey, tmp_path):
     expected_bad = int(bad_rows.sum())
 
     dag_run, report = run_journey(
-        journey,
         logical_date=DAY,
         tenant="it-corrupt",
         items_uri=str(tmp_path / "items.csv"),

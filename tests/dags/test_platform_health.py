@@ -110,8 +110,10 @@ def test_stopped_broker_fails_kafka_naming_the_broker(baseline):
     from include.stack import lifecycle
 
     bootstrap = os.environ["RECSYS_KAFKA_BOOTSTRAP"]
+    worker_pid = _pid(lifecycle, "recsys-ingest")
     lifecycle.down(only=["kafka"])
     try:
+        _wait_until_api_sees_kafka_down()
         dag_run = run_dag("platform_health", logical_date=T2)
     finally:
         lifecycle.up(only=["kafka"])
@@ -128,3 +130,25 @@ def test_stopped_broker_fails_kafka_naming_the_broker(baseline):
 
     recovered = run_dag("platform_health", logical_date=T3)
     assert recovered.state == "success", task_states(recovered)
+    # The ingestion worker waited the outage out instead of dying with it.
+    assert worker_pid is not None and _pid(lifecycle, "recsys-ingest") == worker_pid
+
+
+def _wait_until_api_sees_kafka_down(timeout_s: float = 15.0) -> None:
+    """The API caches its dependency checks for a moment (include/recsys/health.py): outlast the cache."""
+    import time
+
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, body = RecsysApiHook().health()
+        if status == 503 and "kafka" in body.get("failing", []):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the API still reports kafka healthy {timeout_s:g}s after the broker stopped")
+
+
+def _pid(lifecycle, component: str) -> int | None:
+    [found] = [s for s in lifecycle.status() if s.name == component]
+    return found.pid if found.state == "running" else None

@@ -456,7 +456,9 @@ BREAKAGES = [
 
 
 def test_every_stage_has_a_suite_and_an_input_here() -> None:
-    assert sorted(p.stem for p in SUITES_DIR.glob("*.json")) == sorted(STAGES) == sorted(INPUTS)
+    # expectations/ also holds the ops DAGs' suites (data_quality_check.json), tested beside their DAG.
+    assert set(STAGES) <= {p.stem for p in SUITES_DIR.glob("*.json")}
+    assert sorted(STAGES) == sorted(INPUTS)
 
 
 @pytest.mark.parametrize("stage", STAGES)
