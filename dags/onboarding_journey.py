@@ -4,14 +4,22 @@ seed_data -> upload_to_minio -> feed_kafka -> train_model -> deploy_model -> que
 each a task group of ``run`` (retried on transient errors, with exponential backoff) and ``validate`` (its GX
 suite, never retried), then ``report``, which runs whatever happened upstream and writes report.json and the
 run's Data Docs. The stages' code is in plugins/journey/<stage>.py, their suites in expectations/<stage>.json.
+
+One run validates one day for one or more tenants: the stages and the report form a task group mapped over
+``tenants`` (default: include.config.CANARY_TENANTS, the daily canaries; the ``tenant`` param, set from the UI
+form, narrows a run to that one tenant). Why a mapped group rather than a separate daily DAG: the schedule,
+backfills and manual triggers then all run the very same DAG, one run per logical date, and each tenant's
+journey is its own chain of map indexes, so tenants run in parallel on any executor, fail independently
+(one tenant's failure skips only its own stages) and each gets its own report.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
+from include.config import CANARY_TENANTS
 from plugins.alerts import on_failure
 from plugins.journey import STAGES
 
@@ -25,8 +33,20 @@ DEFAULT_ARGS = {
     "on_failure_callback": on_failure,
 }
 
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+
 PARAMS = {
-    "tenant": Param("canary", type="string", pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="Tenant slug."),
+    "tenants": Param(
+        list(CANARY_TENANTS),
+        type="array",
+        items={"type": "string", "pattern": TENANT_PATTERN},
+        minItems=1,
+        uniqueItems=True,
+        description="Tenant slugs, each validated in parallel; default: the daily canaries.",
+    ),
+    "tenant": Param(
+        None, type=["null", "string"], pattern=TENANT_PATTERN, description="One tenant slug; when set, overrides tenants."
+    ),
     "n_users": Param(10_000, type="integer", minimum=10, maximum=1_000_000),
     "n_items": Param(5_000, type="integer", minimum=10, maximum=200_000),
     "n_interactions": Param(100_000, type="integer", minimum=100, maximum=10_000_000),
@@ -44,25 +64,45 @@ PARAMS = {
 }
 
 
+@task(retries=1)
+def tenants() -> list[str]:
+    params = get_current_context()["params"]
+    return [params["tenant"]] if params.get("tenant") else list(params["tenants"])
+
+
 @task(retries=3)
-def run(stage: str) -> dict:
+def run(stage: str, tenant: str) -> dict:
     from plugins.journey.tasks import run_stage
 
-    return run_stage(stage, get_current_context())
+    return run_stage(stage, get_current_context(), tenant=tenant)
 
 
 @task(retries=0)
-def validate(stage: str) -> dict:
+def validate(stage: str, tenant: str) -> dict:
     from plugins.journey.tasks import validate_stage
 
-    return validate_stage(stage, get_current_context())
+    return validate_stage(stage, get_current_context(), tenant=tenant)
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
-def report() -> str:
+def report(tenant: str) -> str:
     from plugins.journey.report import write_for_context
 
-    return write_for_context(get_current_context())
+    return write_for_context(get_current_context(), tenant=tenant)
+
+
+# prefix_group_id=False keeps the task ids "<stage>.run", "<stage>.validate" and "report": the map index,
+# not the task id, tells tenants apart.
+@task_group(group_id="journey", prefix_group_id=False)
+def journey(tenant: str) -> None:
+    previous = None
+    for stage in STAGES:
+        with TaskGroup(group_id=stage) as group:
+            run.override(task_id="run")(stage, tenant) >> validate.override(task_id="validate")(stage, tenant)
+        if previous is not None:
+            previous >> group
+        previous = group
+    previous >> report(tenant)
 
 
 @dag(
@@ -77,14 +117,7 @@ def report() -> str:
     doc_md=__doc__,
 )
 def onboarding_journey():
-    previous = None
-    for stage in STAGES:
-        with TaskGroup(group_id=stage) as group:
-            run.override(task_id="run")(stage) >> validate.override(task_id="validate")(stage)
-        if previous is not None:
-            previous >> group
-        previous = group
-    previous >> report()
+    journey.expand(tenant=tenants())
 
 
 onboarding_journey()

@@ -48,6 +48,11 @@ TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
 # Consumer group of the platform's ingestion worker (lag is measured against it).
 INGEST_GROUP = "recsys-ingest"
 
+# Tenants whose whole onboarding journey runs every day (onboarding_journey's schedule) and in every
+# backfill. Each one is a map index of the journey's mapped task group: adding a name here fans the
+# daily run out over one more tenant, in parallel, with no DAG change.
+CANARY_TENANTS: tuple[str, ...] = ("canary",)
+
 # Airflow connection ids; the local stack and docker-compose both define exactly these.
 POSTGRES_CONN_ID = "postgres_app"
 MINIO_CONN_ID = "minio_default"

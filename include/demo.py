@@ -2,12 +2,14 @@
 
 Runs ``airflow dags test onboarding_journey <date>`` (a real Airflow run, in one process), then prints the
 per-stage table and the report path from the run's report.json. Extra DAG params may be passed as JSON:
-``python -m include.demo --date 2026-11-20 --conf '{"tenant": "acme"}'``.
+``python -m include.demo --date 2026-11-20 --conf '{"tenant": "acme"}'``. A run validates every tenant in
+``tenants`` (default: the canaries in include/config.py) and prints one table per tenant.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -32,9 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.lexists(latest) or os.path.realpath(latest) == before:
         print(f"the journey wrote no report (airflow exited {completed.returncode}); see the log above", file=sys.stderr)
         return completed.returncode or 1
-    report_path = os.path.join(os.path.realpath(latest), "report.json")
-    with open(report_path) as fh:
-        report = json.load(fh)
+    # latest points at one tenant's report; the run validated every tenant whose directory sits beside it.
+    run_dir = os.path.dirname(os.path.realpath(latest))
+    reports = []
+    for report_path in sorted(glob.glob(os.path.join(run_dir, "*", "report.json"))):
+        with open(report_path) as fh:
+            reports.append(json.load(fh))
+        _print_report(reports[-1], report_path)
+    return 0 if all(report["success"] for report in reports) else 1
+
+
+def _print_report(report: dict, report_path: str) -> None:
     print()
     print(f"onboarding_journey for tenant {report['tenant']} ({report['run_key']}): {'PASSED' if report['success'] else 'FAILED'}")
     print(summary_table(report))
@@ -46,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
     print(f"report: {report_path}")
     print(f"data docs: {report.get('data_docs')}")
-    return 0 if report["success"] else 1
 
 
 if __name__ == "__main__":

@@ -51,8 +51,13 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def alert_path(payload: dict[str, Any]) -> str:
-    """Where an alert lives, relative to alerts/ in the bucket and to the local alerts directory."""
-    return f"{payload['dag_id']}/{safe_name(payload['run_id'])}/{payload['task_id']}.json"
+    """Where an alert lives, relative to alerts/ in the bucket and to the local alerts directory.
+
+    A mapped task (one journey per tenant) gets one alert per map index, so tenants never overwrite each other's.
+    """
+    index = payload.get("map_index", -1)
+    suffix = f".{index}" if index >= 0 else ""
+    return f"{payload['dag_id']}/{safe_name(payload['run_id'])}/{payload['task_id']}{suffix}.json"
 
 
 def alerts_dir() -> str:
@@ -111,6 +116,7 @@ def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "task_id": ti.task_id,
+        "map_index": getattr(ti, "map_index", -1),
         "stage": stage_of(ti.task_id),
         "try_number": ti.try_number,
         "logical_date": logical_date.isoformat() if logical_date else None,

@@ -1,5 +1,5 @@
 """report: one report.json and one GX Data Docs site for every run, passed or failed, stored locally
-(``<reports>/<run_id>/``, with ``latest`` pointing at the newest) and in the reports bucket."""
+(``<reports>/<run_id>/<tenant>/``, with ``latest`` pointing at the newest) and in the reports bucket."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from include.config import REPORTS_BUCKET
 from plugins.journey import STAGES
 from plugins.journey.run import JourneyRun, reports_root, safe_name
-from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY
+from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull
 
 MODEL_FIELDS = ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "train_seconds")
 RECOMMENDATION_FIELDS = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms")
@@ -59,14 +59,14 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
     stages = [
         stage_entry(
             stage,
-            summary=ti.xcom_pull(task_ids=f"{stage}.run"),
-            failure=ti.xcom_pull(task_ids=f"{stage}.run", key=FAILURE_KEY),
-            validation=ti.xcom_pull(task_ids=f"{stage}.validate", key=VALIDATION_KEY),
+            summary=pull(ti, f"{stage}.run"),
+            failure=pull(ti, f"{stage}.run", key=FAILURE_KEY),
+            validation=pull(ti, f"{stage}.validate", key=VALIDATION_KEY),
         )
         for stage in STAGES
     ]
-    trained = ti.xcom_pull(task_ids="train_model.run") or {}
-    queried = ti.xcom_pull(task_ids="query_recommendations.run") or {}
+    trained = pull(ti, "train_model.run") or {}
+    queried = pull(ti, "query_recommendations.run") or {}
     return {
         "dag_id": run.dag_id,
         "run_id": run.run_id,
@@ -130,16 +130,16 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_for_context(context: Any) -> str:
-    """The report task's body: write everything, then fail the run if the journey did not pass."""
+def write_for_context(context: Any, *, tenant: str) -> str:
+    """The report task's body: write everything, then fail the run if the tenant's journey did not pass."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    run = JourneyRun.from_context(context)
+    run = JourneyRun.from_context(context, tenant=tenant)
     report = build(run, context["ti"], logical_date=context.get("logical_date"))
     path = write(run, report)
     print(summary_table(report))
     print(f"report: {path}")
     if not report["success"]:
         # The report itself is the DAG's last task: without this the run would look green.
-        raise AirflowFailException(f"journey failed at {report['failed_stage']}; report at {path}")
+        raise AirflowFailException(f"{tenant}'s journey failed at {report['failed_stage']}; report at {path}")
     return path

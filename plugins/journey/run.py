@@ -45,7 +45,8 @@ class JourneyRun:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_context(cls, context: Any) -> JourneyRun:
+    def from_context(cls, context: Any, *, tenant: str) -> JourneyRun:
+        """``tenant`` is the map index's tenant: one run of the DAG may validate several."""
         dag_run = context["dag_run"]
         start = context.get("data_interval_start")
         end = context.get("data_interval_end")
@@ -61,7 +62,7 @@ class JourneyRun:
         return cls(
             dag_id=dag_run.dag_id,
             run_id=dag_run.run_id,
-            tenant=params["tenant"],
+            tenant=tenant,
             window_start=_utc(start),
             window_end=_utc(end),
             params=params,
@@ -94,7 +95,7 @@ class JourneyRun:
 
     @property
     def report_dir(self) -> str:
-        path = os.path.join(reports_root(), safe_name(self.run_id))
+        path = os.path.join(reports_root(), safe_name(self.run_id), self.tenant)
         os.makedirs(path, exist_ok=True)
         return path
 

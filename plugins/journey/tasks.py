@@ -38,17 +38,22 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def pull(ti: Any, task_id: str, *, key: str = "return_value") -> Any:
+    """An XCom of this tenant's own chain: without map_indexes Airflow 3 returns every map index's value."""
+    return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=ti.map_index)
+
+
 def summaries(ti: Any, *, through: str) -> dict[str, Any]:
     """Run summaries of every stage up to and including ``through``."""
     names = STAGES[: STAGES.index(through) + 1]
-    return {name: ti.xcom_pull(task_ids=f"{name}.run") for name in names}
+    return {name: pull(ti, f"{name}.run") for name in names}
 
 
-def run_stage(stage: str, context: Any) -> dict[str, Any]:
+def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     module = importlib.import_module(f"plugins.journey.{stage}")
-    journey = JourneyRun.from_context(context)
+    journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
     done = summaries(ti, through=STAGES[STAGES.index(stage) - 1]) if stage != STAGES[0] else {}
     start = time.monotonic()
@@ -63,13 +68,13 @@ def run_stage(stage: str, context: Any) -> dict[str, Any]:
     return {**summary, "duration_s": round(time.monotonic() - start, 3)}
 
 
-def validate_stage(stage: str, context: Any) -> dict[str, Any]:
+def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from plugins.validation import ValidationFailed
 
     module = importlib.import_module(f"plugins.journey.{stage}")
-    journey = JourneyRun.from_context(context)
+    journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
     result = module.validate(journey, summaries(ti, through=stage))
     ti.xcom_push(key=VALIDATION_KEY, value=result.to_dict())

@@ -37,7 +37,7 @@ def run_journey(*, logical_date: datetime, **conf):
     from plugins.journey.run import reports_root, safe_name
 
     dag_run = load_journey().test(logical_date=logical_date, run_conf=conf)
-    with open(os.path.join(reports_root(), safe_name(dag_run.run_id), "report.json")) as fh:
+    with open(os.path.join(reports_root(), safe_name(dag_run.run_id), conf["tenant"], "report.json")) as fh:
         return dag_run, json.load(fh)
 
 
@@ -136,3 +136,33 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined(tmp_path):
     assert "price must be > 0" in items_back.data.decode()
     raw = MinioHook().read_back(bucket=RAW_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.csv")
     assert len(pd.read_csv(io.BytesIO(raw.data))) + expected_bad == len(interactions)
+
+
+def test_params_default_to_the_canaries_and_reject_bad_tenants():
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from include.config import CANARY_TENANTS
+
+    params = load_journey().params
+    assert params["tenants"] == list(CANARY_TENANTS) and params["tenant"] is None
+    for bad in ([], ["Not A Slug"], ["dup", "dup"]):
+        with pytest.raises(ParamValidationError):
+            params.get_param("tenants").resolve(bad)
+
+
+def test_several_tenants_run_in_parallel_map_indexes_each_with_its_own_report():
+    from plugins.journey.run import reports_root, safe_name
+
+    tenants = ["it-canary-a", "it-canary-b"]
+    dag_run = load_journey().test(logical_date=DAY, run_conf={"tenants": tenants, **SMALL})
+    assert dag_run.state == "success"
+    assert {ti.map_index for ti in dag_run.get_task_instances() if ti.task_id == "report"} == {0, 1}
+    reports = {}
+    for tenant in tenants:
+        with open(os.path.join(reports_root(), safe_name(dag_run.run_id), tenant, "report.json")) as fh:
+            reports[tenant] = json.load(fh)
+    assert {t: (r["tenant"], r["success"]) for t, r in reports.items()} == {t: (t, True) for t in tenants}
+    # Same day and sizes, so the same run key; the data is the tenant's own.
+    run_key = reports[tenants[0]]["run_key"]
+    assert reports[tenants[1]]["run_key"] == run_key
+    assert _object_checksums(run_key, tenants[0]) != _object_checksums(run_key, tenants[1])
