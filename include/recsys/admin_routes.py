@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from include import config
 from include.recsys import audit, auth, contracts, storage
+from include.recsys.csvsafe import escape_cell
 from include.recsys.errors import ApiError
 from include.recsys.web import platform, request_id, require_admin, run_source
 
@@ -413,5 +414,7 @@ def list_audit(
     writer = csv.DictWriter(out, fieldnames=AUDIT_COLUMNS)
     writer.writeheader()
     for entry in entries:
-        writer.writerow({**entry, "details": json.dumps(entry["details"], sort_keys=True)})
+        # source and request_id are caller-supplied: escaped so the export cannot carry a formula.
+        row = {**entry, "details": json.dumps(entry["details"], sort_keys=True)}
+        writer.writerow({column: escape_cell(value) for column, value in row.items()})
     return Response(out.getvalue(), media_type="text/csv")

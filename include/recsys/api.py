@@ -126,7 +126,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             state.stop()
 
-    app = FastAPI(title="Embedding recommender platform", version="1", lifespan=lifespan)
+    # No /docs, /redoc or /openapi.json: they are unauthenticated and would publish the admin API's
+    # schema, which tenant routes otherwise only reveal after authentication.
+    app = FastAPI(
+        title="Embedding recommender platform",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     errors.install(app)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, telemetry=telemetry)
     app.include_router(admin_routes.router)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 CATEGORIES: tuple[str, ...] = (
@@ -35,6 +35,8 @@ MESSAGE_FIELDS: tuple[str, ...] = ("tenant", "source", *INTERACTION_COLUMNS)
 
 MAX_ID_LENGTH = 128
 MAX_MESSAGE_BYTES = 16 * 1024
+# Postgres refuses UTC offsets of 16 hours or more; such a timestamp would fail the whole ingest batch.
+MAX_UTC_OFFSET = timedelta(hours=16)
 
 
 class ContractError(ValueError):
@@ -46,9 +48,12 @@ def require_columns(columns: Iterable[str], expected: Iterable[str], *, what: st
     present = set(columns)
     missing = [c for c in expected if c not in present]
     if missing:
+        # Bounded: a header that is one 50 MB line must not become a 50 MB error message in the logs.
+        found = [str(c)[:40] for c in sorted(present, key=str)[:20]]
+        more = f" (+{len(present) - 20} more)" if len(present) > 20 else ""
         raise ContractError(
             f"{what} must have columns {', '.join(expected)}; missing: {', '.join(missing)}"
-            f" (found: {', '.join(sorted(present)) or 'none'})"
+            f" (found: {', '.join(found) or 'none'}{more})"
         )
 
 
@@ -62,7 +67,22 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError(f"timestamp must be ISO-8601, got {value[:40]!r}") from None
     if ts.tzinfo is None:
         raise ValueError(f"timestamp must carry a timezone, got {value[:40]!r}")
+    # Python accepts offsets and instants that Postgres does not; let through, one such value would make
+    # the ingestion worker's batch insert fail on every re-delivery.
+    if abs(ts.utcoffset()) >= MAX_UTC_OFFSET:
+        raise ValueError(f"timestamp's UTC offset must be under 16 hours, got {value[:40]!r}")
+    try:
+        ts.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp must fall within years 1-9999 in UTC, got {value[:40]!r}") from None
     return ts
+
+
+def nul_problem(row: Mapping[str, Any], fields: Iterable[str]) -> str | None:
+    """Postgres text cannot hold NUL: a row carrying one would fail its whole batch in the database."""
+    if any(isinstance(row.get(f), str) and "\x00" in row[f] for f in fields):
+        return "fields must not contain NUL characters"
+    return None
 
 
 def _id_problem(name: str, value: Any) -> str | None:
@@ -92,7 +112,7 @@ def message_problem(message: Any, *, known_tenants: Iterable[str] | None = None)
         parse_timestamp(message["timestamp"])
     except ValueError as exc:
         return str(exc)
-    return None
+    return nul_problem(message, MESSAGE_FIELDS)
 
 
 def item_problem(row: Mapping[str, Any]) -> str | None:
@@ -112,7 +132,7 @@ def item_problem(row: Mapping[str, Any]) -> str | None:
         return f"price must be a number, got {str(price)[:40]!r}"
     if not math.isfinite(price_value) or price_value <= 0:
         return f"price must be > 0, got {price_value}"
-    return None
+    return nul_problem(row, ITEM_COLUMNS)
 
 
 def interaction_problem(
@@ -140,4 +160,4 @@ def interaction_problem(
         return str(exc)
     if window is not None and not (window[0] <= ts < window[1]):
         return f"timestamp {row['timestamp']} outside the run's interval [{window[0].isoformat()}, {window[1].isoformat()})"
-    return None
+    return nul_problem(row, INTERACTION_COLUMNS)

@@ -81,12 +81,20 @@ def decode(value: bytes | None) -> tuple[dict | None, str | None]:
         message = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         return None, f"undecodable: not UTF-8 JSON ({str(exc)[:120]})"
+    except RecursionError:
+        # 16 KiB of "[[[[..." is enough to exhaust the parser's stack; uncaught, it killed the worker
+        # and the same message came back on every restart.
+        return None, "undecodable: JSON nested too deeply"
     problem = contracts.message_problem(message)
     if problem:
         return None, problem
-    # Valid JSON, but Postgres text cannot hold NUL; left in, it would fail the whole batch forever.
-    if any("\x00" in message[f] for f in contracts.MESSAGE_FIELDS):
-        return None, "fields must not contain NUL characters"
+    # JSON may escape lone surrogates ("\ud800"): valid JSON, but not encodable as UTF-8 for the
+    # database, so they would fail the whole batch on every re-delivery.
+    try:
+        for f in contracts.MESSAGE_FIELDS:
+            message[f].encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "fields must be valid Unicode text (no lone surrogates)"
     return message, None
 
 
@@ -205,7 +213,8 @@ class Worker:
                 key=record.key,
                 value=record.value or b"",
                 headers=[
-                    ("reason", reason[:500].encode("utf-8")),
+                    # backslashreplace: a reason quoting hostile input must not fail the dead-lettering.
+                    ("reason", reason[:500].encode("utf-8", "backslashreplace")),
                     ("source_topic", record.topic.encode()),
                     ("source_partition", str(record.partition).encode()),
                     ("source_offset", str(record.offset).encode()),

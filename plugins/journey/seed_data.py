@@ -111,7 +111,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     clean, rejected = split_by_contract(frames, window=window)
     for name in TABLES:
         write_table(clean[name], clean_path(run, name))
-        write_table(rejected[name], rejected_path(run, name))
+        write_table(rejected[name], rejected_path(run, name), for_people=True)
     return {
         "tenant_id": tenant["tenant_id"],
         "tenant_created": tenant["created"],
