@@ -63,11 +63,21 @@ class Tenants:
         self._refreshed_at = float("-inf")
 
     def resolve(self, slugs: set[str]) -> dict[str, str]:
-        if not slugs <= self._by_slug.keys() and time.monotonic() - self._refreshed_at > TENANT_REFRESH_S:
-            with self._db.transaction() as cur:
+        unknown = slugs - self._by_slug.keys()
+        if not unknown:
+            return self._by_slug
+        with self._db.transaction() as cur:
+            if time.monotonic() - self._refreshed_at > TENANT_REFRESH_S:
                 cur.execute("SELECT slug, id FROM tenants WHERE status = 'active'")
                 self._by_slug = {row["slug"]: row["id"] for row in cur.fetchall()}
-            self._refreshed_at = time.monotonic()
+                self._refreshed_at = time.monotonic()
+            else:
+                # Between full refreshes, still look up the slugs not seen yet: skipping them dead-lettered
+                # the first messages of a tenant created within TENANT_REFRESH_S of the last refresh.
+                cur.execute(
+                    "SELECT slug, id FROM tenants WHERE status = 'active' AND slug = ANY(%s)", (sorted(unknown),)
+                )
+                self._by_slug.update({row["slug"]: row["id"] for row in cur.fetchall()})
         return self._by_slug
 
 
