@@ -140,6 +140,9 @@ class Worker:
                     bootstrap_servers=self._settings.kafka_bootstrap,
                     client_id="recsys-ingest-dlq",
                     acks="all",
+                    # Idempotent retries across a Tansu restart can be acked as duplicates of lost writes
+                    # (see plugins/hooks/kafka.py); a dead letter written twice is harmless.
+                    enable_idempotence=False,
                     retries=5,
                     linger_ms=5,
                     max_block_ms=10_000,
