@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
+from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
 from include.config import CANARY_TENANTS
 from plugins.alerts import on_failure
@@ -107,7 +107,11 @@ def journey(tenant: str) -> None:
 
 @dag(
     dag_id="onboarding_journey",
-    schedule="@daily",
+    # Daily at midnight UTC, and each run validates the day that just ended, [logical date - 1 day, logical
+    # date): Airflow 3's plain "@daily" gives an empty interval at the logical date, so the canary would
+    # generate interactions up to a day in the future. Manual runs and backfills get the same interval for the
+    # same logical date, so any of them reproduces that day's data and checksums.
+    schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=timedelta(days=1)),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,

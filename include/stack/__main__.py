@@ -6,17 +6,18 @@ import argparse
 import sys
 
 from include.recsys.migrate import MigrationError
-from include.stack import lifecycle
+from include.stack import credentials, lifecycle
 from include.stack.bootstrap import BootstrapError
+from include.stack.components import AIRFLOW_ADMIN, airflow_passwords_file
 from include.stack.postgres import PostgresError
-from include.stack.settings import StackConfigError, StackSettings
+from include.stack.settings import HOST, StackConfigError, StackSettings
 
 
 def _print_status(settings: StackSettings) -> int:
     statuses = lifecycle.status(settings)
     for s in statuses:
         pid = "-" if s.pid is None else str(s.pid)
-        line = f"{s.name:<14} {s.state:<11} {s.address:<21} pid {pid:<8}"
+        line = f"{s.name:<22} {s.state:<11} {s.address:<21} pid {pid:<8}"
         print(f"{line} {s.detail}".rstrip())
     down = [s.name for s in statuses if not s.healthy]
     if down:
@@ -25,11 +26,18 @@ def _print_status(settings: StackSettings) -> int:
     return 0
 
 
+def _print_airflow_login(settings: StackSettings) -> None:
+    password = credentials.load_or_create(settings.secrets_file).airflow_admin_password
+    print(f"Airflow UI and REST API: http://{HOST}:{settings.port('airflow')}")
+    print(f"login: {AIRFLOW_ADMIN} / {password}  (kept in {airflow_passwords_file(settings)}, mode 600)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.stack", description="The no-Docker local stack.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start what is not running, bootstrap, write the env file")
     up.add_argument("--skip-airflow-db", action="store_true", help="do not run `airflow db migrate`")
+    up.add_argument("--airflow", action="store_true", help="also start Airflow (api-server, scheduler, dag-processor, triggerer)")
     sub.add_parser("down", help="stop what this stack started (data persists)")
     sub.add_parser("status", help="each component's address, pid and health; exit 1 if any is not healthy")
     sub.add_parser("env", help="write the env file and print its path (source it; it holds secrets)")
@@ -39,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = StackSettings.from_env()
         if args.command == "up":
-            lifecycle.up(settings, airflow_db=not args.skip_airflow_db)
+            lifecycle.up(settings, airflow_db=not args.skip_airflow_db, airflow=args.airflow)
+            if args.airflow:
+                _print_airflow_login(settings)
         elif args.command == "down":
             lifecycle.down(settings)
         elif args.command == "status":

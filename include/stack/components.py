@@ -218,6 +218,71 @@ def _app_components(settings: StackSettings, stack_env: dict[str, str], base_env
     return found
 
 
+AIRFLOW_TIER = "airflow"
+AIRFLOW_ADMIN = "admin"
+AIRFLOW_PARALLELISM = 4
+
+
+def airflow_passwords_file(settings: StackSettings) -> str:
+    return settings.path("airflow", "simple_auth_manager_passwords.json")
+
+
+def _started_at(pid_file: str) -> float:
+    """When the component's current process was spawned (its pidfile is written right then)."""
+    return os.path.getmtime(pid_file)
+
+
+def _airflow_components(
+    settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, str], base_env: dict[str, str]
+) -> list[Component]:
+    """Airflow as four long-running services, started only by `up --airflow` (`make airflow`).
+
+    Separate services rather than `airflow standalone`: each gets a pidfile, a log and a readiness probe
+    like the rest of the stack, and `down` stops them by process group. The api-server also serves the
+    execution API that LocalExecutor's task runners call back to (AIRFLOW__CORE__EXECUTION_API_SERVER_URL).
+    """
+    base_url = f"http://{HOST}:{settings.port('airflow')}"
+    env = {
+        **base_env,
+        **stack_env,
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), base_env.get("PATH", "")]),
+        "AIRFLOW__CORE__PARALLELISM": str(AIRFLOW_PARALLELISM),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": airflow_passwords_file(settings),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.port("airflow_worker_logs")),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.port("airflow_trigger_logs")),
+    }
+
+    def write_passwords() -> None:
+        # Airflow keeps users it finds in this file and only generates passwords for missing ones.
+        write_private(airflow_passwords_file(settings), json.dumps({AIRFLOW_ADMIN: secrets.airflow_admin_password}))
+
+    def service(name: str, *, job: str | None, port: int | None = None, **extra: object) -> Component:
+        component = f"airflow-{name}"
+        pid_file = settings.pid_file(component)
+        return Component(
+            name=component,
+            address="-" if port is None else f"{HOST}:{port}",
+            probe=lambda: probes.probe_airflow(base_url, job=job, since=None if job is None else _started_at(pid_file)),
+            tier=AIRFLOW_TIER,
+            argv=lambda: [_bin("airflow"), name],
+            env=env,
+            ports=() if port is None else (port,),
+            # Importing Airflow and its providers takes 30-50 s on a busy 2-core machine.
+            ready_timeout_s=180.0,
+            **extra,
+        )
+
+    return [
+        service("api-server", job=None, port=settings.port("airflow"), before_start=write_passwords),
+        # The scheduler's and the triggerer's ports are their log servers.
+        service("scheduler", job="scheduler", port=settings.port("airflow_worker_logs")),
+        service("dag-processor", job="dag_processor"),
+        service("triggerer", job="triggerer", port=settings.port("airflow_trigger_logs")),
+    ]
+
+
 def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, str]) -> list[Component]:
     base_env = dict(os.environ)
     return [
@@ -225,4 +290,5 @@ def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, s
         _seaweedfs(settings, secrets, base_env),
         _kafka(settings, secrets, base_env),
         *_app_components(settings, stack_env, base_env),
+        *_airflow_components(settings, secrets, stack_env, base_env),
     ]

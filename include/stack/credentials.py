@@ -21,6 +21,7 @@ class StackSecrets:
     s3_access_key: str
     s3_secret_key: str
     admin_token: str
+    airflow_admin_password: str  # the Airflow UI/API login "admin" (SimpleAuthManager) of `make airflow`
 
     def __repr__(self) -> str:
         return "StackSecrets(<redacted>)"

@@ -26,12 +26,12 @@ class ComponentStatus:
     name: str
     address: str
     pid: int | None
-    state: str  # running | down | unhealthy | external | unreachable
+    state: str  # running | down | off (optional, not started) | unhealthy | external | unreachable
     detail: str = ""
 
     @property
     def healthy(self) -> bool:
-        return self.state in ("running", "external")
+        return self.state in ("running", "external", "off")
 
 
 @dataclass
@@ -60,9 +60,9 @@ def _exclusive(settings: StackSettings) -> Iterator[None]:
         yield
 
 
-def _select(stack: _Stack, only: Collection[str] | None) -> list[Component]:
+def _select(stack: _Stack, only: Collection[str] | None, *, airflow: bool = True) -> list[Component]:
     if only is None:
-        return stack.components
+        return [c for c in stack.components if airflow or c.tier != components.AIRFLOW_TIER]
     known = {c.name for c in stack.components}
     unknown = sorted(set(only) - known)
     if unknown:
@@ -169,21 +169,23 @@ def up(
     *,
     only: Collection[str] | None = None,
     airflow_db: bool = True,
+    airflow: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Bring the stack (or ``only`` some components) up; running components are left alone.
 
-    The bootstrap runs between the infrastructure and the platform's own processes whenever all the
+    Airflow's services are part of the stack only with ``airflow`` (or when named in ``only``). The
+    bootstrap runs between the infrastructure and the processes that use it whenever all the
     infrastructure is part of this call. Returns what each step did.
     """
     stack = _load(settings)
-    selected = _select(stack, only)
+    selected = _select(stack, only, airflow=airflow)
     infra = [c for c in stack.components if c.tier == "infra"]
     with_bootstrap = all(c in selected for c in infra)
     report: dict[str, object] = {}
     with _exclusive(stack.settings):
         for component in selected:
-            if component.tier == "app" and with_bootstrap and "bootstrap" not in report:
+            if component.tier != "infra" and with_bootstrap and "bootstrap" not in report:
                 report["bootstrap"] = _bootstrap(stack, airflow_db=airflow_db, log=log)
             t0 = time.monotonic()
             report[component.name] = _ensure(stack, component)
@@ -219,7 +221,8 @@ def status(settings: StackSettings | None = None) -> list[ComponentStatus]:
     for component in stack.components:
         pid = None if component.external else process.running_pid(stack.settings.pid_file(component.name))
         if not component.external and pid is None:
-            result.append(ComponentStatus(component.name, component.address, None, "down"))
+            state = "off" if component.tier == components.AIRFLOW_TIER else "down"
+            result.append(ComponentStatus(component.name, component.address, None, state))
             continue
         try:
             if component.probe is not None:

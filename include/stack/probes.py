@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import secrets
+from datetime import datetime
 import urllib.error
 import urllib.request
 
@@ -99,3 +101,22 @@ def probe_http(url: str) -> None:
     if status != 200:
         # The body of a failing health endpoint usually names the dependency that is down.
         raise RuntimeError(f"GET {url} returned {status}, expected 200: {body[:300].decode(errors='replace')}")
+
+
+def probe_airflow(base_url: str, *, job: str | None = None, since: float | None = None) -> None:
+    """Airflow's api-server answers its health endpoint; with ``job`` (scheduler, dag_processor, triggerer),
+    that job has heartbeated at or after ``since`` (epoch seconds), so a previous process's heartbeat,
+    still fresh for ~30 s after it stopped, does not pass for the new one."""
+    url = f"{base_url}/api/v2/monitor/health"
+    with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+        health = json.load(response)
+    if job is None:
+        if health["metadatabase"]["status"] != "healthy":
+            raise RuntimeError(f"GET {url}: metadatabase is {health['metadatabase']['status']}")
+        return
+    state = health[job]
+    beat = state.get(f"latest_{job}_heartbeat")
+    if state["status"] != "healthy" or beat is None:
+        raise RuntimeError(f"GET {url}: {job} is {state['status']} (latest heartbeat {beat})")
+    if since is not None and datetime.fromisoformat(beat).timestamp() < since:
+        raise RuntimeError(f"GET {url}: the latest {job} heartbeat ({beat}) is older than this process")

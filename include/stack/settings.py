@@ -30,6 +30,10 @@ BASE_PORTS: dict[str, int] = {
     "kafka": 19092,
     "api": 18000,
     "airflow": 18080,
+    # Where the scheduler and the triggerer serve task logs to the api-server (Airflow's defaults are
+    # 8793/8794, which two stacks would share).
+    "airflow_worker_logs": 18793,
+    "airflow_trigger_logs": 18794,
 }
 
 # The database roles and databases the stack provisions, one role per database.
