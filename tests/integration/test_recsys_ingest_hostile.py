@@ -5,6 +5,7 @@ produced, matched by message key), and the worker that took them is the same pro
 still ingests. Unlike test_recsys_ingest.py, nothing here stops the stack's worker.
 """
 
+# ruff: noqa: F811  (fixtures are imported from the sibling test module and shadowed by test arguments)
 from __future__ import annotations
 
 import json
@@ -88,7 +89,9 @@ def dead_letters(keys: set[bytes], *, timeout_s: float) -> dict[bytes, dict[str,
 
     consumer = KafkaHook().consumer(group_id=None)
     try:
-        partitions = [TopicPartition(config.DEAD_LETTER_TOPIC, p) for p in consumer.partitions_for_topic(config.DEAD_LETTER_TOPIC)]
+        partitions = [
+            TopicPartition(config.DEAD_LETTER_TOPIC, p) for p in consumer.partitions_for_topic(config.DEAD_LETTER_TOPIC)
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         found: dict[bytes, dict[str, str]] = {}
