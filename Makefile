@@ -20,7 +20,8 @@ PYTEST_ARGS ?= tests/
 help:
 	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
 	@echo "make up         start the local stack (Postgres, SeaweedFS, Tansu, recsys API/worker) and bootstrap it"
-	@echo "make down       stop the local stack; its data persists under $(LOCAL)"
+	@echo "make airflow    up, plus Airflow (api-server, scheduler, dag-processor, triggerer); prints the UI URL and login"
+	@echo "make down       stop the local stack (and Airflow, if it runs); its data persists under $(LOCAL)"
 	@echo "make status     each component's address, pid and health (exit 1 if one is not healthy)"
 	@echo "make demo       up, then the whole onboarding journey once at the platform's scale; prints what each stage proved"
 	@echo "                (DATE=YYYY-MM-DD and CONF='{\"tenant\": \"acme\"}' pass a logical date and params)"
@@ -36,6 +37,11 @@ $(VENV_STAMP): $(REQUIREMENTS)
 
 up: venv
 	$(STACK) up
+
+# Airflow runs as four more components of the stack, so `make status` shows them and `make down` stops them.
+.PHONY: airflow
+airflow: venv
+	$(STACK) up --airflow
 
 down:
 	$(STACK) down
