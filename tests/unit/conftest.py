@@ -7,6 +7,7 @@ the same events with user-item links permuted carry no signal beyond popularity.
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -39,3 +40,19 @@ def shuffled_interactions(planted: SeedData) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_config() -> TrainConfig:
     return TrainConfig(dim=32, epochs=30, batch_size=1024, seed=0, time_budget_seconds=60.0)
+
+
+@pytest.fixture()
+def compare_digest_calls(monkeypatch) -> list[tuple]:
+    """Every (a, b) that include.recsys.auth passes to hmac.compare_digest, which still answers."""
+    from include.recsys import auth
+
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    return calls

@@ -110,19 +110,8 @@ def test_metrics_are_prometheus_text(client):
     assert 'recsys_http_request_duration_seconds_bucket{method="GET",route="unmatched",status="404",le="+Inf"}' in text
 
 
-def test_admin_token_is_compared_in_constant_time_on_the_request_path(client, monkeypatch):
-    import hmac
-
-    from include.recsys import auth
-
-    calls = []
-    real = hmac.compare_digest
-
-    def spy(a, b):
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+def test_admin_token_is_compared_in_constant_time_on_the_request_path(client, compare_digest_calls):
+    calls = compare_digest_calls
     wrong = {"Authorization": "Bearer unit-admin-tokeN"}
     assert_error(client.get("/api/admin/audit", headers=wrong), 401, "unauthorized")
     assert calls == [(b"unit-admin-tokeN", b"unit-admin-token")]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import inspect
 
 from include.recsys import auth
@@ -24,15 +23,8 @@ def test_bearer_token_parsing():
     assert auth.bearer_token(None) is None
 
 
-def test_admin_check_uses_constant_time_compare(monkeypatch):
-    calls = []
-    real = hmac.compare_digest
-
-    def spy(a, b):
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+def test_admin_check_uses_constant_time_compare(compare_digest_calls):
+    calls = compare_digest_calls
     assert auth.is_admin("Bearer s3cret", admin_token="s3cret")
     assert not auth.is_admin("Bearer s3cres", admin_token="s3cret")
     assert not auth.is_admin("Bearer s3cret-longer", admin_token="s3cret")
