@@ -15,7 +15,7 @@ WITH_ENV := set -a; . "$(LOCAL)/env"; set +a;
 # e.g. make test PYTEST_ARGS="tests/integration -x"
 PYTEST_ARGS ?= tests/
 
-.PHONY: help venv up down status demo test test-unit
+.PHONY: help venv up down status demo test test-unit bench plots
 
 help:
 	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
@@ -27,6 +27,10 @@ help:
 	@echo "                (DATE=YYYY-MM-DD and CONF='{\"tenant\": \"acme\"}' pass a logical date and params)"
 	@echo "make test-unit  fast tests, no servers"
 	@echo "make test       up, the whole test suite against the stack, then down (always)"
+	@echo "make bench      up, then every performance figure next to a ceiling measured in the same run (~10 min);"
+	@echo "                writes bench/results/<timestamp>.json and latest.json, flags > 20% regressions vs bench/baseline.json"
+	@echo "                (BENCH_SCALE=10x runs one journey at 10x scale instead, ~10-20 min; BENCH_REPS=N repetitions)"
+	@echo "make plots      PNG charts of bench/results/latest.json next to it (stage timings, latency by concurrency)"
 
 venv: $(VENV_STAMP)
 
@@ -62,3 +66,18 @@ test-unit: venv
 test: venv
 	$(STACK) up || { $(STACK) down; exit 1; }
 	$(WITH_ENV) rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
+
+# Benchmarks are not tests: nothing here asserts a time. Their extra tools (matplotlib, wrk) are installed
+# only for these targets; the stack is left running, like `make demo`.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): requirements-bench.txt $(VENV_STAMP)
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench: venv $(BENCH_STAMP)
+	$(STACK) up
+	$(WITH_ENV) $(PY) -m bench
+
+plots: $(BENCH_STAMP)
+	$(PY) -m bench.plots

@@ -71,6 +71,8 @@ def train_tenant(
         "total_seconds": round(time.perf_counter() - started, 3),
         "epochs": model.epochs_run,
         "stopped_by_time_budget": model.epochs_run < config.epochs,
+        "batch_size": model.batch_size,
+        "lr": model.lr,
         "n_users": len(users),
         "n_items": n_items,
         "n_interactions": len(interactions),

@@ -15,8 +15,6 @@ from include import config
 from include.stack.credentials import StackSecrets, write_private
 from include.stack.settings import AIRFLOW_DB, APP_DB, HOST, StackSettings
 
-DEFAULT_RATE_LIMIT = "60/10"
-
 
 def _pg_url(scheme: str, *, user: str, password: str, host: str, port: int, dbname: str) -> str:
     return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
@@ -87,7 +85,7 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         "RECSYS_S3_SECURE": "false",
         "RECSYS_KAFKA_BOOTSTRAP": f"{HOST}:{kafka_port}",
         "RECSYS_ADMIN_TOKEN": secrets.admin_token,
-        "RECSYS_RATE_LIMIT": DEFAULT_RATE_LIMIT,
+        "RECSYS_RATE_LIMIT": settings.rate_limit,
         "RECSYS_API_URL": f"http://{HOST}:{api_port}",
         "PIPELINE_WORK_DIR": settings.path("work"),
     }

@@ -36,6 +36,10 @@ BASE_PORTS: dict[str, int] = {
     "airflow_trigger_logs": 18794,
 }
 
+# The API's per-key rate limit ("requests/seconds"). RECSYS_RATE_LIMIT overrides it for a stack that
+# must not throttle, e.g. the benchmark's load generator; the journey's 429 probe needs the default.
+DEFAULT_RATE_LIMIT = "60/10"
+
 # The database roles and databases the stack provisions, one role per database.
 AIRFLOW_DB = "airflow"
 APP_DB = "app"
@@ -99,6 +103,7 @@ class StackSettings:
     port_offset: int = 0
     external_db: PgServer | None = None
     pg_bin_dir: str | None = None
+    rate_limit: str = DEFAULT_RATE_LIMIT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackSettings:
@@ -111,6 +116,7 @@ class StackSettings:
             port_offset=_port_offset(env.get("RECSYS_PORT_OFFSET", "").strip() or "0"),
             external_db=parse_database_url(database_url) if database_url else None,
             pg_bin_dir=env.get("PG_BIN_DIR") or None,
+            rate_limit=env.get("RECSYS_RATE_LIMIT", "").strip() or DEFAULT_RATE_LIMIT,
         )
 
     def port(self, name: str) -> int:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from include.recsys.contracts import ContractError
-from include.recsys.lightgcn import LightGCN, dedupe_pairs, normalized_adjacency
+from include.recsys.lightgcn import LightGCN, TrainConfig, dedupe_pairs, normalized_adjacency
 
 
 def test_adjacency_is_symmetric_normalized():
@@ -87,3 +87,11 @@ def test_fit_validates_its_input(small_config):
         LightGCN(small_config).fit(pd.DataFrame({"user_id": [], "item_id": []}))
     with pytest.raises(ContractError, match=r"1 item_id value\(s\) not known to the model"):
         LightGCN(small_config).fit(pd.DataFrame({"user_id": ["u1"], "item_id": ["i9"]}), item_ids=["i1"])
+
+
+def test_batch_and_learning_rate_scale_only_past_the_steps_per_epoch_cap():
+    config = TrainConfig()
+    assert config.scaled_for(80_000) == (config.batch_size, config.lr)  # the default scale is untouched
+    batch, lr = config.scaled_for(800_000)
+    assert batch == 40_000 and -(-800_000 // batch) == config.max_steps_per_epoch
+    assert lr == pytest.approx(config.lr * math.sqrt(40_000 / config.batch_size))

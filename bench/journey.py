@@ -1,0 +1,139 @@
+"""The onboarding journey, run for real through ``airflow dags test`` (as `make demo` does), timed from the
+outside and from its own report.json, with the peak RSS of its process tree and of the platform's processes."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from plugins.journey.run import reports_root
+
+RSS_POLL_S = 0.25
+# Components of the stack whose memory the journey drives (their pid files are the stack's).
+PLATFORM_COMPONENTS = ("recsys-api", "recsys-ingest", "postgres", "seaweedfs", "kafka")
+
+
+@dataclass
+class JourneyRun:
+    tenant: str
+    returncode: int
+    wall_s: float
+    peak_rss_bytes: int  # the airflow process and its children, summed per poll
+    platform_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
+    log_path: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.returncode == 0 and bool(self.report and self.report["success"])
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def _platform_pids() -> dict[str, int]:
+    from include.stack.settings import StackSettings
+
+    settings = StackSettings.from_env()
+    pids = {}
+    for name in PLATFORM_COMPONENTS:
+        try:
+            with open(settings.pid_file(name)) as fh:
+                pids[name] = int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+class RssPoller:
+    """Polls the summed RSS of process trees in a thread; ``peaks`` holds the highest sample of each."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = {name: psutil.Process(pid) for name, pid in roots.items() if psutil.pid_exists(pid)}
+        self.peaks = dict.fromkeys(self.roots, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, proc in self.roots.items():
+                try:
+                    self.peaks[name] = max(self.peaks[name], _tree_rss(proc))
+                except psutil.NoSuchProcess:
+                    continue
+            self._stop.wait(RSS_POLL_S)
+
+    def __enter__(self) -> RssPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def find_report(tenant: str, *, since: float) -> dict[str, Any] | None:
+    """The newest report.json written for ``tenant`` after ``since`` (reports sit at <reports>/<run>/ or
+    <reports>/<run>/<tenant>/)."""
+    root = reports_root()
+    candidates = glob.glob(os.path.join(root, "*", "report.json")) + glob.glob(os.path.join(root, "*", "*", "report.json"))
+    newest = None
+    for path in candidates:
+        mtime = os.path.getmtime(path)
+        if mtime < since or (newest and mtime <= newest[0]):
+            continue
+        with open(path) as fh:
+            report = json.load(fh)
+        if report.get("tenant") == tenant:
+            newest = (mtime, report)
+    return newest[1] if newest else None
+
+
+def run_journey(*, tenant: str, logical_date: str, params: dict[str, Any], log_dir: str, env: dict[str, str]) -> JourneyRun:
+    """One whole onboarding_journey for a fresh tenant; Airflow's log goes to a file, not the table."""
+    conf = json.dumps({"tenant": tenant, **params})
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    os.makedirs(log_dir, exist_ok=True)
+    log_path = os.path.join(log_dir, f"journey-{tenant}.log")
+    since = time.time() - 1
+    with open(log_path, "w") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen([airflow, "dags", "test", "onboarding_journey", logical_date, "-c", conf], stdout=log, stderr=subprocess.STDOUT, env=env)
+        with RssPoller({"journey": proc.pid, **_platform_pids()}) as poller:
+            returncode = proc.wait()
+        wall = time.perf_counter() - start
+    peaks = dict(poller.peaks)
+    return JourneyRun(
+        tenant=tenant,
+        returncode=returncode,
+        wall_s=wall,
+        peak_rss_bytes=peaks.pop("journey", 0),
+        platform_peak_rss_bytes=peaks,
+        report=find_report(tenant, since=since),
+        log_path=log_path,
+    )
+
+
+def stage_seconds(report: dict[str, Any]) -> dict[str, float]:
+    """Each stage's run-task seconds, from report.json (the figures `make demo` prints)."""
+    return {s["name"]: s["duration_s"] or 0.0 for s in report["stages"]}
+
+
+def validation_seconds(report: dict[str, Any]) -> float:
+    return sum(((s.get("validation") or {}).get("duration_s") or 0.0) for s in report["stages"])
