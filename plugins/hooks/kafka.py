@@ -97,9 +97,19 @@ class KafkaHook(BaseHook):
         finally:
             admin.close()
 
-    def produce(self, topic: str, messages: Iterable[tuple[bytes, bytes]], *, flush_timeout_s: float = 120.0) -> ProduceResult:
-        """Send (key, value) pairs and count broker acknowledgements, not just sends."""
-        result = ProduceResult()
+    def produce(
+        self,
+        topic: str,
+        messages: Iterable[tuple[bytes, bytes]],
+        *,
+        flush_timeout_s: float = 120.0,
+        result: ProduceResult | None = None,
+    ) -> ProduceResult:
+        """Send (key, value) pairs and count broker acknowledgements, not just sends.
+
+        Pass ``result`` to watch progress from another thread (the fault drills do).
+        """
+        result = ProduceResult() if result is None else result
 
         def on_ack(_metadata: Any) -> None:
             result.acked += 1

@@ -19,6 +19,25 @@ class RecsysApiError(RuntimeError):
         self.status = status
 
 
+class RecsysApiUnavailable(ConnectionError):
+    """The API did not answer at all (refused, reset, timed out): an outage, retried as transient."""
+
+    def __init__(self, base_url: str, method: str, path: str, cause: BaseException) -> None:
+        reason = getattr(cause, "args", [None])[0]
+        super().__init__(
+            f"recsys API unreachable at {base_url} ({method} {path}): {type(cause).__name__}"
+            f"{f' ({_root_cause(cause)})' if reason else ''}"
+        )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason of a requests/urllib3 chain, e.g. "[Errno 111] Connection refused"."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    text = str(exc)
+    return text.rsplit(": ", 1)[-1] if "Errno" in text else text[:200]
+
+
 class RecsysApiHook(BaseHook):
     """Admin and tenant calls to the recsys API. Admin calls retry transient failures with backoff;
     tenant-facing calls (recommendations, probes) never retry, because their status and latency are what
@@ -83,8 +102,20 @@ class RecsysApiHook(BaseHook):
             session.headers["X-Run-Key"] = self.run_key
         return session
 
+    def _send(self, session: requests.Session, method: str, path: str, **kwargs: Any) -> requests.Response:
+        import requests
+
+        try:
+            return session.request(method, self.base_url + path, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RecsysApiUnavailable(self.base_url, method, path, exc) from exc
+
+    def admin_request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """An admin call whose status the caller inspects itself (a drill expecting a 503, say)."""
+        return self._send(self.admin, method, path, timeout=kwargs.pop("timeout", 60), **kwargs)
+
     def _admin_call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
-        response = self.admin.request(method, self.base_url + path, timeout=kwargs.pop("timeout", 60), **kwargs)
+        response = self._send(self.admin, method, path, timeout=kwargs.pop("timeout", 60), **kwargs)
         if response.status_code not in ok:
             raise RecsysApiError(method, path, response.status_code, response.text)
         return response.json() if response.content else None
@@ -92,8 +123,8 @@ class RecsysApiHook(BaseHook):
     # --- admin -------------------------------------------------------------------------------------------
     def ensure_tenant(self, *, slug: str, name: str, email: str) -> dict[str, Any]:
         """Create the tenant, or return the existing one: onboarding the same tenant twice is not an error."""
-        response = self.admin.post(
-            self.base_url + "/api/admin/tenants", json={"slug": slug, "name": name, "email": email}, timeout=30
+        response = self._send(
+            self.admin, "POST", "/api/admin/tenants", json={"slug": slug, "name": name, "email": email}, timeout=30
         )
         if response.status_code == 201:
             return {**response.json(), "created": True}
@@ -136,7 +167,7 @@ class RecsysApiHook(BaseHook):
         return body["entries"] if isinstance(body, dict) else body
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        response = self.tenant_session.get(self.base_url + "/health", timeout=10)
+        response = self._send(self.tenant_session, "GET", "/health", timeout=10)
         return response.status_code, response.json()
 
     # --- as a tenant ---------------------------------------------------------------------------------------
@@ -144,4 +175,4 @@ class RecsysApiHook(BaseHook):
         self, method: str, path: str, *, api_key: str | None, json: Any = None, data: Any = None
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
-        return self.tenant_session.request(method, self.base_url + path, headers=headers, json=json, data=data, timeout=30)
+        return self._send(self.tenant_session, method, path, headers=headers, json=json, data=data, timeout=30)

@@ -1,0 +1,293 @@
+"""resilience: fault drills on the real stack, each reconciled afterwards (param ``fault_drills``, off by default).
+
+Each drill breaks one platform component for real (include/stack/faults.py: processes stopped or SIGKILLed,
+the app database blocked), keeps working through it, restores it, and records what was broken, for how
+long, how many operations had to be retried, and the reconciliation: events expected vs landed, missing,
+duplicated, and named checks. The suite expectations/resilience.json then proves nothing was lost.
+
+Drills use their own tenant (``<tenant>-drills``) and their own sources, so the journey's own data is not
+touched; the database drill needs a served model and so uses the journey's tenant read-only. They run only
+against a local stack started by `make up` (a drill pointed at a real deployment is refused), and they
+break shared components: run them with one tenant, not beside other runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pandas as pd
+
+from include.config import INTERACTIONS_TOPIC, RAW_BUCKET
+from plugins.journey.run import JourneyRun
+
+DRILL_EVENTS = 20_000
+DRILL_USERS, DRILL_ITEMS = 300, 100
+OUTAGE_S = 3.0
+RECOVERY_TIMEOUT_S = 60.0
+PAUSE_EVERY, PAUSE_S = 1_000, 0.05  # paces the broker drill's feed so the outage lands in the middle of it
+DRILLS = ("object_store_down_during_upload", "broker_down_during_feed", "worker_killed_mid_batch",
+          "database_down_for_api", "api_down")  # fmt: skip
+
+
+def drill_tenant(run: JourneyRun) -> str:
+    return f"{run.tenant}-drills"[:63]
+
+
+def _source(run: JourneyRun, drill: str, ctx: dict[str, Any]) -> str:
+    # Per attempt: a rerun re-sends the same event ids (upserted, never duplicated), and counting them under
+    # a fresh source is what shows this attempt's feed landing from zero, through this attempt's fault.
+    return f"{run.run_key}-drill-{drill}-{ctx['attempt']}"
+
+
+def _wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"{what} not within {timeout_s:g}s")
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
+def _outcome(drill: str, check: str, ok: bool, detail: str = "") -> dict[str, str]:
+    return {"drill": drill, "check": check, "outcome": f"{drill}.{check}: {'ok' if ok else 'FAILED ' + detail}"}
+
+
+def _reconcile(*, tenant_id: str, source: str, expected: pd.Series, timeout_s: float) -> dict[str, int]:
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.journey.feed_kafka import wait_for_landing
+
+    wait_for_landing(tenant_id=tenant_id, source=source, expected=len(expected), timeout_s=timeout_s)
+    landed = AppDbHook().landed(tenant_id=tenant_id, source=source)
+    ids = set(landed["event_id"].astype(str))
+    return {
+        "expected": len(expected),
+        "landed": len(landed),
+        "missing": len(set(expected.astype(str)) - ids),
+        "duplicates": int(landed["event_id"].duplicated().sum()),
+    }
+
+
+def _paced(messages: list[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    for i, message in enumerate(messages):
+        if i and i % PAUSE_EVERY == 0:
+            time.sleep(PAUSE_S)
+        yield message
+
+
+def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]:
+    """Uploads fail cleanly (a transient error, so the task retries) while S3 is down; once it is back, the
+    same upload completes with the same checksum, registers the catalog, and leaves no partial object."""
+    from plugins.hooks.minio import MinioHook, sha256_bytes
+    from plugins.journey.tasks import is_transient
+
+    drill, minio = "object_store_down_during_upload", MinioHook()
+    body = ctx["data"].items.to_csv(index=False).encode()
+    key = f"{drill_tenant(run)}/{run.run_key}/drills/items.csv"
+    attempts, error = 0, None
+    stopped = time.monotonic()
+    faults.stop("seaweedfs")
+    try:
+        attempts += 1
+        minio.put_bytes(bucket=RAW_BUCKET, key=key, data=body, content_type="text/csv")
+    except Exception as exc:  # the point of the drill: which error, and how fast
+        error = exc
+    finally:
+        failed_after = time.monotonic() - stopped
+        faults.start("seaweedfs")
+        faults.start("kafka")  # Tansu keeps its log on this S3: bring it back too if the outage took it down
+    outage = time.monotonic() - stopped
+    attempts += 1
+    stored = minio.put_bytes(bucket=RAW_BUCKET, key=key, data=body, content_type="text/csv")
+    back = minio.read_back(bucket=RAW_BUCKET, key=key)
+    listed = sorted(o.object_name for o in minio.client.list_objects(RAW_BUCKET, prefix=key.rsplit("/", 1)[0] + "/"))
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    RecsysApiHook(run_key=run.run_key).register_upload(
+        ctx["tenant_id"], kind="items", bucket=RAW_BUCKET, object_key=key, rows=len(ctx["data"].items),
+        sha256=stored.sha256, source=f"{run.run_key}-drill-catalog",
+    )  # fmt: skip
+    record = {"drill": drill, "broken": "seaweedfs (S3)", "outage_s": round(outage, 2), "retried": attempts - 1,
+              "expected": 1, "landed": int(back.sha256 == sha256_bytes(body)), "missing": 0, "duplicates": 0,
+              "error": f"{type(error).__name__}: {error}"[:300] if error else None,
+              "failed_after_s": round(failed_after, 2)}  # fmt: skip
+    checks = [
+        _outcome(drill, "upload_failed_while_down", error is not None, "the upload succeeded with S3 stopped"),
+        _outcome(drill, "failure_is_transient", error is not None and is_transient(error), f"{error!r} would not be retried"),
+        _outcome(drill, "same_checksum_after", back.sha256 == back.metadata_sha256 == sha256_bytes(body), "checksum differs"),
+        _outcome(drill, "no_partial_objects", listed == [key], f"objects under the prefix: {listed}"),
+    ]
+    return record, checks
+
+
+def broker_down_during_feed(run, faults, ctx) -> tuple[dict, list[dict]]:
+    """The producer buffers and retries while the broker is down; every event lands exactly once."""
+    from plugins.hooks.kafka import KafkaHook, ProduceResult
+    from plugins.journey.feed_kafka import messages
+
+    drill = "broker_down_during_feed"
+    events = ctx["data"].interactions.iloc[: DRILL_EVENTS // 2]
+    source = _source(run, drill, ctx)
+    progress = ProduceResult()
+    feeder = threading.Thread(
+        target=KafkaHook().produce,
+        args=(INTERACTIONS_TOPIC, _paced(messages(events, tenant=drill_tenant(run), source=source))),
+        kwargs={"result": progress},
+    )
+    feeder.start()
+    _wait_for(lambda: progress.acked > 0, timeout_s=30, what="first acknowledged event")
+    stopped = time.monotonic()
+    faults.stop("kafka")
+    in_flight = progress.produced - progress.acked
+    time.sleep(OUTAGE_S)
+    faults.start("kafka")
+    outage = time.monotonic() - stopped
+    feeder.join()
+    counts = _reconcile(tenant_id=ctx["tenant_id"], source=source, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S)
+    record = {"drill": drill, "broken": "kafka broker", "outage_s": round(outage, 2),
+              "retried": in_flight, "acked": progress.acked, "failed_sends": progress.failed, **counts}  # fmt: skip
+    checks = [_outcome(drill, "every_send_acked", progress.failed == 0, "; ".join(progress.errors))]
+    return record, checks
+
+
+def worker_killed_mid_batch(run, faults, ctx) -> tuple[dict, list[dict]]:
+    """SIGKILL the ingestion worker while it lands a feed; restarted, it neither loses nor duplicates."""
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.kafka import KafkaHook
+    from plugins.journey.feed_kafka import messages
+
+    drill = "worker_killed_mid_batch"
+    events = ctx["data"].interactions.iloc[DRILL_EVENTS // 2 :]
+    source = _source(run, drill, ctx)
+    sent = KafkaHook().produce(INTERACTIONS_TOPIC, messages(events, tenant=drill_tenant(run), source=source))
+    db = AppDbHook()
+    landed_now = lambda: db.count_landed(tenant_id=ctx["tenant_id"], source=source)  # noqa: E731
+    _wait_for(lambda: landed_now() > 0, timeout_s=RECOVERY_TIMEOUT_S, what="first landed event")
+    killed = time.monotonic()
+    pid = faults.kill("recsys-ingest")
+    landed_at_kill = landed_now()
+    faults.start("recsys-ingest")
+    outage = time.monotonic() - killed
+    counts = _reconcile(tenant_id=ctx["tenant_id"], source=source, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S)
+    record = {"drill": drill, "broken": f"recsys-ingest (pid {pid}, SIGKILL)", "outage_s": round(outage, 2),
+              "retried": counts["expected"] - landed_at_kill, "landed_at_kill": landed_at_kill, **counts}  # fmt: skip
+    checks = [
+        _outcome(drill, "every_send_acked", sent.failed == 0, "; ".join(sent.errors)),
+        _outcome(drill, "killed_mid_feed", landed_at_kill < counts["expected"], "the feed had landed before the kill"),
+    ]
+    return record, checks
+
+
+def database_down_for_api(run, faults, ctx) -> tuple[dict, list[dict]]:
+    """With its database gone, the API says so on /health, keeps serving the loaded model, refuses writes
+    with a clear 503, and recovers by itself once the database is back."""
+    from plugins.hooks.recsys_api import RecsysApiHook
+    from plugins.journey.query_recommendations import RECOMMEND_PATH
+
+    drill, api = "database_down_for_api", RecsysApiHook(run_key=run.run_key)
+    tenant_id, user_id = ctx["journey_tenant_id"], ctx["journey_user_id"]
+    api_key, _ = api.create_api_key(tenant_id, name=f"drill {run.run_key}")
+    body = {"user_id": user_id, "count": 10}
+    warm = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body)  # caches the key, as live traffic does
+    statuses, write_status, write_code, named = [], None, None, False
+    started = time.monotonic()
+    with faults.app_database_down():
+        try:
+            _wait_for(lambda: "database" in api.health()[1].get("failing", []), timeout_s=15, what="/health naming the database")
+            named = True
+        except TimeoutError:
+            pass
+        for _ in range(20):
+            statuses.append(api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body).status_code)
+        write = api.admin_request("POST", f"/api/admin/tenants/{tenant_id}/apikeys", json={"name": "during outage"})
+        write_status, write_code = write.status_code, (write.json() if write.content else {}).get("code")
+    outage = time.monotonic() - started
+    recovered_in = _wait_for(lambda: api.health()[0] == 200, timeout_s=RECOVERY_TIMEOUT_S, what="/health back to 200")
+    after = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body).status_code
+    record = {"drill": drill, "broken": "app database (connections refused)", "outage_s": round(outage, 2),
+              "retried": 0, "expected": len(statuses), "landed": statuses.count(200), "missing": 0, "duplicates": 0,
+              "recovered_in_s": round(recovered_in, 2)}  # fmt: skip
+    checks = [
+        _outcome(drill, "warm_request_served", warm.status_code == 200, f"status {warm.status_code}"),
+        _outcome(drill, "health_names_database", named, "/health never named the database"),
+        _outcome(drill, "served_during_outage", statuses.count(200) == len(statuses), f"statuses {sorted(set(statuses))}"),
+        _outcome(drill, "writes_refused_with_503", write_status == 503 and write_code == "database_unavailable",
+                 f"write answered {write_status} {write_code}"),  # fmt: skip
+        _outcome(drill, "served_after_recovery", after == 200, f"status {after}"),
+    ]
+    return record, checks
+
+
+def api_down(run, faults, ctx) -> tuple[dict, list[dict]]:
+    """A stopped API is reported as such (naming where it was called); restarted, it serves again, and a
+    tenant with no deployed model gets popular items flagged as a fallback."""
+    from plugins.hooks.recsys_api import RecsysApiHook
+    from plugins.journey.query_recommendations import RECOMMEND_PATH
+
+    drill, api = "api_down", RecsysApiHook(run_key=run.run_key)
+    started = time.monotonic()
+    error = None
+    with faults.stopped("recsys-api"):
+        try:
+            api.health()
+        except Exception as exc:  # the point of the drill: what a caller sees
+            error = f"{type(exc).__name__}: {exc}"
+    outage = time.monotonic() - started
+    _wait_for(lambda: api.health()[0] == 200, timeout_s=RECOVERY_TIMEOUT_S, what="/health after restart")
+    api_key, _ = api.create_api_key(ctx["tenant_id"], name=f"drill fallback {run.run_key}")
+    user_id = str(ctx["data"].interactions["user_id"].iloc[0])
+    cold = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json={"user_id": user_id, "count": 5})
+    answer = cold.json() if cold.status_code == 200 else {}
+    record = {"drill": drill, "broken": "recsys-api", "outage_s": round(outage, 2), "retried": 0, "expected": 1,
+              "landed": int(cold.status_code == 200), "missing": 0, "duplicates": 0, "error": (error or "")[:300]}  # fmt: skip
+    checks = [
+        _outcome(drill, "outage_reported", error is not None and f"unreachable at {api.base_url}" in error, f"error was {error!r}"),
+        _outcome(drill, "fallback_flagged", answer.get("fallback") is True and len(answer.get("items", [])) > 0,
+                 f"status {cold.status_code}, body {str(answer)[:200]}"),  # fmt: skip
+    ]
+    return record, checks
+
+
+def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not run.params.get("fault_drills"):
+        raise AirflowSkipException("fault drills not requested (param fault_drills)")
+    from include.recsys.datagen import generate
+    from include.stack.faults import LocalStackFaults
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    slug = drill_tenant(run)
+    tenant = RecsysApiHook(run_key=run.run_key).ensure_tenant(slug=slug, name=slug, email=f"ops@{slug}.example.com")
+    journey_tenant_id = done["seed_data"]["tenant_id"]
+    ctx = {
+        "attempt": f"{time.time():.0f}",
+        "tenant_id": tenant["tenant_id"],
+        "data": generate(
+            tenant=slug, interval_start=run.window_start, interval_end=run.window_end,
+            seed=int(run.params["seed"]) + 7919, n_users=DRILL_USERS, n_items=DRILL_ITEMS, n_interactions=DRILL_EVENTS,
+        ),  # fmt: skip
+        "journey_tenant_id": journey_tenant_id,
+        "journey_user_id": str(AppDbHook().landed(tenant_id=journey_tenant_id, source=run.run_key)["user_id"].iloc[0]),
+    }
+    faults = LocalStackFaults()
+    drills, checks = [], []
+    for name in DRILLS:
+        record, outcomes = globals()[name](run, faults, ctx)
+        drills.append(record)
+        checks.extend(outcomes)
+    return {"drills": drills, "checks": checks}
+
+
+def validate(run: JourneyRun, done: dict[str, Any]):
+    from plugins.validation import validate_stage
+
+    summary = done["resilience"]
+    frames = {
+        "drills": pd.DataFrame(summary["drills"])[["drill", "broken", "outage_s", "expected", "landed", "missing", "duplicates"]],
+        "checks": pd.DataFrame(summary["checks"]),
+    }
+    return validate_stage("resilience", frames, parameters={}, results_dir=run.gx_dir, run_name=run.run_id)
