@@ -41,12 +41,15 @@ BACKOFF_MAX_S = 10.0
 STOP_GRACE_S = 15.0
 TENANT_REFRESH_S = 2.0
 ACTOR = "ingest-worker"
+OTHER_TENANTS_EVENT = "event_id already belongs to another tenant (event ids are unique across tenants)"
 COLUMNS = "event_id, tenant_id, user_id, item_id, interaction_type, ts, source, kafka_partition, kafka_offset"
 
 
 @dataclass
 class Batch:
     rows: dict[str, tuple] = field(default_factory=dict)  # event_id -> row; a repeated id keeps the last
+    records: dict[str, object] = field(default_factory=dict)  # event_id -> the Kafka record of its row
+    taken: int = 0  # rows dead-lettered at landing because another tenant holds their event_id
     poison: list[tuple[object, str]] = field(default_factory=list)  # (record, reason)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     # (tenant_id, source) -> {partition: [first offset, last offset]}
@@ -202,7 +205,13 @@ class Worker:
             if tenant_id is None:
                 batch.poison.append((record, f"unknown tenant {message['tenant'][: contracts.MAX_ID_LENGTH]!r}"))
                 continue
+            held = batch.rows.get(message["event_id"])
+            if held is not None and held[1] != tenant_id:
+                # event_id is the table's global key: keeping the last would silently drop the other tenant's row.
+                batch.poison.append((record, OTHER_TENANTS_EVENT))
+                continue
             key = (tenant_id, message["source"])
+            batch.records[message["event_id"]] = record
             batch.rows[message["event_id"]] = (
                 message["event_id"],
                 tenant_id,
@@ -254,6 +263,19 @@ class Worker:
             csv.writer(buffer).writerows(batch.rows.values())
             buffer.seek(0)
             cur.copy_expert(f"COPY interactions_batch ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", buffer)
+            # The upsert below would move another tenant's row to this one (its key is event_id alone): such
+            # rows are dead-lettered instead, before the commit, so a failure re-runs the whole step.
+            cur.execute(
+                "DELETE FROM interactions_batch b USING interactions i"
+                " WHERE i.event_id = b.event_id AND i.tenant_id <> b.tenant_id RETURNING b.event_id"
+            )
+            taken = [row["event_id"] for row in cur.fetchall()]
+            batch.taken = len(taken)
+            counts = dict(batch.counts)
+            if taken:
+                self._dead_letter([(batch.records[event_id], OTHER_TENANTS_EVENT) for event_id in taken])
+                for event_id in taken:
+                    counts[(batch.rows[event_id][1], batch.rows[event_id][6])] -= 1
             cur.execute(
                 f"INSERT INTO interactions ({COLUMNS}) SELECT {COLUMNS} FROM interactions_batch"
                 " ON CONFLICT (event_id) DO UPDATE SET"
@@ -261,7 +283,7 @@ class Worker:
                 " interaction_type = EXCLUDED.interaction_type, ts = EXCLUDED.ts, source = EXCLUDED.source,"
                 " kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset, ingested_at = now()"
             )
-            for tenant_id, source in sorted(batch.counts):
+            for tenant_id, source in sorted(k for k, n in counts.items() if n > 0):
                 # Serialises recounts of one (tenant, source) across workers, so a slower worker's
                 # stale count can never overwrite a newer one.
                 cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{tenant_id}/{source}",))
@@ -281,7 +303,7 @@ class Worker:
                     object_ref=f"kafka:{config.INTERACTIONS_TOPIC}",
                     details={
                         "source": source,
-                        "rows": batch.counts[(tenant_id, source)],
+                        "rows": counts[(tenant_id, source)],
                         "rows_landed": landed[(tenant_id, source)],
                         "partitions": {str(p): span for p, span in sorted(batch.ranges[(tenant_id, source)].items())},
                     },
@@ -323,8 +345,8 @@ class Worker:
         log.info(
             "batch: %d messages, %d rows upserted, %d dead-lettered, landed %s, last offsets %s, %.0f ms",
             len(records),
-            len(batch.rows),
-            dead_lettered,
+            len(batch.rows) - batch.taken,
+            dead_lettered + batch.taken,
             {f"{t[:8]}/{s}": n for (t, s), n in landed.items()},
             spans,
             (time.perf_counter() - started) * 1000,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,3 +80,15 @@ def test_a_tenant_created_right_after_a_refresh_is_resolved():
     assert tenants.resolve({"newco"})["newco"] == "t-newco"
     assert tenants.resolve({"acme", "newco"}) == {"acme": "t-acme", "newco": "t-newco"}
     assert len(db.queries) == 2  # known slugs cost no query
+
+
+def test_one_event_id_from_two_tenants_in_a_batch_keeps_the_first_and_dead_letters_the_second():
+    worker = ingest.Worker.__new__(ingest.Worker)  # classification only: no broker, no database
+    worker._tenants = ingest.Tenants(FakeDb({"acme": "t-acme", "other": "t-other"}))
+    values = [encoded(), encoded(tenant="other", user_id="u2"), encoded(user_id="u3")]
+    records = [SimpleNamespace(topic="t", partition=0, offset=n, value=v) for n, v in enumerate(values)]
+
+    batch = worker._classify(records)
+    assert batch.poison == [(records[1], ingest.OTHER_TENANTS_EVENT)]
+    assert batch.rows["e1"][1:3] == ("t-acme", "u3")  # the same tenant's re-send still upserts
+    assert batch.records["e1"] is records[2]
