@@ -23,7 +23,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from include import config
@@ -313,9 +319,12 @@ class Worker:
     def _commit(self, batch: Batch) -> None:
         try:
             self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in batch.next_offsets.items()})
-        except CommitFailedError as exc:
-            # The group rebalanced: the new owner re-reads from the last commit, and upserts absorb it.
-            log.warning("offset commit refused after a rebalance; batch will be re-delivered: %s", exc)
+        except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError) as exc:
+            # The group rebalanced (or is rebalancing, e.g. after a broker restart): the rows are committed in
+            # the database already, so skip this commit; whoever owns the partitions next re-reads from the last
+            # committed offset and the upserts absorb it. Retrying the commit instead would wait forever,
+            # because the rebalance only completes in the main loop's poll().
+            log.warning("offset commit refused during a rebalance; batch will be re-delivered: %s", exc)
 
     def _handle(self, records: list) -> None:
         started = time.perf_counter()

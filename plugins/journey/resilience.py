@@ -250,29 +250,36 @@ def api_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     return record, checks
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    if not run.params.get("fault_drills"):
-        raise AirflowSkipException("fault drills not requested (param fault_drills)")
+def context(run: JourneyRun, *, journey_tenant_id: str | None) -> dict[str, Any]:
+    """What the drills share: the drills tenant and its data, and the journey's served tenant (if any)."""
     from include.recsys.datagen import generate
-    from include.stack.faults import LocalStackFaults
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.recsys_api import RecsysApiHook
 
     slug = drill_tenant(run)
     tenant = RecsysApiHook(run_key=run.run_key).ensure_tenant(slug=slug, name=slug, email=f"ops@{slug}.example.com")
-    journey_tenant_id = done["seed_data"]["tenant_id"]
-    ctx = {
+    ctx: dict[str, Any] = {
         "attempt": f"{time.time():.0f}",
         "tenant_id": tenant["tenant_id"],
         "data": generate(
             tenant=slug, interval_start=run.window_start, interval_end=run.window_end,
             seed=int(run.params["seed"]) + 7919, n_users=DRILL_USERS, n_items=DRILL_ITEMS, n_interactions=DRILL_EVENTS,
         ),  # fmt: skip
-        "journey_tenant_id": journey_tenant_id,
-        "journey_user_id": str(AppDbHook().landed(tenant_id=journey_tenant_id, source=run.run_key)["user_id"].iloc[0]),
     }
+    if journey_tenant_id is not None:
+        landed = AppDbHook().landed(tenant_id=journey_tenant_id, source=run.run_key)
+        ctx.update(journey_tenant_id=journey_tenant_id, journey_user_id=str(landed["user_id"].iloc[0]))
+    return ctx
+
+
+def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not run.params.get("fault_drills"):
+        raise AirflowSkipException("fault drills not requested (param fault_drills)")
+    from include.stack.faults import LocalStackFaults
+
+    ctx = context(run, journey_tenant_id=done["seed_data"]["tenant_id"])
     faults = LocalStackFaults()
     drills, checks = [], []
     for name in DRILLS:
