@@ -15,7 +15,7 @@ import platform
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # The clients' INFO chatter (kafka connections, every SQL statement) would bury the table, so this process
@@ -25,6 +25,7 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
 
 from bench import BASELINE, RESULTS_DIR, journey, serving, stats, training, transfer  # noqa: E402
 from bench.stats import Figure, Stat, Target  # noqa: E402
+
 PARTS = ("journey", "transfer", "training", "serving")
 SCALES = {
     "1x": {"n_users": 10_000, "n_items": 5_000, "n_interactions": 100_000},
@@ -41,7 +42,10 @@ RATIO_TARGET = Target(">=", 0.8, on="ratio")
 def machine() -> dict[str, Any]:
     import psutil
 
-    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+        platform.processor(),
+    )
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,
@@ -57,37 +61,85 @@ def log(message: str) -> None:
 
 
 def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[list[Figure], dict[str, Any]]:
-    runs = []
+    runs, failures = [], []
     for rep in range(reps):
         tenant = f"bench-{scale}-{stamp}-{rep}"
         log(f"journey {rep + 1}/{reps} at {scale} scale, tenant {tenant}")
-        run = journey.run_journey(tenant=tenant, logical_date=LOGICAL_DATE, params=SCALES[scale], log_dir=work_dir, env=JOURNEY_ENV)
+        run = journey.run_journey(
+            tenant=tenant, logical_date=LOGICAL_DATE, params=SCALES[scale], log_dir=work_dir, env=JOURNEY_ENV
+        )
+        log(f"  {run.wall_s:.1f} s, peak RSS {run.peak_rss_bytes / 2**20:.0f} MB")
         if not run.passed:
             failed = (run.report or {}).get("failed_stage")
-            raise RuntimeError(f"journey for {tenant} did not pass (exit {run.returncode}, failed stage {failed}); log: {run.log_path}")
-        log(f"  {run.wall_s:.1f} s, peak RSS {run.peak_rss_bytes / 2**20:.0f} MB")
+            failures.append(f"journey for {tenant} failed at {failed} (exit {run.returncode}); log: {run.log_path}")
+            log(f"  FAILED: {failures[-1]}")
+            if run.report is None:
+                raise RuntimeError(failures[-1])
+            # A failed journey's report still says where the time went; its figures are kept.
         runs.append(run)
     suffix = "" if scale == "1x" else f" ({scale})"
     figures = [
-        Figure(f"journey wall{suffix}", "s", Stat.of(r.wall_s for r in runs), False, target=Target("<=", JOURNEY_TARGET_S[scale])),
+        Figure(
+            f"journey wall{suffix}",
+            "s",
+            Stat.of(r.wall_s for r in runs),
+            False,
+            target=Target("<=", JOURNEY_TARGET_S[scale]),
+        ),
     ]
     stage_names = [s["name"] for s in runs[0].report["stages"]]
     stage_stats = {name: Stat.of(journey.stage_seconds(r.report)[name] for r in runs) for name in stage_names}
     figures += [Figure(f"stage {name}{suffix}", "s", stat, False) for name, stat in stage_stats.items()]
     peak_total = [r.peak_rss_bytes + sum(r.platform_peak_rss_bytes.values()) for r in runs]
-    figures.append(Figure(f"journey peak RSS{suffix}", "MB", Stat.of(r.peak_rss_bytes / 2**20 for r in runs), False,
-                          note="airflow dags test and its children"))
-    figures.append(Figure(f"journey+platform peak RSS{suffix}", "GB", Stat.of(b / 2**30 for b in peak_total), False,
-                          target=Target("<=", PEAK_RSS_TARGET_GB) if scale == "10x" else None,
-                          note="sum of the journey's and each platform process's peak"))
-    share = [100 * journey.validation_seconds(r.report) / (sum(journey.stage_seconds(r.report).values()) + journey.validation_seconds(r.report)) for r in runs]
-    figures.append(Figure(f"GX validation share{suffix}", "%", Stat.of(share), False, target=Target("<=", 15.0),
-                          note="GX seconds / (stage run seconds + GX seconds)"))
-    figures.append(Figure(f"GX validation share of wall{suffix}", "%",
-                          Stat.of(100 * journey.validation_seconds(r.report) / r.wall_s for r in runs), False))
+    figures.append(
+        Figure(
+            f"journey peak RSS{suffix}",
+            "MB",
+            Stat.of(r.peak_rss_bytes / 2**20 for r in runs),
+            False,
+            note="airflow dags test and its children",
+        )
+    )
+    figures.append(
+        Figure(
+            f"journey+platform peak RSS{suffix}",
+            "GB",
+            Stat.of(b / 2**30 for b in peak_total),
+            False,
+            target=Target("<=", PEAK_RSS_TARGET_GB) if scale == "10x" else None,
+            note="sum of the journey's and each platform process's peak",
+        )
+    )
+    share = [
+        100
+        * journey.validation_seconds(r.report)
+        / (sum(journey.stage_seconds(r.report).values()) + journey.validation_seconds(r.report))
+        for r in runs
+    ]
+    figures.append(
+        Figure(
+            f"GX validation share{suffix}",
+            "%",
+            Stat.of(share),
+            False,
+            target=Target("<=", 15.0),
+            note="GX seconds / (stage run seconds + GX seconds)",
+        )
+    )
+    figures.append(
+        Figure(
+            f"GX validation share of wall{suffix}",
+            "%",
+            Stat.of(100 * journey.validation_seconds(r.report) / r.wall_s for r in runs),
+            False,
+        )
+    )
     model = [r.report["model"] for r in runs]
-    figures.append(Figure(f"journey NDCG@10{suffix}", "", Stat.of(m["ndcg_at_10"] for m in model), True, target=Target(">=", 0.30)))
+    figures.append(
+        Figure(f"journey NDCG@10{suffix}", "", Stat.of(m["ndcg_at_10"] for m in model), True, target=Target(">=", 0.30))
+    )
     details = {
+        "failures": failures,
         "tenants": [r.tenant for r in runs],
         "stages": {name: stat.to_dict() for name, stat in stage_stats.items()},
         "platform_peak_rss_mb": [{k: round(v / 2**20) for k, v in r.platform_peak_rss_bytes.items()} for r in runs],
@@ -105,12 +157,32 @@ def run_transfer(*, reps: int, stamp: str, work_dir: str) -> tuple[list[Figure],
     log(f"kafka feed and ingestion: {reps} fresh tenants")
     transfer.feed_and_ingest(repetitions=reps, stamp=stamp, samples=samples)
     figures = [
-        Figure("kafka feed (KafkaHook.produce)", "msg/s", Stat.of(samples.kafka_hook_msgs_s), True,
-               ceiling=Stat.of(samples.kafka_bare_msgs_s), target=RATIO_TARGET, note="ceiling: bare kafka-python loop, acks=all"),
-        Figure("object upload (MinioHook.put_file)", "MB/s", Stat.of(samples.upload_hook_mb_s), True,
-               ceiling=Stat.of(samples.upload_bare_mb_s), target=RATIO_TARGET, note="ceiling: bare minio put_object"),
-        Figure("ingestion landed (worker)", "rows/s", Stat.of(samples.ingest_rows_s), True,
-               ceiling=Stat.of(samples.copy_rows_s), note="produce start to all rows counted; ceiling: bare COPY"),
+        Figure(
+            "kafka feed (KafkaHook.produce)",
+            "msg/s",
+            Stat.of(samples.kafka_hook_msgs_s),
+            True,
+            ceiling=Stat.of(samples.kafka_bare_msgs_s),
+            target=RATIO_TARGET,
+            note="ceiling: bare kafka-python loop, acks=all",
+        ),
+        Figure(
+            "object upload (MinioHook.put_file)",
+            "MB/s",
+            Stat.of(samples.upload_hook_mb_s),
+            True,
+            ceiling=Stat.of(samples.upload_bare_mb_s),
+            target=RATIO_TARGET,
+            note="ceiling: bare minio put_object",
+        ),
+        Figure(
+            "ingestion landed (worker)",
+            "rows/s",
+            Stat.of(samples.ingest_rows_s),
+            True,
+            ceiling=Stat.of(samples.copy_rows_s),
+            note="produce start to all rows counted; ceiling: bare COPY",
+        ),
     ]
     return figures, {"messages": samples.messages, "upload_bytes": samples.upload_bytes}
 
@@ -120,13 +192,27 @@ def run_training(*, reps: int) -> tuple[list[Figure], dict[str, Any]]:
     samples = training.measure(repetitions=reps)
     figures = []
     if samples.seconds_to_target:
-        figures.append(Figure("train to NDCG@10 >= 0.30", "s", Stat.of(samples.seconds_to_target), False,
-                              target=Target("<=", 60.0), note=f"{samples.epochs_to_target} epochs"))
+        figures.append(
+            Figure(
+                "train to NDCG@10 >= 0.30",
+                "s",
+                Stat.of(samples.seconds_to_target),
+                False,
+                target=Target("<=", 60.0),
+                note=f"{samples.epochs_to_target} epochs",
+            )
+        )
     final = samples.final
     figures += [
         Figure("final NDCG@10", "", Stat.of([final["ndcg_at_10"]]), True, target=Target(">=", 0.30)),
         Figure("final Recall@10", "", Stat.of([final["recall_at_10"]]), True),
-        Figure("popularity NDCG@10", "", Stat.of([final["popularity_ndcg_at_10"]]), True, note="the baseline the model must beat"),
+        Figure(
+            "popularity NDCG@10",
+            "",
+            Stat.of([final["popularity_ndcg_at_10"]]),
+            True,
+            note="the baseline the model must beat",
+        ),
         Figure("full fit train seconds", "s", Stat.of([final["train_seconds"]]), False),
     ]
     return figures, {"epochs_to_target": samples.epochs_to_target, "curve": samples.curve, "final": final}
@@ -137,23 +223,56 @@ def run_serving(*, tenant: str, reps: int, work_dir: str) -> tuple[list[Figure],
     from plugins.hooks.recsys_api import RecsysApiHook
 
     tenant_id = RecsysApiHook().ensure_tenant(slug=tenant, name=tenant, email="bench@example.com")["tenant_id"]
-    users = [r[0] for r in AppDbHook().get_records(
-        "SELECT DISTINCT user_id FROM interactions WHERE tenant_id = %s ORDER BY user_id LIMIT 500", parameters=(tenant_id,))]
-    log(f"serving: wrk at {serving.CONCURRENCY} connections, {reps} x {WRK_SECONDS:g} s each, API restarted without rate limit")
+    users = [
+        r[0]
+        for r in AppDbHook().get_records(
+            "SELECT DISTINCT user_id FROM interactions WHERE tenant_id = %s ORDER BY user_id LIMIT 500",
+            parameters=(tenant_id,),
+        )
+    ]
+    log(
+        f"serving: wrk at {serving.CONCURRENCY} connections, {reps} x {WRK_SECONDS:g} s each,"
+        " API restarted without rate limit"
+    )
     with serving.api_rate_limit():
-        loads = serving.load_test(tenant_id=tenant_id, user_ids=users, repetitions=reps, seconds=WRK_SECONDS, work_dir=work_dir)
+        loads = serving.load_test(
+            tenant_id=tenant_id, user_ids=users, repetitions=reps, seconds=WRK_SECONDS, work_dir=work_dir
+        )
     figures, details = [], {"concurrency": {}}
     for c, per in loads.items():
         rec, health = per["recommend"], per["health"]
         for metric, unit in (("p50_ms", "ms"), ("p95_ms", "ms"), ("p99_ms", "ms")):
             target = Target("<=", P95_TARGET_MS) if metric == "p95_ms" and c == TARGET_CONCURRENCY else None
-            figures.append(Figure(f"recommend {metric[:3]} @{c}", unit, Stat.of(getattr(r, metric) for r in rec), False,
-                                  ceiling=Stat.of(getattr(h, metric) for h in health), target=target))
-        figures.append(Figure(f"recommend req/s @{c}", "req/s", Stat.of(r.rps for r in rec), True,
-                              ceiling=Stat.of(h.rps for h in health),
-                              target=Target(">=", RPS_TARGET) if c == TARGET_CONCURRENCY else None))
-        figures.append(Figure(f"recommend error rate @{c}", "%", Stat.of(100 * r.error_rate for r in rec), False,
-                              ceiling=None, target=Target("<=", 0.0)))
+            figures.append(
+                Figure(
+                    f"recommend {metric[:3]} @{c}",
+                    unit,
+                    Stat.of(getattr(r, metric) for r in rec),
+                    False,
+                    ceiling=Stat.of(getattr(h, metric) for h in health),
+                    target=target,
+                )
+            )
+        figures.append(
+            Figure(
+                f"recommend req/s @{c}",
+                "req/s",
+                Stat.of(r.rps for r in rec),
+                True,
+                ceiling=Stat.of(h.rps for h in health),
+                target=Target(">=", RPS_TARGET) if c == TARGET_CONCURRENCY else None,
+            )
+        )
+        figures.append(
+            Figure(
+                f"recommend error rate @{c}",
+                "%",
+                Stat.of(100 * r.error_rate for r in rec),
+                False,
+                ceiling=None,
+                target=Target("<=", 0.0),
+            )
+        )
         details["concurrency"][str(c)] = {
             side: {m: Stat.of(getattr(r, m) for r in runs).to_dict() for m in ("p50_ms", "p95_ms", "p99_ms", "rps")}
             for side, runs in (("recommend", rec), ("health", health))
@@ -161,17 +280,31 @@ def run_serving(*, tenant: str, reps: int, work_dir: str) -> tuple[list[Figure],
     log("serving: in-process FAISS search")
     searches = serving.faiss_search()
     for n_items, result in searches.items():
-        figures.append(Figure(f"FAISS recommend p50 {n_items // 1000}K items", "ms", Stat.of([result["served_p50_ms"]]), False,
-                              ceiling=Stat.of([result["bare_p50_ms"]]), note="ceiling: bare IndexFlatIP.search"))
+        figures.append(
+            Figure(
+                f"FAISS recommend p50 {n_items // 1000}K items",
+                "ms",
+                Stat.of([result["served_p50_ms"]]),
+                False,
+                ceiling=Stat.of([result["bare_p50_ms"]]),
+                note="ceiling: bare IndexFlatIP.search",
+            )
+        )
     details["faiss"] = {str(k): v for k, v in searches.items()}
     return figures, details
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SCALES), default=os.environ.get("BENCH_SCALE") or "1x",
-                        help="1x: every figure; 10x: one onboarding journey at 10x scale (long)")
-    parser.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS") or 3), help="repetitions per figure")
+    parser.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default=os.environ.get("BENCH_SCALE") or "1x",
+        help="1x: every figure; 10x: one onboarding journey at 10x scale (long)",
+    )
+    parser.add_argument(
+        "--reps", type=int, default=int(os.environ.get("BENCH_REPS") or 3), help="repetitions per figure"
+    )
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--update-baseline", action="store_true", help="also write the results to bench/baseline.json")
     args = parser.parse_args(argv)
@@ -180,10 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.reps < 1:
         parser.error(f"--only takes {', '.join(PARTS)} (got {sorted(unknown)}), --reps >= 1 (got {args.reps})")
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     work_dir = os.path.join(os.environ.get("RECSYS_LOCAL_DIR") or ".local", "bench", stamp)
     os.makedirs(work_dir, exist_ok=True)
-    results: dict[str, Any] = {"timestamp": stamp, "scale": args.scale, "reps": args.reps, "machine": machine(), "details": {}}
+    results: dict[str, Any] = {
+        "timestamp": stamp,
+        "scale": args.scale,
+        "reps": args.reps,
+        "machine": machine(),
+        "details": {},
+    }
     figures: list[Figure] = []
     started = time.perf_counter()
     try:
@@ -194,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             serving_tenant = None
             if "journey" in parts or "serving" in parts:
                 found, results["details"]["journey"] = run_journeys(
-                    scale="1x", reps=args.reps if "journey" in parts else 1, stamp=stamp, work_dir=work_dir)
+                    scale="1x", reps=args.reps if "journey" in parts else 1, stamp=stamp, work_dir=work_dir
+                )
                 serving_tenant = results["details"]["journey"]["tenants"][-1]
                 figures += found if "journey" in parts else []
             if "transfer" in parts:
@@ -204,11 +344,16 @@ def main(argv: list[str] | None = None) -> int:
                 found, results["details"]["training"] = run_training(reps=args.reps)
                 figures += found
             if "serving" in parts:
-                found, results["details"]["serving"] = run_serving(tenant=serving_tenant, reps=args.reps, work_dir=work_dir)
+                found, results["details"]["serving"] = run_serving(
+                    tenant=serving_tenant, reps=args.reps, work_dir=work_dir
+                )
                 figures += found
     except Exception as exc:  # the partial results are still worth keeping
         results["error"] = f"{type(exc).__name__}: {exc}"
         print(f"bench failed: {results['error']}", file=sys.stderr)
+    failures = [f for part in results["details"].values() for f in part.get("failures", [])]
+    if failures and "error" not in results:
+        results["error"] = "; ".join(failures)
 
     results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
@@ -225,14 +370,19 @@ def main(argv: list[str] | None = None) -> int:
     path = os.path.join(RESULTS_DIR, f"{name}.json")
     with open(path, "w") as fh:
         json.dump(results, fh, indent=2)
-    shutil.copyfile(path, os.path.join(RESULTS_DIR, "latest.json" if args.scale == "1x" else f"latest-{args.scale}.json"))
+    shutil.copyfile(
+        path, os.path.join(RESULTS_DIR, "latest.json" if args.scale == "1x" else f"latest-{args.scale}.json")
+    )
     if args.update_baseline and "error" not in results:
         shutil.copyfile(path, BASELINE)
 
     m = results["machine"]
     print()
-    print(f"bench {stamp} at {args.scale} scale, {args.reps} repetitions, {results['bench_seconds']:.0f} s on {m['cpus']} x {m['cpu_model']},"
-          f" {m['memory_gb']} GB; load average {m['load_avg_start'][0]} -> {m['load_avg_end'][0]}")
+    print(
+        f"bench {stamp} at {args.scale} scale, {args.reps} repetitions, {results['bench_seconds']:.0f} s"
+        f" on {m['cpus']} x {m['cpu_model']},"
+        f" {m['memory_gb']} GB; load average {m['load_avg_start'][0]} -> {m['load_avg_end'][0]}"
+    )
     print(stats.render_table(figures))
     if baseline:
         print()

@@ -92,7 +92,9 @@ def find_report(tenant: str, *, since: float) -> dict[str, Any] | None:
     """The newest report.json written for ``tenant`` after ``since`` (reports sit at <reports>/<run>/ or
     <reports>/<run>/<tenant>/)."""
     root = reports_root()
-    candidates = glob.glob(os.path.join(root, "*", "report.json")) + glob.glob(os.path.join(root, "*", "*", "report.json"))
+    candidates = glob.glob(os.path.join(root, "*", "report.json")) + glob.glob(
+        os.path.join(root, "*", "*", "report.json")
+    )
     newest = None
     for path in candidates:
         mtime = os.path.getmtime(path)
@@ -105,7 +107,9 @@ def find_report(tenant: str, *, since: float) -> dict[str, Any] | None:
     return newest[1] if newest else None
 
 
-def run_journey(*, tenant: str, logical_date: str, params: dict[str, Any], log_dir: str, env: dict[str, str]) -> JourneyRun:
+def run_journey(
+    *, tenant: str, logical_date: str, params: dict[str, Any], log_dir: str, env: dict[str, str]
+) -> JourneyRun:
     """One whole onboarding_journey for a fresh tenant; Airflow's log goes to a file, not the table."""
     conf = json.dumps({"tenant": tenant, **params})
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
@@ -114,7 +118,12 @@ def run_journey(*, tenant: str, logical_date: str, params: dict[str, Any], log_d
     since = time.time() - 1
     with open(log_path, "w") as log:
         start = time.perf_counter()
-        proc = subprocess.Popen([airflow, "dags", "test", "onboarding_journey", logical_date, "-c", conf], stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [airflow, "dags", "test", "onboarding_journey", logical_date, "-c", conf],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         with RssPoller({"journey": proc.pid, **_platform_pids()}) as poller:
             returncode = proc.wait()
         wall = time.perf_counter() - start

@@ -46,29 +46,38 @@ def latency_chart(results: dict, path: str) -> str | None:
     levels = sorted(by_c, key=int)
     x = [int(c) for c in levels]
     fig, (lat, rps) = plt.subplots(1, 2, figsize=(11, 4))
+
+    def plot(ax, stats: list[dict], style: str, label: str, **kwargs) -> None:
+        ax.errorbar(x, [s["median"] for s in stats], yerr=_errors(stats), fmt=style, capsize=3, label=label, **kwargs)
+
     for metric, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^-")):
-        stats = [by_c[c]["recommend"][metric] for c in levels]
-        lat.errorbar(x, [s["median"] for s in stats], yerr=_errors(stats), fmt=style, capsize=3, label=f"recommend {metric[:3]}")
-    health = [by_c[c]["health"]["p95_ms"] for c in levels]
-    lat.errorbar(x, [s["median"] for s in health], yerr=_errors(health), fmt="x--", color="grey", capsize=3, label="/health p95 (ceiling)")
-    lat.axhline(25, color="red", linewidth=0.8, linestyle=":", label="p95 target 25 ms")
-    lat.set_xscale("log", base=2)
-    lat.set_xticks(x, [str(c) for c in x])
-    lat.set_xlabel("concurrent clients (wrk connections)")
-    lat.set_ylabel("latency ms (median of runs, bars: min..max)")
-    lat.legend(fontsize=8)
-    lat.set_title("recommendation latency by concurrency")
-    for side, style in (("recommend", "o-"), ("health", "x--")):
-        stats = [by_c[c][side]["rps"] for c in levels]
-        rps.errorbar(x, [s["median"] for s in stats], yerr=_errors(stats), fmt=style, capsize=3,
-                     label="recommend" if side == "recommend" else "/health (ceiling)")
-    rps.axhline(500, color="red", linewidth=0.8, linestyle=":", label="target 500 req/s at 32")
-    rps.set_xscale("log", base=2)
-    rps.set_xticks(x, [str(c) for c in x])
-    rps.set_xlabel("concurrent clients (wrk connections)")
-    rps.set_ylabel("requests/s")
-    rps.legend(fontsize=8)
-    rps.set_title("throughput by concurrency")
+        plot(lat, [by_c[c]["recommend"][metric] for c in levels], style, f"recommend {metric[:3]}")
+    plot(lat, [by_c[c]["health"]["p95_ms"] for c in levels], "x--", "/health p95 (ceiling)", color="grey")
+    plot(rps, [by_c[c]["recommend"]["rps"] for c in levels], "o-", "recommend")
+    plot(rps, [by_c[c]["health"]["rps"] for c in levels], "x--", "/health (ceiling)", color="grey")
+    for ax, target, target_label, ylabel, title in (
+        (
+            lat,
+            25,
+            "p95 target 25 ms at 32",
+            "latency ms (median of runs, bars: min..max)",
+            "recommendation latency by concurrency",
+        ),
+        (
+            rps,
+            500,
+            "target 500 req/s at 32",
+            "requests/s (median of runs, bars: min..max)",
+            "throughput by concurrency",
+        ),
+    ):
+        ax.axhline(target, color="red", linewidth=0.8, linestyle=":", label=target_label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [str(c) for c in x])
+        ax.set_xlabel("concurrent clients (wrk connections)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
     fig.suptitle(f"recsys API over loopback ({results['timestamp']}, {results['machine']['cpus']} CPUs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -82,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(source) as fh:
         results = json.load(fh)
     stem = os.path.splitext(source)[0]
-    written = [p for p in (stages_chart(results, f"{stem}-stages.png"), latency_chart(results, f"{stem}-latency.png")) if p]
+    written = [
+        p for p in (stages_chart(results, f"{stem}-stages.png"), latency_chart(results, f"{stem}-latency.png")) if p
+    ]
     if not written:
         print(f"{source} has neither journey stages nor serving results to plot", file=sys.stderr)
         return 1

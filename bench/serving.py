@@ -50,7 +50,9 @@ class LoadResult:
 
 def _restart_api(rate_limit: str) -> None:
     env = {**os.environ, "RECSYS_RATE_LIMIT": rate_limit}
-    subprocess.run([sys.executable, "-m", "include.stack", "restart", "recsys-api"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "include.stack", "restart", "recsys-api"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 @contextlib.contextmanager
@@ -71,7 +73,19 @@ def wrk_binary() -> str:
 
 def run_wrk(url: str, *, connections: int, seconds: float, env: dict[str, str] | None = None) -> LoadResult:
     threads = min(connections, 2)  # the machine's cores; more threads only fight the server for them
-    argv = [wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", WRK_SCRIPT, url]
+    argv = [
+        wrk_binary(),
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds:g}s",
+        "--latency",
+        "-s",
+        WRK_SCRIPT,
+        url,
+    ]
     completed = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True)
     line = next((ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
     if line is None:
@@ -111,8 +125,12 @@ def load_test(
     for connections in CONCURRENCY:
         per = results.setdefault(connections, {"recommend": [], "health": []})
         for _ in range(repetitions):
-            per["recommend"].append(run_wrk(api.base_url + RECOMMEND_PATH, connections=connections, seconds=seconds, env=recommend_env))
-            per["health"].append(run_wrk(api.base_url + "/health", connections=connections, seconds=seconds, env={"BENCH_BODIES": ""}))
+            per["recommend"].append(
+                run_wrk(api.base_url + RECOMMEND_PATH, connections=connections, seconds=seconds, env=recommend_env)
+            )
+            per["health"].append(
+                run_wrk(api.base_url + "/health", connections=connections, seconds=seconds, env={"BENCH_BODIES": ""})
+            )
     return results
 
 

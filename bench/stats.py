@@ -92,7 +92,9 @@ class Figure:
             "higher_is_better": self.higher_is_better,
             "ceiling": self.ceiling.to_dict() if self.ceiling else None,
             "ratio": self.ratio,
-            "target": None if self.target is None else {"op": self.target.op, "limit": self.target.limit, "on": self.target.on},
+            "target": None
+            if self.target is None
+            else {"op": self.target.op, "limit": self.target.limit, "on": self.target.on},
             "passed": self.passed,
             "note": self.note,
         }
@@ -122,7 +124,8 @@ class Regression:
 
     def describe(self) -> str:
         cause = " (ceiling moved as much: machine noise, not the code)" if self.ratio_steady else ""
-        return f"{self.name}: {self.current:.4g} {self.unit} vs baseline {self.baseline:.4g} {self.unit}, {self.worse_by:.0%} worse{cause}"
+        now, then = f"{self.current:.4g} {self.unit}".strip(), f"{self.baseline:.4g} {self.unit}".strip()
+        return f"{self.name}: {now} vs baseline {then}, {self.worse_by:.0%} worse{cause}"
 
 
 def worse_by(current: float, baseline: float, *, higher_is_better: bool) -> float:

@@ -9,7 +9,7 @@ time to reach it, within one grid step.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.recsys import datagen
@@ -32,7 +32,7 @@ def _fit(data: datagen.SeedData, config: TrainConfig) -> dict[str, Any]:
 
 
 def measure(*, repetitions: int) -> TrainingSamples:
-    day = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    day = datetime(2026, 11, 20, tzinfo=UTC)
     data = datagen.generate(tenant="bench-train", interval_start=day, interval_end=day + timedelta(days=1), seed=42)
     base = TrainConfig(seed=42)
     curve, reached = [], None
@@ -45,11 +45,16 @@ def measure(*, repetitions: int) -> TrainingSamples:
     seconds = []
     if reached is not None:
         seconds.append(reached["train_seconds"])
-        seconds += [_fit(data, replace(base, epochs=reached["epochs"]))["train_seconds"] for _ in range(repetitions - 1)]
+        seconds += [
+            _fit(data, replace(base, epochs=reached["epochs"]))["train_seconds"] for _ in range(repetitions - 1)
+        ]
     final_metrics = reached if reached is not None and reached["epochs"] == base.epochs else _fit(data, base)
     return TrainingSamples(
         epochs_to_target=None if reached is None else int(reached["epochs"]),
         seconds_to_target=seconds,
         curve=curve,
-        final={k: final_metrics[k] for k in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "train_seconds", "epochs")},
+        final={
+            k: final_metrics[k]
+            for k in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "train_seconds", "epochs")
+        },
     )

@@ -11,7 +11,7 @@ import io
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from include.config import INTERACTIONS_TOPIC, RAW_BUCKET
 from include.recsys import datagen
@@ -92,7 +92,7 @@ def feed_and_ingest(*, repetitions: int, stamp: str, samples: TransferSamples) -
     timed until the worker has landed them all; then the same messages from a bare producer (under another
     source, so their landing marks the worker idle again); then a bare COPY of the same rows."""
     api = RecsysApiHook(run_key=f"bench-{stamp}")
-    day = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    day = datetime(2026, 11, 20, tzinfo=UTC)
     for rep in range(repetitions):
         slug = f"bench-ingest-{stamp}-{rep}"
         tenant_id = api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"]
@@ -105,7 +105,9 @@ def feed_and_ingest(*, repetitions: int, stamp: str, samples: TransferSamples) -
         produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
         if produced.failed:
             raise RuntimeError(f"{produced.failed} of {produced.produced} messages not acknowledged: {produced.errors}")
-        landed, _wait = wait_for_landing(tenant_id=tenant_id, source=source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S)
+        landed, _wait = wait_for_landing(
+            tenant_id=tenant_id, source=source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S
+        )
         if landed < len(batch):
             raise RuntimeError(f"ingestion landed {landed} of {len(batch)} rows within {INGEST_TIMEOUT_S:.0f} s")
         samples.kafka_hook_msgs_s.append(produced.rate)
@@ -116,14 +118,15 @@ def feed_and_ingest(*, repetitions: int, stamp: str, samples: TransferSamples) -
         wait_for_landing(tenant_id=tenant_id, source=bare_source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S)
 
         rows = AppDbHook().get_records(
-            f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s", parameters=(tenant_id, bare_source)
+            f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s",
+            parameters=(tenant_id, bare_source),
         )
         samples.copy_rows_s.append(bare_copy(rows, table=f"bench_copy_{rep}"))
 
 
 def upload(*, repetitions: int, stamp: str, work_dir: str, samples: TransferSamples) -> None:
     """The upload stage's MinioHook.put_file (SHA-256 in the metadata) vs a bare put_object of the same bytes."""
-    day = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    day = datetime(2026, 11, 20, tzinfo=UTC)
     paths = datagen.write_csv(_seed(f"bench-upload-{stamp}", day=day), os.path.join(work_dir, "upload"))
     blobs = {name: open(path, "rb").read() for name, path in paths.items()}
     total = sum(len(b) for b in blobs.values())

@@ -8,7 +8,9 @@ from bench.stats import Figure, Stat, Target, regressions, render_table, worse_b
 
 
 def figure(name="f", median=10.0, *, ceiling=None, higher=True, target=None) -> Figure:
-    return Figure(name, "x", Stat.of([median]), higher, ceiling=None if ceiling is None else Stat.of([ceiling]), target=target)
+    return Figure(
+        name, "x", Stat.of([median]), higher, ceiling=None if ceiling is None else Stat.of([ceiling]), target=target
+    )
 
 
 def test_stat_is_median_min_max_of_the_repetitions():
@@ -39,7 +41,11 @@ def test_worse_by_follows_the_figures_direction():
 
 
 def test_regressions_flag_past_the_tolerance_and_tell_noise_from_code():
-    baseline = [figure("rate", 100, ceiling=100), figure("latency", 10, higher=False), figure("steady", 100, ceiling=100)]
+    baseline = [
+        figure("rate", 100, ceiling=100),
+        figure("latency", 10, higher=False),
+        figure("steady", 100, ceiling=100),
+    ]
     current = [
         figure("rate", 70, ceiling=100),  # 30 % worse, ceiling did not move: the code
         figure("latency", 11, higher=False),  # 10 % worse: within tolerance
@@ -61,7 +67,14 @@ def test_figures_round_trip_through_json_dicts():
 def test_table_has_one_aligned_row_per_figure_with_its_verdict():
     table = render_table(
         [
-            Figure("kafka", "msg/s", Stat.of([900, 1000, 1100]), True, ceiling=Stat.of([1000]), target=Target(">=", 0.8, on="ratio")),
+            Figure(
+                "kafka",
+                "msg/s",
+                Stat.of([900, 1000, 1100]),
+                True,
+                ceiling=Stat.of([1000]),
+                target=Target(">=", 0.8, on="ratio"),
+            ),
             figure("p95", 30, higher=False, target=Target("<=", 25)),
         ]
     )

@@ -91,7 +91,7 @@ def test_fit_validates_its_input(small_config):
 
 def test_batch_and_learning_rate_scale_only_past_the_steps_per_epoch_cap():
     config = TrainConfig()
-    assert config.scaled_for(80_000) == (config.batch_size, config.lr)  # the default scale is untouched
+    assert config.scaled_for(30_000) == (config.batch_size, config.lr)  # few pairs: as configured
     batch, lr = config.scaled_for(800_000)
-    assert batch == 40_000 and -(-800_000 // batch) == config.max_steps_per_epoch
-    assert lr == pytest.approx(config.lr * math.sqrt(40_000 / config.batch_size))
+    assert batch == 80_000 and -(-800_000 // batch) == config.max_steps_per_epoch
+    assert lr == pytest.approx(config.lr * math.sqrt(80_000 / config.batch_size))
