@@ -12,6 +12,8 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from include.config import POSTGRES_CONN_ID
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
 LANDED_COLUMNS = ("event_id", "user_id", "item_id", "interaction_type", "ts", "kafka_partition", "kafka_offset")
@@ -37,11 +39,17 @@ class AppDbHook(PostgresHook):
         finally:
             conn.close()
 
-    def count_landed(self, *, tenant_id: str, source: str) -> int:
-        row = self.get_first(
-            "SELECT count(*) FROM interactions WHERE tenant_id = %s AND source = %s", parameters=(tenant_id, source)
-        )
-        return int(row[0])
+    def now(self) -> datetime:
+        """The database's clock: what ``ingested_at`` is stamped with, so comparisons need no clock sync."""
+        return self.get_first("SELECT now()")[0]
+
+    def count_landed(self, *, tenant_id: str, source: str, since: datetime | None = None) -> int:
+        """Rows of one run; with ``since``, only rows (re)written since then: a rerun re-upserts rows that
+        already exist, and only their fresh ``ingested_at`` shows that this attempt's feed has landed."""
+        sql, params = "SELECT count(*) FROM interactions WHERE tenant_id = %s AND source = %s", (tenant_id, source)
+        if since is not None:
+            sql, params = sql + " AND ingested_at >= %s", (*params, since)
+        return int(self.get_first(sql, parameters=params)[0])
 
     def landed(self, *, tenant_id: str, source: str | None = None) -> pd.DataFrame:
         """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -34,16 +35,20 @@ def messages(interactions: pd.DataFrame, *, tenant: str, source: str) -> list[tu
     ]
 
 
-def wait_for_landing(*, tenant_id: str, source: str, expected: int, timeout_s: float) -> tuple[int, float]:
-    """Poll the platform's row count until it reaches ``expected`` or the timeout passes: (landed, seconds)."""
+def wait_for_landing(
+    *, tenant_id: str, source: str, expected: int, timeout_s: float, since: datetime | None = None
+) -> tuple[int, float]:
+    """Poll the platform's row count until it reaches ``expected`` or the timeout passes: (landed, seconds).
+
+    ``since`` (the app database's clock before producing) counts only rows written by this attempt."""
     from plugins.hooks.app_db import AppDbHook
 
     db = AppDbHook()
     start = time.monotonic()
-    landed = db.count_landed(tenant_id=tenant_id, source=source)
+    landed = db.count_landed(tenant_id=tenant_id, source=source, since=since)
     while landed < expected and time.monotonic() - start < timeout_s:
         time.sleep(POLL_SECONDS)
-        landed = db.count_landed(tenant_id=tenant_id, source=source)
+        landed = db.count_landed(tenant_id=tenant_id, source=source, since=since)
     return landed, time.monotonic() - start
 
 
@@ -61,11 +66,13 @@ def dead_lettered(*, source: str, timeout_s: float = 3.0) -> int:
 
 def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
+    from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.kafka import KafkaHook
     from plugins.hooks.minio import MinioHook
 
     interactions = read_table(MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(run, "interactions")).data, "interactions")
     batch = messages(interactions, tenant=run.tenant, source=run.run_key)
+    since = AppDbHook().now()
     produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
     if produced.failed:
         raise RuntimeError(f"{produced.failed} of {produced.produced} messages were not acknowledged: {produced.errors}")
@@ -74,6 +81,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         source=run.run_key,
         expected=len(interactions),
         timeout_s=float(run.params["feed_timeout_s"]),
+        since=since,
     )
     return {
         "generated": len(interactions),
