@@ -11,13 +11,18 @@ form, narrows a run to that one tenant). Why a mapped group rather than a separa
 backfills and manual triggers then all run the very same DAG, one run per logical date, and each tenant's
 journey is its own chain of map indexes, so tenants run in parallel on any executor, fail independently
 (one tenant's failure skips only its own stages) and each gets its own report.
+
+Backfill one day at a time: ``airflow backfill create --dag-id onboarding_journey --from-date D1 --to-date D2
+--max-active-runs 1``. The platform serves one model per tenant, so two days of one tenant in parallel deploy
+over each other (measured: deploy_model's served-version expectation fails), and a backfill, unlike scheduled
+runs, ignores the DAG's max_active_runs (its own default is 10).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
 from include.config import CANARY_TENANTS
 from plugins.alerts import on_failure
@@ -107,11 +112,11 @@ def journey(tenant: str) -> None:
 
 @dag(
     dag_id="onboarding_journey",
-    # Daily at midnight UTC, and each run validates the day that just ended, [logical date - 1 day, logical
-    # date): Airflow 3's plain "@daily" gives an empty interval at the logical date, so the canary would
-    # generate interactions up to a day in the future. Manual runs and backfills get the same interval for the
-    # same logical date, so any of them reproduces that day's data and checksums.
-    schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=timedelta(days=1)),
+    # Daily at midnight UTC for the day that just ended: the run at 00:00 on the 28th has logical date (and data
+    # interval start) the 27th, and a backfill's --from-date/--to-date name the days validated. Airflow 3's plain
+    # "@daily" would give that run logical date the 28th, a day whose interactions lie in the future. The data
+    # follows the logical date's day (JourneyRun), so manual runs, reruns and backfills of a date agree.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,

@@ -1,6 +1,6 @@
 """JourneyRun: who and what one run of the journey is about, derived from the Airflow context.
 
-Everything a stage writes is keyed by tenant and ``run_key``. The run key is the data interval's day plus a
+Everything a stage writes is keyed by tenant and ``run_key``. The run key is the logical date's day plus a
 digest of the parameters that shape the data, so the same logical date with the same parameters always
 reproduces the same objects, event ids and checksums (backfills and reruns are idempotent), while a run with
 other sizes or another input never overwrites it.
@@ -48,23 +48,23 @@ class JourneyRun:
     def from_context(cls, context: Any, *, tenant: str) -> JourneyRun:
         """``tenant`` is the map index's tenant: one run of the DAG may validate several."""
         dag_run = context["dag_run"]
-        start = context.get("data_interval_start")
-        end = context.get("data_interval_end")
-        if start is None or end is None:
+        # The day validated is the logical date's, not the data interval's: Airflow infers a manual run's
+        # interval as the day *before* its logical date, while scheduled and backfill runs start their interval
+        # at it, and a logical date must mean the same data however it was run.
+        logical = context.get("logical_date")
+        if logical is None:
             # Manual runs without a logical date validate the day they were triggered for.
-            run_after = dag_run.run_after
-            start = datetime(run_after.year, run_after.month, run_after.day, tzinfo=timezone.utc)
-            end = start + timedelta(days=1)
-        if end <= start:
-            # A manual run's interval can be empty: the data still needs a day to live in.
-            end = start + timedelta(days=1)
+            logical = dag_run.run_after
+        logical = _utc(logical)
+        start = datetime(logical.year, logical.month, logical.day, tzinfo=timezone.utc)
+        end = start + timedelta(days=1)
         params = dict(context["params"])
         return cls(
             dag_id=dag_run.dag_id,
             run_id=dag_run.run_id,
             tenant=tenant,
-            window_start=_utc(start),
-            window_end=_utc(end),
+            window_start=start,
+            window_end=end,
             params=params,
         )
 
