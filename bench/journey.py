@@ -48,17 +48,12 @@ def _tree_rss(proc: psutil.Process) -> int:
 
 
 def _platform_pids() -> dict[str, int]:
+    from include.stack.process import running_pid
     from include.stack.settings import StackSettings
 
     settings = StackSettings.from_env()
-    pids = {}
-    for name in PLATFORM_COMPONENTS:
-        try:
-            with open(settings.pid_file(name)) as fh:
-                pids[name] = int(fh.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
+    pids = {name: running_pid(settings.pid_file(name)) for name in PLATFORM_COMPONENTS}
+    return {name: pid for name, pid in pids.items() if pid is not None}
 
 
 class RssPoller:

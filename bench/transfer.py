@@ -27,11 +27,16 @@ LINGER_MS = 20
 INGEST_TIMEOUT_S = 300.0
 
 
+DRAIN_POLL_S = 0.1
+UPLOADS_PER_REPETITION = 5  # one round moves ~9 MB in a fraction of a second: more rounds, less noise
+
+
 @dataclass
 class TransferSamples:
     kafka_hook_msgs_s: list[float] = field(default_factory=list)
     kafka_bare_msgs_s: list[float] = field(default_factory=list)
     ingest_rows_s: list[float] = field(default_factory=list)
+    drain_rows_s: list[float] = field(default_factory=list)
     copy_rows_s: list[float] = field(default_factory=list)
     upload_hook_mb_s: list[float] = field(default_factory=list)
     upload_bare_mb_s: list[float] = field(default_factory=list)
@@ -124,6 +129,41 @@ def feed_and_ingest(*, repetitions: int, stamp: str, samples: TransferSamples) -
         samples.copy_rows_s.append(bare_copy(rows, table=f"bench_copy_{rep}"))
 
 
+def drain(*, stamp: str, repetitions: int, samples: TransferSamples) -> None:
+    """The worker's own pace: with the worker stopped, a fresh tenant's messages are produced as a backlog;
+    then the worker starts and the rate is timed from its first landed row to its last (polled every 0.1 s)."""
+    from include.stack import lifecycle
+    from include.stack.settings import StackSettings
+
+    settings, worker = StackSettings.from_env(), ["recsys-ingest"]
+    api = RecsysApiHook(run_key=f"bench-{stamp}")
+    db = AppDbHook()
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    for rep in range(repetitions):
+        slug = f"bench-drain-{stamp}-{rep}"
+        tenant_id = api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"]
+        source = f"bench-drain-{stamp}-{rep}"
+        batch = messages(_seed(slug, day=day).interactions, tenant=slug, source=source)
+        lifecycle.down(settings, only=worker, log=lambda _line: None)
+        try:
+            produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
+            if produced.failed:
+                raise RuntimeError(f"{produced.failed} of {produced.produced} messages not acknowledged")
+        finally:
+            lifecycle.up(settings, only=worker, log=lambda _line: None)
+        deadline = time.monotonic() + INGEST_TIMEOUT_S
+        first = None
+        landed = db.count_landed(tenant_id=tenant_id, source=source)
+        while landed < len(batch) and time.monotonic() < deadline:
+            if first is None and landed:
+                first = (time.perf_counter(), landed)
+            time.sleep(DRAIN_POLL_S)
+            landed = db.count_landed(tenant_id=tenant_id, source=source)
+        if landed < len(batch) or first is None:
+            raise RuntimeError(f"the worker landed {landed} of {len(batch)} backlogged rows")
+        samples.drain_rows_s.append((landed - first[1]) / (time.perf_counter() - first[0]))
+
+
 def upload(*, repetitions: int, stamp: str, work_dir: str, samples: TransferSamples) -> None:
     """The upload stage's MinioHook.put_file (SHA-256 in the metadata) vs a bare put_object of the same bytes."""
     day = datetime(2026, 11, 20, tzinfo=UTC)
@@ -135,7 +175,7 @@ def upload(*, repetitions: int, stamp: str, work_dir: str, samples: TransferSamp
     bare = hook.get_conn()
     prefix = f"bench/{stamp}/"
     try:
-        for rep in range(repetitions):
+        for rep in range(repetitions * UPLOADS_PER_REPETITION):
             start = time.perf_counter()
             for name, path in paths.items():
                 hook.put_file(bucket=RAW_BUCKET, key=f"{prefix}hook/{rep}/{name}.csv", path=path)
