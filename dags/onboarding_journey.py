@@ -26,7 +26,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
 from include.config import CANARY_TENANTS
 from plugins.alerts import on_failure
-from plugins.journey import STAGES
+from plugins.journey import ALL_STAGES
 
 DEFAULT_ARGS = {
     "owner": "recsys-platform",
@@ -65,6 +65,10 @@ PARAMS = {
     "max_bad_share": Param(0.0, type="number", minimum=0, maximum=1, description="Share of input rows that may be quarantined."),
     "feed_timeout_s": Param(300, type="integer", minimum=1, maximum=7200, description="Wait for ingestion at most this long."),
     "interactions_uri": Param(None, type=["null", "string"], description="Bring your own data: a CSV path or s3:// URI."),
+    "fault_drills": Param(
+        False, type="boolean",
+        description="Then break S3, the broker, the worker, the app DB and the API one at a time and prove nothing was lost (local stack only; one tenant).",
+    ),  # fmt: skip
     "items_uri": Param(None, type=["null", "string"], description="The catalog CSV that goes with interactions_uri."),
 }
 
@@ -101,7 +105,7 @@ def report(tenant: str) -> str:
 @task_group(group_id="journey", prefix_group_id=False)
 def journey(tenant: str) -> None:
     previous = None
-    for stage in STAGES:
+    for stage in ALL_STAGES:
         with TaskGroup(group_id=stage) as group:
             run.override(task_id="run")(stage, tenant) >> validate.override(task_id="validate")(stage, tenant)
         if previous is not None:

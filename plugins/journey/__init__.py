@@ -13,3 +13,8 @@ STAGES: tuple[str, ...] = (
     "query_recommendations",
     "audit",
 )
+
+# Fault drills: run after the journey only when the param ``fault_drills`` is set; they break shared
+# platform components on purpose (plugins/journey/resilience.py).
+DRILLS_STAGE = "resilience"
+ALL_STAGES: tuple[str, ...] = (*STAGES, DRILLS_STAGE)

@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from plugins.journey import STAGES
+from plugins.journey import ALL_STAGES
 from plugins.journey.run import JourneyRun
 
 FAILURE_KEY = "failure"
@@ -45,20 +45,22 @@ def pull(ti: Any, task_id: str, *, key: str = "return_value") -> Any:
 
 def summaries(ti: Any, *, through: str) -> dict[str, Any]:
     """Run summaries of every stage up to and including ``through``."""
-    names = STAGES[: STAGES.index(through) + 1]
+    names = ALL_STAGES[: ALL_STAGES.index(through) + 1]
     return {name: pull(ti, f"{name}.run") for name in names}
 
 
 def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     module = importlib.import_module(f"plugins.journey.{stage}")
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
-    done = summaries(ti, through=STAGES[STAGES.index(stage) - 1]) if stage != STAGES[0] else {}
+    done = summaries(ti, through=ALL_STAGES[ALL_STAGES.index(stage) - 1]) if stage != ALL_STAGES[0] else {}
     start = time.monotonic()
     try:
         summary = module.run(journey, done)
+    except AirflowSkipException:
+        raise  # a stage that was not asked for (the fault drills): not a failure
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         ti.xcom_push(key=FAILURE_KEY, value={"error": error[:4000], "duration_s": round(time.monotonic() - start, 3)})

@@ -166,3 +166,28 @@ def test_several_tenants_run_in_parallel_map_indexes_each_with_its_own_report():
     run_key = reports[tenants[0]]["run_key"]
     assert reports[tenants[1]]["run_key"] == run_key
     assert _object_checksums(run_key, tenants[0]) != _object_checksums(run_key, tenants[1])
+
+
+def test_fault_drills_break_each_component_and_lose_nothing():
+    """The resilience stage on the real stack: every drill broke its component, and the GX suite proved the
+    platform lost and duplicated nothing (tests/integration/test_fault_drills.py runs them one by one)."""
+    from plugins.journey.resilience import DRILLS
+
+    dag_run, report = run_journey(logical_date=DAY, tenant="it-drills", fault_drills=True, **SMALL)
+    assert dag_run.state == "success", report.get("failed_stage")
+    resilience = report["stages"][-1]
+    assert resilience["name"] == "resilience" and resilience["status"] == "success"
+    assert resilience["validation"]["unsuccessful"] == 0
+    drills = resilience["drills"]
+    assert [d["drill"] for d in drills] == list(DRILLS)
+    for drill in drills:
+        assert drill["outage_s"] > 0 and drill["missing"] == drill["duplicates"] == 0, drill
+        assert drill["landed"] == drill["expected"], drill
+    by_name = {d["drill"]: d for d in drills}
+    assert by_name["broker_down_during_feed"]["retried"] > 0
+    assert 0 < by_name["worker_killed_mid_batch"]["landed_at_kill"] < by_name["worker_killed_mid_batch"]["expected"]
+
+
+def test_drills_are_off_unless_asked_and_then_absent_from_the_report(first_run):
+    _, report, _ = first_run
+    assert "resilience" not in [s["name"] for s in report["stages"]]
