@@ -1,0 +1,53 @@
+"""weekly_fault_drills: once a week, the canary's onboarding journey with its fault drills switched on.
+
+The daily run validates the journey with the platform healthy; this one also breaks S3, the broker, the
+ingestion worker, the app database and the API, one at a time, and proves nothing was lost (the
+``resilience`` stage of onboarding_journey, plugins/journey/resilience.py). It triggers a run of
+onboarding_journey rather than copying it, so the two can never drift apart, and waits for its outcome so a
+failed drill fails this DAG too. Drills break shared components: one tenant, and onboarding_journey's
+max_active_runs=1 keeps them from overlapping a daily run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag
+
+from include.config import CANARY_TENANTS
+from plugins.alerts import on_failure
+
+
+@dag(
+    dag_id="weekly_fault_drills",
+    schedule="0 3 * * 0",  # Sundays 03:00 UTC, clear of the daily midnight run
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "recsys-platform",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": on_failure,
+    },
+    tags=["onboarding", "resilience", "validation"],
+    doc_md=__doc__,
+)
+def weekly_fault_drills():
+    TriggerDagRunOperator(
+        task_id="journey_with_fault_drills",
+        trigger_dag_id="onboarding_journey",
+        trigger_run_id="fault_drills__{{ ts_nodash }}",
+        conf={"tenant": CANARY_TENANTS[0], "fault_drills": True},
+        wait_for_completion=True,
+        poke_interval=30,
+        allowed_states=["success"],
+        failed_states=["failed"],
+        # A retry of this task after a timeout finds the run it already triggered instead of a conflict.
+        skip_when_already_exists=False,
+        reset_dag_run=True,
+    )
+
+
+weekly_fault_drills()
