@@ -25,18 +25,11 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
 from include.config import CANARY_TENANTS
-from plugins.alerts import on_failure
+from plugins.dag_defaults import default_args
 from plugins.journey import ALL_STAGES
 
-DEFAULT_ARGS = {
-    "owner": "recsys-platform",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=10),
-    # A multiplier in Airflow 3.3 (True means 1.0, no growth): 10 s, 20 s, 40 s.
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=5),
-    "on_failure_callback": on_failure,
-}
+# Transient errors are retried after 10 s, 20 s, 40 s.
+DEFAULT_ARGS = default_args(retries=3, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=5))
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 

@@ -20,18 +20,13 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from plugins.alerts import on_failure
+from plugins.dag_defaults import default_args
 
-DEFAULT_ARGS = {
-    "owner": "recsys-platform",
-    "retries": 1,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=2),
+DEFAULT_ARGS = default_args(
+    retries=1, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=2),
     # A check that hangs is a failed check; it must also end well before the next run starts.
-    "execution_timeout": timedelta(minutes=5),
-    "on_failure_callback": on_failure,
-}
+    execution_timeout=timedelta(minutes=5),
+)  # fmt: skip
 
 PARAMS = {
     "lag_tolerance": Param(

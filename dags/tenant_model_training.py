@@ -22,17 +22,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from plugins.alerts import on_failure
+from plugins.dag_defaults import default_args
 
-DEFAULT_ARGS = {
-    "owner": "recsys-platform",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(hours=2),
-    "on_failure_callback": on_failure,
-}
+DEFAULT_ARGS = default_args(
+    retries=2, retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=10),
+    execution_timeout=timedelta(hours=2),
+)  # fmt: skip
 
 PARAMS = {
     "tenant_id": Param(

@@ -16,7 +16,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag
 
 from include.config import CANARY_TENANTS
-from plugins.alerts import on_failure
+from plugins.dag_defaults import default_args
 
 
 @dag(
@@ -25,12 +25,7 @@ from plugins.alerts import on_failure
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "recsys-platform",
-        "retries": 1,
-        "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": on_failure,
-    },
+    default_args=default_args(retries=1, retry_delay=timedelta(minutes=5), max_retry_delay=timedelta(minutes=20)),
     tags=["onboarding", "resilience", "validation"],
     doc_md=__doc__,
 )

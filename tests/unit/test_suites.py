@@ -11,17 +11,8 @@ import pandas as pd
 import pytest
 
 from include.recsys.contracts import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
+from plugins.journey import STAGES
 from plugins.validation import SUITES_DIR, ValidationFailed, load_suite, validate_stage
-
-STAGES = (
-    "seed_data",
-    "upload_to_minio",
-    "feed_kafka",
-    "train_model",
-    "deploy_model",
-    "query_recommendations",
-    "audit",
-)
 WINDOW_START = pd.Timestamp("2024-03-01T00:00:00Z")
 WINDOW_END = pd.Timestamp("2024-03-02T00:00:00Z")
 
