@@ -18,6 +18,8 @@ import psutil
 from plugins.journey.run import reports_root
 
 RSS_POLL_S = 0.25
+# PSS costs ~0.1 s a poll (smaps of every process; the API maps torch and faiss), so it is read less often.
+PSS_EVERY_POLLS = 8
 # Components of the stack whose memory the journey drives (their pid files are the stack's).
 PLATFORM_COMPONENTS = ("recsys-api", "recsys-ingest", "postgres", "seaweedfs", "kafka")
 
@@ -28,6 +30,7 @@ class JourneyRun:
     returncode: int
     wall_s: float
     peak_rss_bytes: int  # the airflow process and its children, summed per poll
+    peak_total_pss_bytes: int  # the journey and the platform's processes together, at one instant
     platform_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
     report: dict[str, Any] | None = None
     log_path: str = ""
@@ -37,13 +40,19 @@ class JourneyRun:
         return self.returncode == 0 and bool(self.report and self.report["success"])
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    return [proc, *proc.children(recursive=True)]
+
+
+def _memory(procs: list[psutil.Process], field: str) -> int:
+    """RSS or PSS summed over processes. PSS splits shared pages (Postgres's shared buffers, say) between
+    the processes that map them, so it sums across processes without double counting."""
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in procs:
         try:
-            total += p.memory_info().rss
+            total += getattr(p.memory_full_info() if field == "pss" else p.memory_info(), field)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+            continue
     return total
 
 
@@ -57,21 +66,30 @@ def _platform_pids() -> dict[str, int]:
 
 
 class RssPoller:
-    """Polls the summed RSS of process trees in a thread; ``peaks`` holds the highest sample of each."""
+    """Polls process trees in a thread: ``peaks`` holds each tree's highest summed RSS, ``peak_total_pss``
+    the highest PSS of all trees together at one instant (every 2 s: the memory the run really held)."""
 
     def __init__(self, roots: dict[str, int]) -> None:
         self.roots = {name: psutil.Process(pid) for name, pid in roots.items() if psutil.pid_exists(pid)}
         self.peaks = dict.fromkeys(self.roots, 0)
+        self.peak_total_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        polls = 0
         while not self._stop.is_set():
+            trees = {}
             for name, proc in self.roots.items():
                 try:
-                    self.peaks[name] = max(self.peaks[name], _tree_rss(proc))
+                    trees[name] = _tree(proc)
                 except psutil.NoSuchProcess:
                     continue
+                self.peaks[name] = max(self.peaks[name], _memory(trees[name], "rss"))
+            if polls % PSS_EVERY_POLLS == 0:
+                total = sum(_memory(tree, "pss") for tree in trees.values())
+                self.peak_total_pss = max(self.peak_total_pss, total)
+            polls += 1
             self._stop.wait(RSS_POLL_S)
 
     def __enter__(self) -> RssPoller:
@@ -128,6 +146,7 @@ def run_journey(
         returncode=returncode,
         wall_s=wall,
         peak_rss_bytes=peaks.pop("journey", 0),
+        peak_total_pss_bytes=poller.peak_total_pss,
         platform_peak_rss_bytes=peaks,
         report=find_report(tenant, since=since),
         log_path=log_path,
