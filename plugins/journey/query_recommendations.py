@@ -119,7 +119,17 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def frames(recorded: dict[str, Any], *, catalog: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def expected_count(*, requested: int, category: str | None, seen: set[str], catalog: pd.DataFrame) -> int:
+    """What a correct answer holds: the requested count, or fewer when the user has already seen all but
+    that many of the eligible items (small catalogs with strong tastes exhaust a category)."""
+    eligible = catalog if category is None else catalog[catalog["category"] == category]
+    return min(requested, int((~eligible["item_id"].isin(seen)).sum()))
+
+
+def frames(
+    recorded: dict[str, Any], *, catalog: pd.DataFrame, history: dict[str, set[str]]
+) -> dict[str, pd.DataFrame]:
+    """``history``: every item each user interacted with, as the served model knows it (all landed rows)."""
     categories = dict(zip(catalog["item_id"], catalog["category"]))
     rec_rows, request_rows = [], []
     for req in recorded["requests"]:
@@ -130,6 +140,10 @@ def frames(recorded: dict[str, Any], *, catalog: pd.DataFrame) -> dict[str, pd.D
                 "user_id": req["user_id"],
                 "status": req["status"],
                 "count_requested": req["count_requested"],
+                "count_expected": expected_count(
+                    requested=req["count_requested"], category=req["filter_category"],
+                    seen=history.get(req["user_id"], set()), catalog=catalog,
+                ),  # fmt: skip
                 "count_returned": len(items),
                 "fallback": bool((req["body"] or {}).get("fallback")),
                 "latency_ms": req["latency_ms"],
@@ -176,12 +190,15 @@ def validate(run: JourneyRun, done: dict[str, Any]):
 
     with open(responses_path(run)) as fh:
         recorded = json.load(fh)
-    catalog = AppDbHook().catalog(tenant_id=seed["tenant_id"])
+    db = AppDbHook()
+    catalog = db.catalog(tenant_id=seed["tenant_id"])
+    landed = db.landed(tenant_id=seed["tenant_id"])
+    history = landed.groupby("user_id")["item_id"].agg(set).to_dict()
     parameters = {
         "catalog_item_ids": catalog["item_id"].tolist(),
         "max_p95_ms": float(run.params["max_p95_ms"]),
         "max_error_rate": float(run.params["max_error_rate"]),
     }
     return validate_stage(
-        "query_recommendations", frames(recorded, catalog=catalog), parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
+        "query_recommendations", frames(recorded, catalog=catalog, history=history), parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
     )
