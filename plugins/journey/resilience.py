@@ -78,15 +78,19 @@ def _paced(messages: list[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]
 
 
 def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]:
-    """Uploads fail cleanly (a transient error, so the task retries) while S3 is down; once it is back, the
-    same upload completes with the same checksum, registers the catalog, and leaves no partial object."""
+    """Uploads fail cleanly (a transient error, so the task retries) while S3 is down, and the API's /health
+    says 503 naming storage; once S3 is back, /health recovers, the same upload completes with the same
+    checksum, registers the catalog, and leaves no partial object."""
     from plugins.hooks.minio import MinioHook, sha256_bytes
     from plugins.journey.tasks import is_transient
 
     drill, minio = "object_store_down_during_upload", MinioHook()
     body = ctx["data"].items.to_csv(index=False).encode()
     key = f"{drill_tenant(run)}/{run.run_key}/drills/items.csv"
-    attempts, error = 0, None
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    api = RecsysApiHook(run_key=run.run_key)
+    attempts, error, health_named = 0, None, False
     stopped = time.monotonic()
     faults.stop("seaweedfs")
     try:
@@ -96,24 +100,29 @@ def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]
         error = exc
     finally:
         failed_after = time.monotonic() - stopped
+        try:
+            _wait_for(lambda: "storage" in api.health()[1].get("failing", []), timeout_s=15, what="/health naming storage")
+            health_named = True
+        except TimeoutError:
+            pass
         faults.start("seaweedfs")
         faults.start("kafka")  # Tansu keeps its log on this S3: bring it back too if the outage took it down
     outage = time.monotonic() - stopped
+    recovered = _wait_for(lambda: api.health()[0] == 200, timeout_s=RECOVERY_TIMEOUT_S, what="/health back to 200")
     attempts += 1
     stored = minio.put_bytes(bucket=RAW_BUCKET, key=key, data=body, content_type="text/csv")
     back = minio.read_back(bucket=RAW_BUCKET, key=key)
     listed = sorted(o.object_name for o in minio.client.list_objects(RAW_BUCKET, prefix=key.rsplit("/", 1)[0] + "/"))
-    from plugins.hooks.recsys_api import RecsysApiHook
-
-    RecsysApiHook(run_key=run.run_key).register_upload(
+    api.register_upload(
         ctx["tenant_id"], kind="items", bucket=RAW_BUCKET, object_key=key, rows=len(ctx["data"].items),
         sha256=stored.sha256, source=f"{run.run_key}-drill-catalog",
     )  # fmt: skip
     record = {"drill": drill, "broken": "seaweedfs (S3)", "outage_s": round(outage, 2), "retried": attempts - 1,
               "expected": 1, "landed": int(back.sha256 == sha256_bytes(body)), "missing": 0, "duplicates": 0,
               "error": f"{type(error).__name__}: {error}"[:300] if error else None,
-              "failed_after_s": round(failed_after, 2)}  # fmt: skip
+              "failed_after_s": round(failed_after, 2), "health_recovered_in_s": round(recovered, 2)}  # fmt: skip
     checks = [
+        _outcome(drill, "health_names_storage", health_named, "/health never named storage while S3 was down"),
         _outcome(drill, "upload_failed_while_down", error is not None, "the upload succeeded with S3 stopped"),
         _outcome(drill, "failure_is_transient", error is not None and is_transient(error), f"{error!r} would not be retried"),
         _outcome(drill, "same_checksum_after", back.sha256 == back.metadata_sha256 == sha256_bytes(body), "checksum differs"),
