@@ -39,8 +39,8 @@ def weekly_fault_drills():
         poke_interval=30,
         allowed_states=["success"],
         failed_states=["failed"],
-        # A retry of this task after a timeout finds the run it already triggered instead of a conflict.
-        skip_when_already_exists=False,
+        # A retry of this task clears and re-runs the journey run it already triggered, instead of failing
+        # on the existing run id.
         reset_dag_run=True,
     )
 

@@ -43,19 +43,24 @@ class AppDbHook(PostgresHook):
         """The database's clock: what ``ingested_at`` is stamped with, so comparisons need no clock sync."""
         return self.get_first("SELECT now()")[0]
 
-    def count_landed(self, *, tenant_id: str, source: str, since: datetime | None = None) -> int:
-        """Rows of one run; with ``since``, only rows (re)written since then: a rerun re-upserts rows that
-        already exist, and only their fresh ``ingested_at`` shows that this attempt's feed has landed."""
-        sql, params = "SELECT count(*) FROM interactions WHERE tenant_id = %s AND source = %s", (tenant_id, source)
-        if since is not None:
-            sql, params = sql + " AND ingested_at >= %s", (*params, since)
-        return int(self.get_first(sql, parameters=params)[0])
-
-    def landed(self, *, tenant_id: str, source: str | None = None) -> pd.DataFrame:
-        """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
+    @staticmethod
+    def _where(tenant_id: str, source: str | None, since: datetime | None) -> tuple[str, tuple]:
+        """``since``: only rows (re)written since then. A rerun re-upserts rows that already exist, and only
+        their fresh ``ingested_at`` shows that this attempt's feed has landed."""
         where, params = "tenant_id = %s", (tenant_id,)
         if source is not None:
-            where, params = where + " AND source = %s", (tenant_id, source)
+            where, params = where + " AND source = %s", (*params, source)
+        if since is not None:
+            where, params = where + " AND ingested_at >= %s", (*params, since)
+        return where, params
+
+    def count_landed(self, *, tenant_id: str, source: str, since: datetime | None = None) -> int:
+        where, params = self._where(tenant_id, source, since)
+        return int(self.get_first(f"SELECT count(*) FROM interactions WHERE {where}", parameters=params)[0])
+
+    def landed(self, *, tenant_id: str, source: str | None = None, since: datetime | None = None) -> pd.DataFrame:
+        """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
+        where, params = self._where(tenant_id, source, since)
         return self._frame(
             f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id", params
         )

@@ -23,10 +23,8 @@ class RecsysApiUnavailable(ConnectionError):
     """The API did not answer at all (refused, reset, timed out): an outage, retried as transient."""
 
     def __init__(self, base_url: str, method: str, path: str, cause: BaseException) -> None:
-        reason = getattr(cause, "args", [None])[0]
         super().__init__(
-            f"recsys API unreachable at {base_url} ({method} {path}): {type(cause).__name__}"
-            f"{f' ({_root_cause(cause)})' if reason else ''}"
+            f"recsys API unreachable at {base_url} ({method} {path}): {type(cause).__name__} ({_root_cause(cause)})"
         )
 
 

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from include.config import REPORTS_BUCKET
-from plugins.journey import DRILLS_STAGE, STAGES
+from plugins.journey import ALL_STAGES, STAGES
 from plugins.journey.run import JourneyRun, reports_root, safe_name
 from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull
 
@@ -66,7 +66,7 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
             failure=pull(ti, f"{stage}.run", key=FAILURE_KEY),
             validation=pull(ti, f"{stage}.validate", key=VALIDATION_KEY),
         )
-        for stage in ((*STAGES, DRILLS_STAGE) if run.params.get("fault_drills") else STAGES)
+        for stage in (ALL_STAGES if run.params.get("fault_drills") else STAGES)
     ]
     trained = pull(ti, "train_model.run") or {}
     queried = pull(ti, "query_recommendations.run") or {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,10 +37,8 @@ def drill_tenant(run: JourneyRun) -> str:
     return f"{run.tenant}-drills"[:63]
 
 
-def _source(run: JourneyRun, drill: str, ctx: dict[str, Any]) -> str:
-    # Per attempt: a rerun re-sends the same event ids (upserted, never duplicated), and counting them under
-    # a fresh source is what shows this attempt's feed landing from zero, through this attempt's fault.
-    return f"{run.run_key}-drill-{drill}-{ctx['attempt']}"
+def _source(run: JourneyRun, drill: str) -> str:
+    return f"{run.run_key}-drill-{drill}"
 
 
 def _wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> float:
@@ -55,12 +54,14 @@ def _outcome(drill: str, check: str, ok: bool, detail: str = "") -> dict[str, st
     return {"drill": drill, "check": check, "outcome": f"{drill}.{check}: {'ok' if ok else 'FAILED ' + detail}"}
 
 
-def _reconcile(*, tenant_id: str, source: str, expected: pd.Series, timeout_s: float) -> dict[str, int]:
+def _reconcile(*, tenant_id: str, source: str, since: datetime, expected: pd.Series, timeout_s: float) -> dict[str, int]:
+    """Only rows written since the drill began count: a rerun re-sends the same event ids (upserted, never
+    duplicated), and rows an earlier attempt landed must not hide what this attempt's fault lost."""
     from plugins.hooks.app_db import AppDbHook
     from plugins.journey.feed_kafka import wait_for_landing
 
-    wait_for_landing(tenant_id=tenant_id, source=source, expected=len(expected), timeout_s=timeout_s)
-    landed = AppDbHook().landed(tenant_id=tenant_id, source=source)
+    wait_for_landing(tenant_id=tenant_id, source=source, expected=len(expected), timeout_s=timeout_s, since=since)
+    landed = AppDbHook().landed(tenant_id=tenant_id, source=source, since=since)
     ids = set(landed["event_id"].astype(str))
     return {
         "expected": len(expected),
@@ -133,12 +134,13 @@ def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]
 
 def broker_down_during_feed(run, faults, ctx) -> tuple[dict, list[dict]]:
     """The producer buffers and retries while the broker is down; every event lands exactly once."""
+    from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.kafka import KafkaHook, ProduceResult
     from plugins.journey.feed_kafka import messages
 
     drill = "broker_down_during_feed"
     events = ctx["data"].interactions.iloc[: DRILL_EVENTS // 2]
-    source = _source(run, drill, ctx)
+    source, since = _source(run, drill), AppDbHook().now()
     progress = ProduceResult()
     feeder = threading.Thread(
         target=KafkaHook().produce,
@@ -154,7 +156,9 @@ def broker_down_during_feed(run, faults, ctx) -> tuple[dict, list[dict]]:
     faults.start("kafka")
     outage = time.monotonic() - stopped
     feeder.join()
-    counts = _reconcile(tenant_id=ctx["tenant_id"], source=source, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S)
+    counts = _reconcile(
+        tenant_id=ctx["tenant_id"], source=source, since=since, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S
+    )
     record = {"drill": drill, "broken": "kafka broker", "outage_s": round(outage, 2),
               "retried": in_flight, "acked": progress.acked, "failed_sends": progress.failed, **counts}  # fmt: skip
     checks = [_outcome(drill, "every_send_acked", progress.failed == 0, "; ".join(progress.errors))]
@@ -169,17 +173,19 @@ def worker_killed_mid_batch(run, faults, ctx) -> tuple[dict, list[dict]]:
 
     drill = "worker_killed_mid_batch"
     events = ctx["data"].interactions.iloc[DRILL_EVENTS // 2 :]
-    source = _source(run, drill, ctx)
-    sent = KafkaHook().produce(INTERACTIONS_TOPIC, messages(events, tenant=drill_tenant(run), source=source))
     db = AppDbHook()
-    landed_now = lambda: db.count_landed(tenant_id=ctx["tenant_id"], source=source)  # noqa: E731
+    source, since = _source(run, drill), db.now()
+    sent = KafkaHook().produce(INTERACTIONS_TOPIC, messages(events, tenant=drill_tenant(run), source=source))
+    landed_now = lambda: db.count_landed(tenant_id=ctx["tenant_id"], source=source, since=since)  # noqa: E731
     _wait_for(lambda: landed_now() > 0, timeout_s=RECOVERY_TIMEOUT_S, what="first landed event")
     killed = time.monotonic()
     pid = faults.kill("recsys-ingest")
     landed_at_kill = landed_now()
     faults.start("recsys-ingest")
     outage = time.monotonic() - killed
-    counts = _reconcile(tenant_id=ctx["tenant_id"], source=source, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S)
+    counts = _reconcile(
+        tenant_id=ctx["tenant_id"], source=source, since=since, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S
+    )
     record = {"drill": drill, "broken": f"recsys-ingest (pid {pid}, SIGKILL)", "outage_s": round(outage, 2),
               "retried": counts["expected"] - landed_at_kill, "landed_at_kill": landed_at_kill, **counts}  # fmt: skip
     checks = [
@@ -268,7 +274,6 @@ def context(run: JourneyRun, *, journey_tenant_id: str | None) -> dict[str, Any]
     slug = drill_tenant(run)
     tenant = RecsysApiHook(run_key=run.run_key).ensure_tenant(slug=slug, name=slug, email=f"ops@{slug}.example.com")
     ctx: dict[str, Any] = {
-        "attempt": f"{time.time():.0f}",
         "tenant_id": tenant["tenant_id"],
         "data": generate(
             tenant=slug, interval_start=run.window_start, interval_end=run.window_end,
