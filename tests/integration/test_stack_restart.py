@@ -27,8 +27,10 @@ from include.stack.env import load_env
 from include.stack.settings import HOST, StackSettings
 
 INFRA = ("postgres", "seaweedfs", "kafka")
-# Apart from the default stack (0) and the offsets other engineers use (100, 200).
-PORT_OFFSET = 400
+# Relative to the stack under test, so engineers' stacks side by side (each with its own offset) never
+# start isolated stacks on the same ports.
+BASE_OFFSET = int(os.environ.get("RECSYS_PORT_OFFSET", "0") or 0)
+PORT_OFFSET = BASE_OFFSET + 400
 
 
 def _quiet(_: str) -> None:
@@ -174,7 +176,7 @@ def test_database_url_provisions_an_existing_server_instead_of_starting_one(isol
         superuser_password = json.load(fh)["pg_superuser_password"]
     url = f"postgres://postgres:{superuser_password}@{HOST}:{settings.port('postgres')}/postgres"
     other_dir = tempfile.mkdtemp(prefix="recsys-stack-ext-")
-    external = StackSettings.from_env({"RECSYS_LOCAL_DIR": other_dir, "RECSYS_PORT_OFFSET": "500", "DATABASE_URL": url})
+    external = StackSettings.from_env({"RECSYS_LOCAL_DIR": other_dir, "RECSYS_PORT_OFFSET": str(BASE_OFFSET + 500), "DATABASE_URL": url})
     try:
         assert lifecycle.up(external, only=["postgres"], log=_quiet) == {"postgres": "external"}
         env = load_env(external.env_file)
