@@ -20,11 +20,12 @@ runs, ignores the DAG's max_active_runs (its own default is 10).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
 from include.config import CANARY_TENANTS
+from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
 from plugins.journey import ALL_STAGES
 
@@ -49,7 +50,10 @@ PARAMS = {
     "n_items": Param(5_000, type="integer", minimum=10, maximum=200_000),
     "n_interactions": Param(100_000, type="integer", minimum=100, maximum=10_000_000),
     "seed": Param(42, type="integer", minimum=0),
-    "ndcg_threshold": Param(0.30, type="number", minimum=0, maximum=1, description="Minimum NDCG@10 to pass."),
+    "ndcg_threshold": Param(
+        None, type=["null", "number"], minimum=0, maximum=1,
+        description="Minimum NDCG@10 to pass; empty: 0.30 (the platform's target) for generated data, none for a real sample.",
+    ),  # fmt: skip
     "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
     "sample_users": Param(20, type="integer", minimum=1, maximum=500, description="Users to query (x2: with and without a filter)."),
     "rec_count": Param(10, type="integer", minimum=1, maximum=100),
@@ -57,12 +61,39 @@ PARAMS = {
     "max_error_rate": Param(0.0, type="number", minimum=0, maximum=1),
     "max_bad_share": Param(0.0, type="number", minimum=0, maximum=1, description="Share of input rows that may be quarantined."),
     "feed_timeout_s": Param(300, type="integer", minimum=1, maximum=7200, description="Wait for ingestion at most this long."),
-    "interactions_uri": Param(None, type=["null", "string"], description="Bring your own data: a CSV path or s3:// URI."),
+    "interactions_uri": Param(
+        None, type=["null", "string"], minLength=1, maxLength=1024,
+        description="Bring your own data: a .csv, .tsv, .csv.gz, .tsv.gz or .parquet file in the inbox, or s3://bucket/key.",
+    ),  # fmt: skip
     "fault_drills": Param(
         False, type="boolean",
         description="Then break S3, the broker, the worker, the app DB and the API one at a time and prove nothing was lost (local stack only; one tenant).",
     ),  # fmt: skip
-    "items_uri": Param(None, type=["null", "string"], description="The catalog CSV that goes with interactions_uri."),
+    "items_uri": Param(
+        None, type=["null", "string"], minLength=1, maxLength=1024, description="The catalog file that goes with interactions_uri."
+    ),
+    "columns": Param(
+        {},
+        type="object",
+        properties={
+            table: {"type": "object", "propertyNames": {"enum": list(names)}, "additionalProperties": {"type": "string", "minLength": 1}}
+            for table, names in (("interactions", INTERACTION_COLUMNS), ("items", ITEM_COLUMNS))
+        },
+        additionalProperties=False,
+        description='Contract column -> the file\'s column, e.g. {"interactions": {"user_id": "userId"}, "items": {"category": "genre"}}.',
+    ),
+    "interaction_type_map": Param(
+        None, type=["null", "object"], additionalProperties={"enum": list(INTERACTION_TYPES)},
+        description='The file\'s interaction values (as strings) -> the contract\'s, e.g. {"5": "purchase", "1": "view"}.',
+    ),  # fmt: skip
+    "default_interaction_type": Param(
+        "view", type=["null", "string"], enum=[None, *INTERACTION_TYPES],
+        description="The interaction type of every event when the file has no interaction_type column.",
+    ),  # fmt: skip
+    "timezone": Param(
+        None, type=["null", "string"], minLength=1, maxLength=64,
+        description="IANA zone of timestamps written without a UTC offset, e.g. Europe/Berlin.",
+    ),  # fmt: skip
 }
 
 
@@ -114,7 +145,9 @@ def journey(tenant: str) -> None:
     # "@daily" would give that run logical date the 28th, a day whose interactions lie in the future. The data
     # follows the logical date's day (JourneyRun), so manual runs, reruns and backfills of a date agree.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1),
+    # No start_date: Airflow creates no task at all for a logical date before it and then calls the empty run a
+    # success, so a backfill or `dags test` of an earlier day would "pass" having validated nothing. Without one,
+    # every date runs; catchup=False keeps the scheduler to the latest interval.
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

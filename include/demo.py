@@ -16,6 +16,7 @@ import subprocess
 import sys
 from datetime import date
 
+from plugins.journey.rejections import describe
 from plugins.journey.report import summary_table
 from plugins.journey.run import reports_root
 
@@ -32,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     completed = subprocess.run([airflow, "dags", "test", "onboarding_journey", args.date, "-c", args.conf])
     if not os.path.lexists(latest) or os.path.realpath(latest) == before:
-        print(f"the journey wrote no report (airflow exited {completed.returncode}); see the log above", file=sys.stderr)
+        # Never a success: a run that wrote no report validated nothing.
+        print(
+            f"FAILED: the journey for {args.date} wrote no report (airflow exited {completed.returncode}), so nothing"
+            " was validated; see the log above for the task that did not run",
+            file=sys.stderr,
+        )
         return completed.returncode or 1
     # latest points at one tenant's report; the run validated every tenant whose directory sits beside it.
     run_dir = os.path.dirname(os.path.realpath(latest))
@@ -49,9 +55,16 @@ def _print_report(report: dict, report_path: str) -> None:
     print(f"onboarding_journey for tenant {report['tenant']} ({report['run_key']}): {'PASSED' if report['success'] else 'FAILED'}")
     print(summary_table(report))
     model, recs = report["model"], report["recommendations"]
+    for line in describe(report.get("rejections") or {}):
+        print(f"rejected: {line}")
+    for note in report.get("notes") or []:
+        print(f"note: {note}")
     if model.get("ndcg_at_10") is not None:
-        print(f"model {model['version']}: NDCG@10 {model['ndcg_at_10']:.3f} (popularity {model['popularity_ndcg_at_10']:.3f}),"
-              f" Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s")
+        gates = model.get("gates") or {}
+        threshold = gates.get("ndcg_threshold")
+        print(f"model {model['version']}: NDCG@10 {model['ndcg_at_10']:.3f} (popularity {model['popularity_ndcg_at_10']:.3f},"
+              f" lift {model['ndcg_lift']:.2f}x), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
+              f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')}")
     if recs.get("requests"):
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
     print(f"report: {report_path}")

@@ -40,6 +40,9 @@ log = logging.getLogger("recsys.alerts")
 # expectation; the journey and the ops DAGs re-raise that text as an AirflowFailException.
 _GX_HEADER = re.compile(r"GX suite '(?P<suite>[^']+)' failed: \d+ of \d+ expectations unsuccessful")
 _GX_ITEM = "  - "
+# plugins/journey/rejections.py writes this block when a stage failed because input rows were rejected.
+_REJECTED_HEADER = "rejected rows:"
+_REJECTED_ITEM = "  * "
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\g<scheme>***@"),
@@ -76,6 +79,20 @@ def failed_expectations(error: str) -> tuple[str | None, list[str]]:
         return None, []
     lines = error[header.end() :].splitlines()
     return header["suite"], [line[len(_GX_ITEM) :] for line in lines if line.startswith(_GX_ITEM)]
+
+
+def rejected_rows(error: str) -> list[str]:
+    """One line per table whose rows were rejected ("items: 3 of 9 rows rejected: <reason> (3, e.g. ...)")."""
+    lines = error.splitlines()
+    if _REJECTED_HEADER not in lines:
+        return []
+    after = lines[lines.index(_REJECTED_HEADER) + 1 :]
+    taken = []
+    for line in after:
+        if not line.startswith(_REJECTED_ITEM):
+            break
+        taken.append(line[len(_REJECTED_ITEM) :])
+    return taken
 
 
 def redact(text: str) -> str:
@@ -124,6 +141,7 @@ def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any
         "error": error,
         "suite": suite,
         "failed_expectations": expectations,
+        "rejected_rows": rejected_rows(error),
         "timestamp": (now or datetime.now(UTC)).isoformat(),
     }
 
@@ -193,6 +211,8 @@ def on_failure(context: Any) -> None:
     local = _attempt(write_local, payload)
     webhook = _attempt(post_webhook, payload)
     headline = (payload["error"].splitlines() or [""])[0]
+    if payload["rejected_rows"]:
+        headline += "; rejected: " + "; ".join(payload["rejected_rows"])
     if payload["failed_expectations"]:
         headline += "; failed: " + "; ".join(payload["failed_expectations"])
     log.error(

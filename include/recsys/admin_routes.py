@@ -59,6 +59,8 @@ class ModelIn(BaseModel):
     version: str = Field(pattern=VERSION_PATTERN)
     metrics: dict[str, Any] = Field(default_factory=dict)
     artifact_uri: str = Field(pattern=r"^s3://[^/]+/.+", max_length=1024)
+    # The catalog upload (an items upload of this tenant) the model was trained on; serving takes categories from it.
+    catalog_upload_id: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     source: Source
 
 
@@ -167,7 +169,8 @@ def _check_object(data: bytes, body: UploadIn) -> list[dict] | None:
     if body.kind != "items":
         return None
     try:
-        contracts.require_columns(rows[0].keys() if rows else [], contracts.ITEM_COLUMNS, what="an items CSV")
+        # Only item_id is required; title, category, price and image_url are read when the CSV has them.
+        contracts.require_columns(rows[0].keys() if rows else [], ("item_id",), what="an items CSV")
     except contracts.ContractError as exc:
         raise ApiError(422, "invalid_object", str(exc)) from None
     problems = [f"row {n}: {p}" for n, row in enumerate(rows, start=2) if (p := contracts.item_problem(row))]
@@ -175,6 +178,17 @@ def _check_object(data: bytes, body: UploadIn) -> list[dict] | None:
         more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
         raise ApiError(422, "invalid_items", "; ".join(problems[:5]) + more)
     return rows
+
+
+def _catalog_row(r: dict) -> tuple:
+    """(item_id, title, category, price, image_url) with absent optional values as NULL ('' for image_url)."""
+    return (
+        r["item_id"],
+        r.get("title") or None,
+        r.get("category") or None,
+        r.get("price") or None,
+        r.get("image_url") or "",
+    )
 
 
 @router.post("/tenants/{tenant}/uploads", status_code=201)
@@ -199,15 +213,21 @@ def register_upload(tenant: str, body: UploadIn, request: Request) -> dict:
         )
         upload_id = cur.fetchone()["id"]
         if catalog:
+            values = [_catalog_row(r) for r in catalog]
             execute_values(
                 cur,
                 "INSERT INTO items (tenant_id, item_id, title, category, price, image_url) VALUES %s"
                 " ON CONFLICT (tenant_id, item_id) DO UPDATE SET title = EXCLUDED.title, category = EXCLUDED.category,"
                 " price = EXCLUDED.price, image_url = EXCLUDED.image_url, updated_at = now()",
-                [
-                    (row["id"], r["item_id"], r["title"], r["category"], r["price"], r.get("image_url") or "")
-                    for r in catalog
-                ],
+                [(row["id"], *v) for v in values],
+                page_size=1000,
+            )
+            # This upload's own snapshot; a re-registration of the same object replaces it.
+            cur.execute("DELETE FROM catalog_items WHERE upload_id = %s", (upload_id,))
+            execute_values(
+                cur,
+                "INSERT INTO catalog_items (upload_id, tenant_id, item_id, title, category, price, image_url) VALUES %s",
+                [(upload_id, row["id"], *v) for v in values],
                 page_size=1000,
             )
         audit.record(
@@ -239,12 +259,25 @@ def register_model(tenant: str, body: ModelIn, request: Request) -> dict:
     source = run_source(request, body.source)
     with platform(request).db.transaction() as cur:
         row = _tenant(cur, tenant)
+        if body.catalog_upload_id is not None:
+            cur.execute(
+                "SELECT 1 FROM data_uploads WHERE id = %s AND tenant_id = %s AND kind = 'items'",
+                (body.catalog_upload_id, row["id"]),
+            )
+            if cur.fetchone() is None:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"catalog_upload_id must name an items upload of tenant {row['slug']!r},"
+                    f" got {body.catalog_upload_id[:100]!r}",
+                )
         cur.execute(
-            "INSERT INTO model_versions (tenant_id, version, metrics, artifact_uri, source)"
-            " VALUES (%s, %s, %s::jsonb, %s, %s)"
+            "INSERT INTO model_versions (tenant_id, version, metrics, artifact_uri, source, catalog_upload_id)"
+            " VALUES (%s, %s, %s::jsonb, %s, %s, %s)"
             " ON CONFLICT (tenant_id, version) DO UPDATE SET metrics = EXCLUDED.metrics,"
-            " artifact_uri = EXCLUDED.artifact_uri, source = EXCLUDED.source RETURNING status",
-            (row["id"], body.version, json.dumps(body.metrics), body.artifact_uri, source),
+            " artifact_uri = EXCLUDED.artifact_uri, source = EXCLUDED.source,"
+            " catalog_upload_id = EXCLUDED.catalog_upload_id RETURNING status",
+            (row["id"], body.version, json.dumps(body.metrics), body.artifact_uri, source, body.catalog_upload_id),
         )
         status = cur.fetchone()["status"]
         audit.record(
@@ -267,6 +300,7 @@ def register_model(tenant: str, body: ModelIn, request: Request) -> dict:
         "status": status,
         "metrics": body.metrics,
         "artifact_uri": body.artifact_uri,
+        "catalog_upload_id": body.catalog_upload_id,
         "source": source,
     }
 

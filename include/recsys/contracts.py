@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# The generator's own taxonomy (include/recsys/datagen.py). Tenants bring theirs: any category within
+# MAX_CATEGORY_LENGTH is valid, and a catalog may have none.
 CATEGORIES: tuple[str, ...] = (
     "smartphones",
     "laptops",
@@ -34,6 +36,12 @@ INTERACTION_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id", "inter
 MESSAGE_FIELDS: tuple[str, ...] = ("tenant", "source", *INTERACTION_COLUMNS)
 
 MAX_ID_LENGTH = 128
+MAX_CATEGORY_LENGTH = 128
+MAX_TITLE_LENGTH = 1000
+MAX_URL_LENGTH = 2048
+# items.price is numeric(12, 2): anything else would fail the whole catalog's insert in the database.
+MIN_PRICE = 0.01
+MAX_PRICE = 9_999_999_999.99
 MAX_MESSAGE_BYTES = 16 * 1024
 # Postgres refuses UTC offsets of 16 hours or more; such a timestamp would fail the whole ingest batch.
 MAX_UTC_OFFSET = timedelta(hours=16)
@@ -78,6 +86,12 @@ def parse_timestamp(value: Any) -> datetime:
     return ts
 
 
+def reason_kind(reason: str) -> str:
+    """The rule a reason names, without the offending value: reasons read "<rule>, got <value>", so rows
+    rejected for the same rule count together however their values differ."""
+    return reason.split(", got ", 1)[0]
+
+
 def nul_problem(row: Mapping[str, Any], fields: Iterable[str]) -> str | None:
     """Postgres text cannot hold NUL: a row carrying one would fail its whole batch in the database."""
     if any(isinstance(row.get(f), str) and "\x00" in row[f] for f in fields):
@@ -116,22 +130,29 @@ def message_problem(message: Any, *, known_tenants: Iterable[str] | None = None)
 
 
 def item_problem(row: Mapping[str, Any]) -> str | None:
-    """Why one catalog row breaks the contract, or None."""
+    """Why one catalog row breaks the contract, or None. Only item_id is required: title, category, price and
+    image_url are checked when given (an empty cell is an absent value), and a category is the tenant's own."""
     problem = _id_problem("item_id", row.get("item_id"))
     if problem:
         return problem
-    title = row.get("title")
-    if not isinstance(title, str) or not title.strip():
-        return "title must be a non-empty string"
-    if row.get("category") not in CATEGORIES:
-        return f"category must be one of the fixed set, got {str(row.get('category'))[:40]!r}"
+    for name, limit in (("title", MAX_TITLE_LENGTH), ("category", MAX_CATEGORY_LENGTH), ("image_url", MAX_URL_LENGTH)):
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} must be text that is not blank when given, got {str(value)[:40]!r}"
+        if len(value) > limit:
+            return f"{name} longer than {limit} characters"
     price = row.get("price")
-    try:
-        price_value = float(price)
-    except (TypeError, ValueError):
-        return f"price must be a number, got {str(price)[:40]!r}"
-    if not math.isfinite(price_value) or price_value <= 0:
-        return f"price must be > 0, got {price_value}"
+    if price is not None and price != "":
+        try:
+            price_value = float(price)
+        except (TypeError, ValueError):
+            return f"price must be a number, got {str(price)[:40]!r}"
+        if not math.isfinite(price_value) or price_value <= 0:
+            return f"price must be > 0, got {price_value}"
+        if not MIN_PRICE <= round(price_value, 2) <= MAX_PRICE:
+            return f"price must be between {MIN_PRICE} and {MAX_PRICE} (two decimals), got {price_value}"
     return nul_problem(row, ITEM_COLUMNS)
 
 
@@ -151,7 +172,7 @@ def interaction_problem(
         if problem:
             return problem
     if row["item_id"] not in item_ids:
-        return f"unknown item_id {row['item_id'][:MAX_ID_LENGTH]!r}"
+        return f"unknown item_id, got {row['item_id'][:MAX_ID_LENGTH]!r}"
     if row.get("interaction_type") not in INTERACTION_TYPES:
         return f"interaction_type must be one of {', '.join(INTERACTION_TYPES)}, got {str(row.get('interaction_type'))[:40]!r}"
     try:
@@ -159,5 +180,5 @@ def interaction_problem(
     except ValueError as exc:
         return str(exc)
     if window is not None and not (window[0] <= ts < window[1]):
-        return f"timestamp {row['timestamp']} outside the run's interval [{window[0].isoformat()}, {window[1].isoformat()})"
+        return f"timestamp outside the run's interval [{window[0].isoformat()}, {window[1].isoformat()}), got {row['timestamp']!r}"
     return nul_problem(row, INTERACTION_COLUMNS)

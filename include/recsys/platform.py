@@ -51,11 +51,21 @@ class Platform:
         return KeyOwner(key_id=row["id"], tenant_id=row["tenant_id"], tenant_slug=row["slug"], prefix=row["key_prefix"])
 
     def build_model(self, tenant_id: str, version: str, artifact_uri: str) -> serving.TenantModel:
-        """Artifacts from S3 plus the tenant's catalog and users' history from the database."""
+        """Artifacts from S3 plus the model's catalog and users' history from the database."""
         artifacts = serving.load_artifacts(self.s3, artifact_uri)
         with self.db.transaction() as cur:
-            cur.execute("SELECT item_id, category FROM items WHERE tenant_id = %s", (tenant_id,))
-            categories = {row["item_id"]: row["category"] for row in cur.fetchall()}
+            # The categories of the catalog the model was trained on; a model registered without one uses the
+            # tenant's merged catalog.
+            cur.execute(
+                "SELECT c.item_id, c.category FROM model_versions m JOIN catalog_items c ON c.upload_id = m.catalog_upload_id"
+                " WHERE m.tenant_id = %s AND m.version = %s",
+                (tenant_id, version),
+            )
+            rows = cur.fetchall()
+            if not rows:
+                cur.execute("SELECT item_id, category FROM items WHERE tenant_id = %s", (tenant_id,))
+                rows = cur.fetchall()
+            categories = {row["item_id"]: row["category"] for row in rows}
             cur.execute(
                 "SELECT user_id, array_agg(item_id) AS items FROM interactions WHERE tenant_id = %s GROUP BY user_id",
                 (tenant_id,),

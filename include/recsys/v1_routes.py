@@ -28,7 +28,8 @@ ID_FIELD = Field(min_length=1, max_length=contracts.MAX_ID_LENGTH)
 
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: str | None = None
+    # The tenant's own taxonomy: any category its catalog may hold.
+    category: str | None = Field(default=None, min_length=1, max_length=contracts.MAX_CATEGORY_LENGTH)
 
 
 class RecommendIn(BaseModel):
@@ -80,8 +81,6 @@ async def _recommend(request: Request, owner: KeyOwner, path_tenant: str | None)
     _forbid_other_tenant(owner, path_tenant)
     _forbid_other_tenant(owner, body.tenant_id)
     category = body.filters.category if body.filters else None
-    if category is not None and category not in contracts.CATEGORIES:
-        raise ApiError(422, "validation_error", f"filters.category must be one of {', '.join(contracts.CATEGORIES)}")
     state = platform(request)
     model = state.registry.get(owner.tenant_id)
     if model is not None:

@@ -65,7 +65,14 @@ class AppDbHook(PostgresHook):
             f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id", params
         )
 
-    def catalog(self, *, tenant_id: str) -> pd.DataFrame:
+    def catalog(self, *, tenant_id: str, upload_id: str | None = None) -> pd.DataFrame:
+        """The catalog of one upload (its snapshot), or without ``upload_id`` the tenant's merged catalog."""
+        if upload_id is not None:
+            return self._frame(
+                "SELECT item_id, title, category, price, image_url FROM catalog_items"
+                " WHERE tenant_id = %s AND upload_id = %s ORDER BY item_id",
+                (tenant_id, upload_id),
+            )
         return self._frame(
             "SELECT item_id, title, category, price, image_url FROM items WHERE tenant_id = %s ORDER BY item_id",
             (tenant_id,),

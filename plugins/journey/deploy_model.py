@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from plugins.journey.run import JourneyRun
+from plugins.journey.train_model import catalog_upload
 
 
 def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         "registered_version": trained["version"],
         "served_version": serving.get("version"),
         "index_size": serving.get("index_size"),
-        "catalog_size": len(AppDbHook().catalog(tenant_id=seed["tenant_id"])),
+        "catalog_size": len(AppDbHook().catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))),
         "traffic_percent": serving.get("traffic_percent", deployed.get("traffic_percent")),
         "health_status": health.get("status"),
     }

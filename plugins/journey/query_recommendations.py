@@ -1,5 +1,6 @@
 """query_recommendations: act as the tenant's application. Create an API key, ask for recommendations for a
-sample of users with and without a category filter, and probe the security contract: 401 without or with a bad
+sample of users with and without a category filter (the tenant's own most common categories; a catalog without
+categories is queried unfiltered only, and the report says so), and probe the security contract: 401 without or with a bad
 key, 403 across tenants, 422 for a malformed body, 429 for a burst over the rate limit.
 
 The raw responses are written to the run's work dir; the GX suite checks them: counts, unique items, scores
@@ -16,12 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.recsys.contracts import CATEGORIES
 from plugins.journey.run import JourneyRun
+from plugins.journey.train_model import catalog_upload
 
 RECOMMEND_PATH = "/api/v1/recommendations"
 # Larger than any sane per-key limit in a short window, small enough to stay a probe.
 BURST_REQUESTS = 150
+# The category filter is probed with this many of the catalog's most common categories, one per sampled user in turn.
+PROBE_CATEGORIES = 10
+NO_CATEGORIES_NOTE = "the catalog has no categories: category filter probes skipped"
 
 
 def responses_path(run: JourneyRun) -> str:
@@ -38,6 +42,14 @@ def sample_users(user_ids: list[str], *, size: int, seed: int) -> list[str]:
     ordered = sorted(set(user_ids))
     rng = np.random.default_rng(seed)
     return [ordered[i] for i in sorted(rng.choice(len(ordered), size=min(size, len(ordered)), replace=False))]
+
+
+def probe_categories(catalog: pd.DataFrame, *, limit: int = PROBE_CATEGORIES) -> list[str]:
+    """The tenant's own most common categories (by items; ties by name), whatever its taxonomy; [] without any."""
+    categories = catalog["category"].dropna()
+    categories = categories[categories != ""]
+    counts = categories.value_counts()
+    return sorted(counts.index, key=lambda c: (-counts[c], c))[:limit]
 
 
 def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_key: str) -> list[dict[str, Any]]:
@@ -84,12 +96,14 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     probe_key, _ = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}")
     other = api.ensure_tenant(slug=f"{run.tenant}-isolation-probe", name="isolation probe", email="probe@example.com")
 
-    landed_users = AppDbHook().landed(tenant_id=tenant_id, source=run.run_key)["user_id"].tolist()
+    db = AppDbHook()
+    landed_users = db.landed(tenant_id=tenant_id, source=run.run_key)["user_id"].tolist()
     users = sample_users(landed_users, size=int(run.params["sample_users"]), seed=int(run.params["seed"]))
+    categories = probe_categories(db.catalog(tenant_id=tenant_id, upload_id=catalog_upload(done)))
     count = int(run.params["rec_count"])
     requests = []
     for i, user_id in enumerate(users):
-        for category in (None, CATEGORIES[i % len(CATEGORIES)]):
+        for category in (None, categories[i % len(categories)]) if categories else (None,):
             body = {"user_id": user_id, "count": count, **({"filters": {"category": category}} if category else {})}
             response, latency_ms = _timed(lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body))
             requests.append(
@@ -116,6 +130,8 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": round(float(np.percentile(latencies, 99)), 2),
         "fallback": sum(bool((r["body"] or {}).get("fallback")) for r in requests),
         "probes": {p["probe"]: p["actual_status"] for p in probes},
+        "filter_categories": categories,
+        **({} if categories else {"note": NO_CATEGORIES_NOTE}),
     }
 
 
@@ -191,7 +207,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
     with open(responses_path(run)) as fh:
         recorded = json.load(fh)
     db = AppDbHook()
-    catalog = db.catalog(tenant_id=seed["tenant_id"])
+    catalog = db.catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))
     landed = db.landed(tenant_id=seed["tenant_id"])
     history = landed.groupby("user_id")["item_id"].agg(set).to_dict()
     parameters = {

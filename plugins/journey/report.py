@@ -12,7 +12,7 @@ from plugins.journey import ALL_STAGES, STAGES
 from plugins.journey.run import JourneyRun, reports_root, safe_name
 from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull
 
-MODEL_FIELDS = ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "train_seconds")
+MODEL_FIELDS = ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "popularity_recall_at_10", "ndcg_lift", "train_seconds")
 RECOMMENDATION_FIELDS = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms")
 
 
@@ -68,8 +68,13 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
         )
         for stage in (ALL_STAGES if run.params.get("fault_drills") else STAGES)
     ]
+    seeded = pull(ti, "seed_data.run") or {}
     trained = pull(ti, "train_model.run") or {}
     queried = pull(ti, "query_recommendations.run") or {}
+    notes = [f"{table}.{column}: {how}" for table, columns in (seeded.get("columns") or {}).items()
+             for column, how in columns.items() if how.startswith("absent")]  # fmt: skip
+    if queried.get("note"):
+        notes.append(f"query_recommendations: {queried['note']}")
     return {
         "dag_id": run.dag_id,
         "run_id": run.run_id,
@@ -80,7 +85,14 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
         "success": all(s["status"] == "success" for s in stages),
         "failed_stage": next((s["name"] for s in stages if s["status"] == "failed"), None),
         "stages": stages,
-        "model": {"version": trained.get("version"), **{k: (trained.get("metrics") or {}).get(k) for k in MODEL_FIELDS}},
+        "input": {"mode": seeded.get("mode"), "columns": seeded.get("columns"), "categories": seeded.get("categories")},
+        "rejections": seeded.get("rejections"),
+        "notes": notes,
+        "model": {
+            "version": trained.get("version"),
+            **{k: (trained.get("metrics") or {}).get(k) for k in MODEL_FIELDS},
+            "gates": trained.get("gates"),
+        },
         "recommendations": {k: queried.get(k) for k in RECOMMENDATION_FIELDS},
         "data_docs": None,
     }

@@ -20,6 +20,8 @@ from include.config import local_dir
 
 # The params that decide what data a run produces; anything else (thresholds, sample sizes) does not.
 DATA_PARAMS: tuple[str, ...] = ("seed", "n_users", "n_items", "n_interactions", "interactions_uri", "items_uri")
+# How a tenant's own files map to the contract: they shape a bring-your-own-data run's data only.
+LAYOUT_PARAMS: tuple[str, ...] = ("columns", "interaction_type_map", "default_interaction_type", "timezone")
 
 
 def work_root() -> str:
@@ -75,7 +77,7 @@ class JourneyRun:
 
     @property
     def run_key(self) -> str:
-        shaping = {name: self.params.get(name) for name in DATA_PARAMS}
+        shaping = {name: self.params.get(name) for name in DATA_PARAMS + (LAYOUT_PARAMS if self.byod else ())}
         digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.window_start:%Y-%m-%d}-{digest}"
 

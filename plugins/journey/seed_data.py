@@ -9,11 +9,14 @@ can quarantine them (nothing is dropped silently). The GX suite proves the clean
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from include.config import QUARANTINE_BUCKET
 from include.recsys.contracts import interaction_problem, item_problem
+from plugins.journey.rejections import SOURCE_ROW, failure_text, summarize
 from plugins.journey.run import JourneyRun
 from plugins.journey.tables import REASON, TABLES, read_table, to_csv_bytes, with_timestamps, write_table
 
@@ -26,9 +29,23 @@ def rejected_path(run: JourneyRun, name: str) -> str:
     return os.path.join(run.work_dir, f"{name}.rejected.csv")
 
 
-def load_frames(run: JourneyRun) -> dict[str, pd.DataFrame]:
+def quarantine_key(run: JourneyRun, name: str) -> str:
+    return f"{run.object_prefix}{name}.quarantine.csv"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A run's tables in the contract's layout, with the reason of every row already set aside while reading
+    them (``None`` elsewhere) and, for a tenant's own files, how each contract column was obtained."""
+
+    frames: dict[str, pd.DataFrame]
+    reasons: dict[str, pd.Series] = field(default_factory=dict)
+    notes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def load_frames(run: JourneyRun) -> Loaded:
     if run.byod:
-        return _load_sample(run)
+        return load_sample(run)
     from include.recsys.datagen import generate
 
     data = generate(
@@ -41,37 +58,46 @@ def load_frames(run: JourneyRun) -> dict[str, pd.DataFrame]:
         n_interactions=int(run.params["n_interactions"]),
     )
     # Round-trip through CSV so generated and uploaded samples take exactly the same path.
-    return {name: read_table(to_csv_bytes(getattr(data, name)), name) for name in TABLES}
+    return Loaded(frames={name: read_table(to_csv_bytes(getattr(data, name)), name) for name in TABLES})
 
 
-def _read_uri(uri: str) -> bytes:
-    if uri.startswith("s3://"):
-        from plugins.hooks.minio import MinioHook
+def load_sample(run: JourneyRun) -> Loaded:
+    """A tenant's own files (tenant_files: where from, which format), mapped to the contract (normalize)."""
+    from plugins.journey.normalize import Layout, normalize_interactions, normalize_items
+    from plugins.journey.tenant_files import read_tenant_file
 
-        return MinioHook().get_bytes(uri)
-    path = uri.removeprefix("file://")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"expected a local CSV path or s3:// URI, found nothing at {uri!r}")
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
-def _load_sample(run: JourneyRun) -> dict[str, pd.DataFrame]:
     interactions_uri = run.params["interactions_uri"]
     items_uri = run.params.get("items_uri")
     if not items_uri:
         raise ValueError("a bring-your-own-data run needs items_uri (the catalog) next to interactions_uri")
-    interactions = read_table(_read_uri(interactions_uri), "interactions", what=f"interactions CSV {interactions_uri}")
-    items = read_table(_read_uri(items_uri), "items", what=f"items CSV {items_uri}")
-    user_ids = pd.unique(interactions["user_id"][interactions["user_id"].str.strip() != ""])
+    layout = Layout.from_params(run.params)
+    raw_items, _ = read_tenant_file(items_uri, what=f"items file {items_uri}")
+    raw_interactions, _ = read_tenant_file(interactions_uri, what=f"interactions file {interactions_uri}")
+    items = normalize_items(raw_items, layout=layout, what=f"items file {items_uri}")
+    interactions = normalize_interactions(
+        raw_interactions, tenant=run.tenant, layout=layout, stand_in=run.window_start,
+        what=f"interactions file {interactions_uri}",
+    )  # fmt: skip
+    user_ids = pd.unique(interactions.frame["user_id"][interactions.frame["user_id"].str.strip() != ""])
     users = pd.DataFrame({"user_id": user_ids, "country": "", "signup_date": ""})
-    return {"items": items, "users": users, "interactions": interactions}
+    return Loaded(
+        frames={"items": items.frame, "users": users, "interactions": interactions.frame},
+        reasons={"items": items.reasons, "interactions": interactions.reasons},
+        notes={"items": items.notes, "interactions": interactions.notes},
+    )
 
 
-def split_by_contract(frames: dict[str, pd.DataFrame], *, window: tuple | None) -> tuple[dict, dict]:
-    """(clean, rejected): rejected frames carry a ``reason`` column, one reason per row."""
+def split_by_contract(
+    frames: dict[str, pd.DataFrame], *, window: tuple | None, reasons: dict[str, pd.Series] | None = None
+) -> tuple[dict, dict]:
+    """(clean, rejected): rejected frames carry a ``reason`` column, one reason per row, and ``source_row``, the
+    row's 1-based position in its input. ``reasons``: rows already rejected while reading (they keep that reason)."""
+    given = reasons or {}
     items = frames["items"]
-    item_reasons = pd.Series([item_problem(r) for r in items.to_dict("records")], index=items.index, dtype=object)
+    item_reasons = _first(given.get("items"), items.index)
+    item_reasons = item_reasons.where(
+        item_reasons.notna(), pd.Series([item_problem(r) for r in items.to_dict("records")], index=items.index, dtype=object)
+    )
     item_reasons = item_reasons.where(item_reasons.notna() | ~items["item_id"].duplicated(), "duplicate item_id")
 
     users = frames["users"]
@@ -80,13 +106,24 @@ def split_by_contract(frames: dict[str, pd.DataFrame], *, window: tuple | None) 
     user_reasons = user_reasons.where(user_reasons.notna() | ~users["user_id"].duplicated(), "duplicate user_id")
 
     item_ids = frozenset(items["item_id"][item_reasons.isna()])
+    rejected_item_ids = frozenset(items["item_id"][item_reasons.notna()]) - item_ids
     user_ids = set(users["user_id"][user_reasons.isna()])
     interactions = frames["interactions"]
-    reasons = [interaction_problem(r, item_ids=item_ids, window=window) for r in interactions.to_dict("records")]
-    interaction_reasons = pd.Series(reasons, index=interactions.index, dtype=object)
+    interaction_reasons = _first(given.get("interactions"), interactions.index)
+    # An interaction with an item the catalog had but rejected is the catalog's problem: say so, rather than
+    # calling the item unknown.
+    of_rejected_item = interactions["item_id"].isin(rejected_item_ids)
+    interaction_reasons = interaction_reasons.where(
+        interaction_reasons.notna() | ~of_rejected_item,
+        "item_id of a rejected catalog row, got " + interactions["item_id"].str.slice(0, 64).map(repr),
+    )
+    checked = [interaction_problem(r, item_ids=item_ids, window=window) for r in interactions.to_dict("records")]
+    interaction_reasons = interaction_reasons.where(
+        interaction_reasons.notna(), pd.Series(checked, index=interactions.index, dtype=object)
+    )
     unknown_user = ~interactions["user_id"].isin(user_ids)
     interaction_reasons = interaction_reasons.where(
-        interaction_reasons.notna() | ~unknown_user, "user_id " + interactions["user_id"].str.slice(0, 64) + " is not a known user"
+        interaction_reasons.notna() | ~unknown_user, "unknown user_id, got " + interactions["user_id"].str.slice(0, 64).map(repr)
     )
     interaction_reasons = interaction_reasons.where(
         interaction_reasons.notna() | ~interactions["event_id"].duplicated(), "duplicate event_id"
@@ -96,8 +133,31 @@ def split_by_contract(frames: dict[str, pd.DataFrame], *, window: tuple | None) 
     for name, frame, why in (("items", items, item_reasons), ("users", users, user_reasons), ("interactions", interactions, interaction_reasons)):
         bad = why.notna()
         clean[name] = frame[~bad].reset_index(drop=True)
-        rejected[name] = frame[bad].assign(**{REASON: why[bad]}).reset_index(drop=True)
+        positions = pd.Series(range(1, len(frame) + 1), index=frame.index)
+        rejected[name] = frame[bad].assign(**{SOURCE_ROW: positions[bad].astype(str), REASON: why[bad]}).reset_index(drop=True)
     return clean, rejected
+
+
+def _first(reasons: pd.Series | None, index: pd.Index) -> pd.Series:
+    if reasons is None:
+        return pd.Series(None, index=index, dtype=object)
+    return reasons.reindex(index).astype(object).where(reasons.reindex(index).notna(), None)
+
+
+def quarantine(run: JourneyRun, rejected: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
+    """Rejected rows go to the quarantine bucket as soon as they are found, so they are there for the operator
+    even when this stage's own suite then fails; a table without rejected rows clears an earlier attempt's object."""
+    from plugins.hooks.minio import MinioHook
+
+    minio, stored = MinioHook(), {}
+    for name in TABLES:
+        path = write_table(rejected[name], rejected_path(run, name), for_people=True)
+        if len(rejected[name]):
+            put = minio.put_file(bucket=QUARANTINE_BUCKET, key=quarantine_key(run, name), path=path)
+            stored[name] = {"key": put.key, "sha256": put.sha256, "rows": len(rejected[name])}
+        else:
+            minio.delete_prefix(bucket=QUARANTINE_BUCKET, prefix=quarantine_key(run, name))
+    return stored
 
 
 def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
@@ -106,12 +166,13 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     tenant = RecsysApiHook(run_key=run.run_key).ensure_tenant(
         slug=run.tenant, name=run.params.get("tenant_name") or run.tenant, email=f"admin@{run.tenant}.example.com"
     )
-    frames = load_frames(run)
+    loaded = load_frames(run)
     window = None if run.byod else (run.window_start, run.window_end)
-    clean, rejected = split_by_contract(frames, window=window)
+    clean, rejected = split_by_contract(loaded.frames, window=window, reasons=loaded.reasons)
     for name in TABLES:
         write_table(clean[name], clean_path(run, name))
-        write_table(rejected[name], rejected_path(run, name), for_people=True)
+    quarantined = quarantine(run, rejected)
+    totals = {name: len(loaded.frames[name]) for name in TABLES}
     return {
         "tenant_id": tenant["tenant_id"],
         "tenant_created": tenant["created"],
@@ -119,26 +180,41 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         "run_key": run.run_key,
         "counts": {name: len(clean[name]) for name in TABLES},
         "rejected": {name: len(rejected[name]) for name in TABLES},
+        "rejections": {name: summarize(rejected[name], total=totals[name]) for name in TABLES},
+        "quarantined": quarantined,
+        "columns": loaded.notes,
+        "categories": int(clean["items"]["category"].replace("", pd.NA).nunique()),
     }
 
 
+def failure_notes(done: dict[str, Any]) -> str:
+    """What a failed suite's message adds: the rejected rows, counted by reason (a stage whose data was
+    rejected fails for that reason, and its message must say so)."""
+    return failure_text((done.get("seed_data") or {}).get("rejections"))
+
+
 def validate(run: JourneyRun, done: dict[str, Any]):
-    from include.recsys.contracts import CATEGORIES, INTERACTION_TYPES
+    from include.recsys.contracts import CATEGORIES, INTERACTION_TYPES, MAX_CATEGORY_LENGTH
     from plugins.validation import validate_stage
 
     frames = {name: read_table(clean_path(run, name), name) for name in TABLES}
-    frames["items"] = frames["items"].assign(price=pd.to_numeric(frames["items"]["price"]))
+    # Optional catalog fields: an empty cell is an absent value, which the suite's range checks skip.
+    items = frames["items"].replace({"title": {"": None}, "category": {"": None}, "price": {"": None}})
+    frames["items"] = items.assign(price=pd.to_numeric(items["price"]))
     frames["interactions"] = with_timestamps(frames["interactions"])
     if run.byod:
-        # A real sample's history need not fall in the run's interval: bound it by itself.
+        # A real sample's history need not fall in the run's interval: bound it by itself. Its taxonomy is its own.
         ts = frames["interactions"]["ts"]
         window_start, window_end = ts.min(), ts.max()
+        categories = sorted(frames["items"]["category"].dropna().unique())
     else:
         window_start, window_end = pd.Timestamp(run.window_start), pd.Timestamp(run.window_end)
+        categories = list(CATEGORIES)
     parameters = {
         "item_ids": frames["items"]["item_id"].tolist(),
         "user_ids": frames["users"]["user_id"].tolist(),
-        "categories": list(CATEGORIES),
+        "categories": categories,
+        "max_category_length": MAX_CATEGORY_LENGTH,
         "interaction_types": list(INTERACTION_TYPES),
         "window_start": window_start,
         "window_end": window_end,

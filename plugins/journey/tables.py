@@ -6,6 +6,7 @@ rather than NaN so contract checks report them as such.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import warnings
@@ -24,8 +25,9 @@ TABLES: tuple[str, ...] = tuple(COLUMNS)
 REASON = "reason"
 
 
-def read_table(source: str | bytes, name: str, *, what: str | None = None) -> pd.DataFrame:
-    """A table from a path or CSV bytes, reduced to the contract's columns (extra columns are ignored)."""
+def parse_delimited(source: str | bytes, *, what: str, sep: str = ",", quoting: int = csv.QUOTE_MINIMAL) -> pd.DataFrame:
+    """Every column of a delimited text file (a path or its bytes) as strings, strictly: a file that is not
+    UTF-8 or whose rows do not match its header is an error saying so, never a silently shifted table."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         # A row with more cells than the header is an unquoted comma or a broken file. Left to pandas, it
@@ -33,13 +35,22 @@ def read_table(source: str | bytes, name: str, *, what: str | None = None) -> pd
         # (index_col=False, with a warning): neither is a rejection with a reason, so it is an error.
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8", index_col=False)
+            # utf-8-sig: spreadsheets write a byte-order mark, which would otherwise become part of the first column's name.
+            return pd.read_csv(
+                handle, sep=sep, quoting=quoting, dtype=str, keep_default_na=False, encoding="utf-8-sig", index_col=False
+            )
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{what or name} must be UTF-8 CSV: {exc}") from None
+        raise ValueError(f"{what} must be UTF-8 text: {exc}") from None
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{what or name} is empty: expected a CSV header with {', '.join(COLUMNS[name])}") from None
+        raise ValueError(f"{what} is empty: expected a header row naming its columns") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
-        raise ValueError(f"{what or name} is not well-formed CSV (rows must match the header): {exc}") from None
+        raise ValueError(f"{what} is not well-formed {'TSV' if sep == chr(9) else 'CSV'} (rows must match the header): {exc}") from None
+
+
+def read_table(source: str | bytes, name: str, *, what: str | None = None) -> pd.DataFrame:
+    """A table in the contract's layout from a path or CSV bytes, reduced to the contract's columns (extra
+    columns are ignored)."""
+    frame = parse_delimited(source, what=what or name)
     require_columns(frame.columns, COLUMNS[name], what=what or name)
     extra = [c for c in frame.columns if c not in COLUMNS[name] and c != REASON]
     return frame.drop(columns=extra)

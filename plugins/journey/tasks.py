@@ -1,7 +1,8 @@
 """The bodies of the journey's tasks: run a stage, validate a stage, with the bookkeeping the report needs.
 
 Each stage module exposes ``run(run, done) -> summary`` and ``validate(run, done) -> StageValidation`` where
-``done`` maps earlier stages (and, for validate, the stage itself) to their run summaries, pulled from XCom.
+``done`` maps earlier stages (and, for validate, the stage itself) to their run summaries, pulled from XCom, and
+may expose ``failure_notes(done) -> str``, text its failed suite's message adds.
 Failures are pushed to XCom under ``failure`` so the report can say what broke even though a failed task has
 no return value. Only transient errors are retried; bad input and failed expectations fail at once.
 """
@@ -78,11 +79,16 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     module = importlib.import_module(f"plugins.journey.{stage}")
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
-    result = module.validate(journey, summaries(ti, through=stage))
+    done = summaries(ti, through=stage)
+    result = module.validate(journey, done)
     ti.xcom_push(key=VALIDATION_KEY, value=result.to_dict())
     try:
         result.raise_for_failure()
     except ValidationFailed as failed:
+        # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
+        # Right under the headline, so a message cut to an alert's length still carries it.
+        notes = module.failure_notes(done) if hasattr(module, "failure_notes") else ""
+        headline, _, expectations = str(failed).partition("\n")
         # Data that fails its expectations will fail them again: no retry.
-        raise AirflowFailException(str(failed)) from None
+        raise AirflowFailException("\n".join(filter(None, [headline, notes, expectations]))) from None
     return result.to_dict()

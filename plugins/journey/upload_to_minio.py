@@ -1,5 +1,6 @@
-"""upload_to_minio: store the clean tables in the raw bucket and rejected rows in quarantine, then register
-the uploads with the platform (which loads the catalog from its object).
+"""upload_to_minio: store the clean tables in the raw bucket, then register the uploads with the platform (which
+loads the catalog from its object, as this upload's catalog snapshot). seed_data has already put the rejected
+rows in quarantine.
 
 Every object carries the SHA-256 of its bytes in its metadata. The GX suite reads each object back and proves
 same rows and same checksums, and that clean + quarantined rows account for every input row with no more than
@@ -15,16 +16,13 @@ import pandas as pd
 
 from include.config import QUARANTINE_BUCKET, RAW_BUCKET
 from plugins.journey.run import JourneyRun
-from plugins.journey.seed_data import clean_path, rejected_path
+from plugins.journey.seed_data import clean_path, quarantine_key
+from plugins.journey.seed_data import failure_notes as seed_failure_notes
 from plugins.journey.tables import TABLES, read_table
 
 
 def raw_key(run: JourneyRun, name: str) -> str:
     return f"{run.object_prefix}{name}.csv"
-
-
-def quarantine_key(run: JourneyRun, name: str) -> str:
-    return f"{run.object_prefix}{name}.quarantine.csv"
 
 
 def _rows(path: str) -> int:
@@ -37,20 +35,14 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
     minio, api = MinioHook(), RecsysApiHook(run_key=run.run_key)
-    objects, quarantined = {}, {}
+    objects = {}
     for name in TABLES:
         stored = minio.put_file(bucket=RAW_BUCKET, key=raw_key(run, name), path=clean_path(run, name))
         objects[name] = {"key": stored.key, "sha256": stored.sha256, "bytes": stored.size, "rows": seed["counts"][name]}
-        bad_rows = seed["rejected"][name]
-        if bad_rows:
-            q = minio.put_file(bucket=QUARANTINE_BUCKET, key=quarantine_key(run, name), path=rejected_path(run, name))
-            quarantined[name] = {"key": q.key, "sha256": q.sha256, "rows": bad_rows}
-        else:
-            # A rerun with clean input must not leave an earlier attempt's quarantine object behind.
-            minio.delete_prefix(bucket=QUARANTINE_BUCKET, prefix=quarantine_key(run, name))
     # Items first: the platform loads the catalog from the object it is told about.
+    uploads = {}
     for name in TABLES:
-        api.register_upload(
+        registered = api.register_upload(
             seed["tenant_id"],
             kind=name,
             bucket=RAW_BUCKET,
@@ -59,7 +51,10 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
             sha256=objects[name]["sha256"],
             source=run.run_key,
         )
-    return {"objects": objects, "quarantined": quarantined}
+        uploads[name] = registered["upload_id"]
+    # uploads["items"] names this run's catalog snapshot: training, deployment and queries use it, not the
+    # union of every catalog the tenant ever sent.
+    return {"objects": objects, "quarantined": seed["quarantined"], "uploads": uploads}
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):
@@ -89,7 +84,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
             }
         )
         quarantined = 0
-        if name in upload["quarantined"]:
+        if name in seed["quarantined"]:
             q = minio.read_back(bucket=QUARANTINE_BUCKET, key=quarantine_key(run, name))
             quarantined = len(pd.read_csv(io.BytesIO(q.data), dtype=str, keep_default_na=False))
         total = seed["counts"][name] + seed["rejected"][name]
@@ -109,3 +104,9 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         "read_back": read_back_interactions,
     }
     return validate_stage("upload_to_minio", frames, parameters={}, results_dir=run.gx_dir, run_name=run.run_id)
+
+
+
+def failure_notes(done: dict[str, Any]) -> str:
+    """The rows seed_data rejected are what this stage's bad-share check counts: its failure names their reasons."""
+    return seed_failure_notes(done)

@@ -1,4 +1,4 @@
-"""Hostile and malformed bring-your-own-data CSVs through seed_data's real path: read, split, quarantine.
+"""Hostile and malformed bring-your-own-data CSVs through seed_data's real path: read, map, split, quarantine.
 
 Each file in tests/data/bad/ either fails the stage with a clear error or has its bad rows quarantined
 with a reason; nothing crashes and nothing is dropped: clean + quarantined == rows in the file. The
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from include.recsys.csvsafe import FORMULA_PREFIXES
-from plugins.journey.seed_data import _load_sample, split_by_contract
+from plugins.journey.seed_data import load_sample, split_by_contract
 from plugins.journey.tables import REASON, write_table
 
 BAD_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "bad")
@@ -29,31 +30,31 @@ GOOD = {
 
 # file -> the error the stage fails with
 REFUSED = {
-    "items__missing_columns.csv": "missing: price",
-    "items__non_utf8.csv": "must be UTF-8 CSV",
+    "items__missing_columns.csv": "missing: item_id",
+    "items__non_utf8.csv": "must be UTF-8 text",
     "items__empty.csv": "is empty",
     "items__ragged_rows.csv": "not well-formed CSV",
-    "interactions__missing_columns.csv": "missing: timestamp",
+    "interactions__missing_columns.csv": "missing: user_id",
+    "interactions__naive_timestamps.csv": "carry no UTC offset .* set the timezone param",
 }
 # file -> one expected reason per quarantined row, in file order
 QUARANTINED = {
+    # An empty price or title is an absent one, and 'cars' is as good a category as any.
     "items__wrong_types.csv": [
         "price must be a number, got 'abc'",
-        "price must be a number, got ''",
         "item_id must be a non-empty string",
-        "category must be one of the fixed set, got 'cars'",
-        "title must be a non-empty string",
+        "category longer than 128 characters",
+        "price must be between 0.01 and",
     ],
     "items__negative_price.csv": ["got -3.5", "got 0.0", "got inf", "got nan"],
     "items__nul_byte.csv": ["must not contain NUL"],
     "items__duplicate_item_ids.csv": ["duplicate item_id"],
     "items__csv_injection.csv": ["got -1.0", "got -2.0", "got -3.0", "got -4.0", "got 0.0"],
-    "interactions__unknown_items.csv": ["unknown item_id 'i404'", "item_id must be a non-empty string"],
+    "interactions__unknown_items.csv": ["unknown item_id, got 'i404'", "item_id must be a non-empty string"],
     "interactions__duplicate_event_ids.csv": ["duplicate event_id"],
     "interactions__timestamps_outside_window.csv": [
         "outside the run's interval",
         "outside the run's interval",
-        "must carry a timezone",
         "UTC offset must be under 16 hours",
         "must be ISO-8601",
         "within years 1-9999",
@@ -71,18 +72,28 @@ def test_the_corpus_is_fully_covered():
     assert sorted(os.listdir(BAD_DIR)) == sorted({**REFUSED, **QUARANTINED})
 
 
-def load(tmp_path, table: str, path: str) -> dict[str, pd.DataFrame]:
-    """seed_data's bring-your-own-data loader, with ``path`` as one table and a good file as the other."""
+def load(tmp_path, table: str, path: str):
+    """seed_data's bring-your-own-data loader, with ``path`` as one table and a good file as the other, both in
+    the inbox (tmp_path)."""
     uris = {}
     for name in ("items", "interactions"):
         if name == table:
-            uris[name] = path
+            uris[name] = os.path.basename(path)
+            if os.path.dirname(os.path.abspath(path)) != str(tmp_path):
+                shutil.copy(path, tmp_path / uris[name])
         else:
-            uris[name] = str(tmp_path / f"good_{name}.csv")
-            with open(uris[name], "w") as fh:
+            uris[name] = f"good_{name}.csv"
+            with open(tmp_path / uris[name], "w") as fh:
                 fh.write(GOOD[name])
-    run = SimpleNamespace(params={"items_uri": uris["items"], "interactions_uri": uris["interactions"]})
-    return _load_sample(run)
+    run = SimpleNamespace(
+        tenant="bad-input", window_start=WINDOW[0], params={"items_uri": uris["items"], "interactions_uri": uris["interactions"]}
+    )
+    return load_sample(run)
+
+
+@pytest.fixture(autouse=True)
+def inbox(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_INBOX_DIR", str(tmp_path))
 
 
 def data_rows(path: str) -> int:
@@ -108,7 +119,8 @@ def test_unreadable_files_fail_with_a_clear_error(tmp_path, name):
 def test_bad_rows_are_quarantined_with_their_reason_and_none_is_lost(tmp_path, name):
     table = name.split("__")[0]
     path = os.path.join(BAD_DIR, name)
-    clean, rejected = split_by_contract(load(tmp_path, table, path), window=WINDOW)
+    loaded = load(tmp_path, table, path)
+    clean, rejected = split_by_contract(loaded.frames, window=WINDOW, reasons=loaded.reasons)
 
     assert len(clean[table]) + len(rejected[table]) == data_rows(path)
     reasons = rejected[table][REASON].tolist()
@@ -121,7 +133,8 @@ def test_bad_rows_are_quarantined_with_their_reason_and_none_is_lost(tmp_path, n
 
 def test_quarantine_csv_escapes_formula_cells_and_clean_data_stays_verbatim(tmp_path):
     path = os.path.join(BAD_DIR, "items__csv_injection.csv")
-    clean, rejected = split_by_contract(load(tmp_path, "items", path), window=WINDOW)
+    loaded = load(tmp_path, "items", path)
+    clean, rejected = split_by_contract(loaded.frames, window=WINDOW, reasons=loaded.reasons)
     back = quarantine(tmp_path, rejected["items"])
 
     cells = [cell for row in back.itertuples(index=False) for cell in row]
@@ -145,7 +158,8 @@ def test_a_50_mb_single_line_is_handled_without_blowing_up(tmp_path):
 
     one_row = tmp_path / "one_row.csv"
     one_row.write_text(f"{GOOD['items']}{huge},Huge,tv,1.00,\n")
-    clean, rejected = split_by_contract(load(tmp_path, "items", str(one_row)), window=WINDOW)
+    loaded = load(tmp_path, "items", str(one_row))
+    clean, rejected = split_by_contract(loaded.frames, window=WINDOW, reasons=loaded.reasons)
     assert len(clean["items"]) == 2
     assert rejected["items"][REASON].tolist() == ["item_id longer than 128 characters"]
     assert time.monotonic() - started < 30

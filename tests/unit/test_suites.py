@@ -55,6 +55,7 @@ def seed_data_input() -> tuple[Frames, Params]:
         "item_ids": items["item_id"].tolist(),
         "user_ids": users["user_id"].tolist(),
         "categories": CATEGORIES,
+        "max_category_length": 128,
         "interaction_types": INTERACTION_TYPES,
         # Both forms the DAG may hold: a Timestamp and an ISO string from XCom.
         "window_start": WINDOW_START,
@@ -207,6 +208,7 @@ BETWEEN = "expect_column_values_to_be_between"
 IN_SET = "expect_column_values_to_be_in_set"
 UNIQUE = "expect_column_values_to_be_unique"
 NOT_NULL = "expect_column_values_to_not_be_null"
+LENGTHS_BETWEEN = "expect_column_value_lengths_to_be_between"
 PAIR_EQUAL = "expect_column_pair_values_to_be_equal"
 A_AT_LEAST_B = "expect_column_pair_values_a_to_be_greater_than_b"
 MIN_BETWEEN = "expect_column_min_to_be_between"
@@ -248,8 +250,12 @@ def broken(stage: str, breakage: Breakage, *failures: tuple[str, str, str | None
 BREAKAGES = [
     broken("seed_data", put("items", 1, "price", -3.5), ("items", BETWEEN, "price"), shows="-3.5"),
     broken("seed_data", put("items", 1, "price", 0.0), ("items", BETWEEN, "price"), shows="[0.0]"),
-    broken("seed_data", put("items", 2, "price", math.nan), ("items", NOT_NULL, "price"), shows="1 unexpected"),
+    broken("seed_data", put("items", 2, "item_id", None), ("items", NOT_NULL, "item_id"), shows="1 unexpected"),
     broken("seed_data", put("items", 0, "category", "toasters"), ("items", IN_SET, "category"), shows="toasters"),
+    broken(
+        "seed_data", put("items", 0, "category", "x" * 129),
+        ("items", IN_SET, "category"), ("items", LENGTHS_BETWEEN, "category"), shows="1 unexpected",
+    ),  # fmt: skip
     broken("seed_data", put("users", 2, "user_id", "u1"), ("users", UNIQUE, "user_id"), shows="['u1', 'u1']"),
     broken("seed_data", put("interactions", 3, "event_id", "e0"), ("interactions", UNIQUE, "event_id"), shows="e0"),
     broken("seed_data", put("interactions", 2, "item_id", "ghost"), ("interactions", IN_SET, "item_id"), shows="ghost"),
