@@ -7,9 +7,9 @@ item_id (interactions) and item_id (items) must exist. For interactions:
 
 - ``event_id`` absent: derived from tenant + user + item + timestamp and the ordinal of exact duplicates, so a
   re-run reproduces the same ids and duplicates of one event share their stem (``ev-<digest>-0``, ``-1``, ...).
-- ``timestamp``: ISO-8601 with an offset (kept as written), naive ISO-8601 (taken in the ``timezone`` param, an
-  IANA name; without it the run fails saying so), or epoch seconds / milliseconds (numbers below 1e11 are
-  seconds). Absent: every event gets the run's data-interval start as a stand-in, and the notes say so.
+- ``timestamp``: ISO-8601 with an offset, naive ISO-8601 (taken in the ``timezone`` param, an IANA name; without
+  it the run fails saying so), or epoch seconds / milliseconds (numbers below 1e11 are seconds); written out in
+  UTC. Absent: every event gets the run's data-interval start as a stand-in, and the notes say so.
 - ``interaction_type``: the tenant's values are mapped by ``interaction_type_map`` (compared as strings); without
   a map they must be the contract's own. Absent: ``default_interaction_type``.
 
@@ -27,7 +27,14 @@ from typing import Any
 
 import pandas as pd
 
-from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS, ContractError, require_columns
+from include.recsys.contracts import (
+    INTERACTION_COLUMNS,
+    INTERACTION_TYPES,
+    ITEM_COLUMNS,
+    ContractError,
+    parse_timestamp,
+    require_columns,
+)
 
 CONTRACT_COLUMNS: dict[str, tuple[str, ...]] = {"interactions": INTERACTION_COLUMNS, "items": ITEM_COLUMNS}
 REQUIRED: dict[str, tuple[str, ...]] = {"interactions": ("user_id", "item_id"), "items": ("item_id",)}
@@ -51,7 +58,7 @@ class Layout:
         layout = cls(
             columns=params.get("columns") or {},
             interaction_type_map=params.get("interaction_type_map") or None,
-            default_interaction_type=params.get("default_interaction_type"),
+            default_interaction_type=params.get("default_interaction_type", cls.default_interaction_type),
             timezone=params.get("timezone") or None,
         )
         layout.check()
@@ -234,11 +241,17 @@ def _timestamp(value: str, *, zone: Any) -> tuple[str, str | None]:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return value, f"timestamp must be ISO-8601 or epoch seconds/milliseconds, got {text[:40]!r}"
-    if ts.tzinfo is not None:
-        return text, None
-    if zone is None:
-        return value, _NAIVE
-    return ts.replace(tzinfo=zone).isoformat(), None
+    if ts.tzinfo is None:
+        if zone is None:
+            return value, _NAIVE
+        ts = ts.replace(tzinfo=zone)
+    else:
+        try:
+            parse_timestamp(text)  # the contract's limits (offsets, years) with its own reasons
+        except ValueError as exc:
+            return value, str(exc)
+    # In UTC: text of one instant then sorts like the instant, whichever offsets (or summer time) the log mixed.
+    return ts.astimezone(UTC).isoformat(), None
 
 
 def _from(source: str, name: str) -> str:
