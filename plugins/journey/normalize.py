@@ -193,7 +193,7 @@ def normalize_interactions(raw: pd.DataFrame, *, tenant: str, layout: Layout, st
             "absent: derived from tenant, user, item and timestamp"
             + (f"; {repeats} exact repeats of an event kept with their ordinal" if repeats else "")
         )
-    return Normalized(frame=frame[list(INTERACTION_COLUMNS)], reasons=reasons, notes=notes)
+    return Normalized(frame=frame[list(INTERACTION_COLUMNS)], reasons=reasons.astype(object).where(reasons.notna(), None), notes=notes)
 
 
 def derived_event_ids(frame: pd.DataFrame, *, tenant: str) -> pd.Series:

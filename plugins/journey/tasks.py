@@ -71,6 +71,13 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     return {**summary, "duration_s": round(time.monotonic() - start, 3)}
 
 
+def failure_message(validation_failure: str, notes: str) -> str:
+    """A failed suite's message with the stage's notes right under its headline, so a message cut to an alert's
+    length still carries them."""
+    headline, _, expectations = validation_failure.partition("\n")
+    return "\n".join(filter(None, [headline, notes, expectations]))
+
+
 def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -86,9 +93,7 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
         result.raise_for_failure()
     except ValidationFailed as failed:
         # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
-        # Right under the headline, so a message cut to an alert's length still carries it.
         notes = module.failure_notes(done) if hasattr(module, "failure_notes") else ""
-        headline, _, expectations = str(failed).partition("\n")
         # Data that fails its expectations will fail them again: no retry.
-        raise AirflowFailException("\n".join(filter(None, [headline, notes, expectations]))) from None
+        raise AirflowFailException(failure_message(str(failed), notes)) from None
     return result.to_dict()

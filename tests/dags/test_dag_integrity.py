@@ -35,6 +35,13 @@ def test_every_dag_has_tags_owner_and_retries(dagbag):
                 assert t.retries >= 1, f"{dag_id}.{t.task_id} is never retried"
 
 
+def test_no_dag_has_a_start_date_that_would_turn_a_day_into_an_empty_success(dagbag):
+    """Airflow creates no task for a logical date before a task's start_date and marks such a run successful."""
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.start_date is None, dag_id
+        assert [t.task_id for t in dag.tasks if t.start_date is not None] == [], dag_id
+
+
 def test_validations_are_never_retried(dagbag):
     validations = [t for d in dagbag.dags.values() for t in d.tasks if t.task_id.endswith(".validate")]
     assert validations

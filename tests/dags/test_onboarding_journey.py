@@ -14,31 +14,13 @@ import pandas as pd
 import pytest
 
 from include.config import QUARANTINE_BUCKET, RAW_BUCKET
+from tests.dags.journeys import load_journey, run_journey
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
 # Small enough for a test, big enough for the planted taste structure to be learnable.
 SMALL = {"n_users": 400, "n_items": 200, "n_interactions": 8000, "sample_users": 10}
 DAY = datetime(2026, 11, 10, tzinfo=timezone.utc)
-
-
-def load_journey():
-    """A freshly parsed DAG: dag.test on a DAG object that already ran carries the last run's conf."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from include.config import project_root
-
-    bag = DagBag(dag_folder=os.path.join(project_root(), "dags", "onboarding_journey.py"))
-    assert bag.import_errors == {}
-    return bag.dags["onboarding_journey"]
-
-
-def run_journey(*, logical_date: datetime, **conf):
-    from plugins.journey.run import reports_root, safe_name
-
-    dag_run = load_journey().test(logical_date=logical_date, run_conf=conf)
-    with open(os.path.join(reports_root(), safe_name(dag_run.run_id), conf["tenant"], "report.json")) as fh:
-        return dag_run, json.load(fh)
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +74,14 @@ def _object_checksums(run_key: str, tenant: str) -> dict[str, str]:
     }
 
 
-def test_corrupted_input_fails_at_upload_and_is_quarantined(tmp_path):
+def test_corrupted_input_fails_at_upload_and_is_quarantined():
     from include.recsys.datagen import generate
 
     from plugins.hooks.minio import MinioHook
+    from plugins.journey.tenant_files import inbox_dir
+
+    inbox = os.path.join(inbox_dir(), "it-corrupt")
+    os.makedirs(inbox, exist_ok=True)
 
     data = generate(
         tenant="it-corrupt", interval_start=DAY, interval_end=DAY.replace(day=11), seed=7, n_users=200, n_items=100,
@@ -106,8 +92,8 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined(tmp_path):
     interactions = data.interactions.copy()
     interactions.loc[[10, 11, 12], "item_id"] = "item_does_not_exist"
     interactions.loc[20, "interaction_type"] = "teleport"
-    items.to_csv(tmp_path / "items.csv", index=False)
-    interactions.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(os.path.join(inbox, "items.csv"), index=False)
+    interactions.to_csv(os.path.join(inbox, "interactions.csv"), index=False)
     bad_items = set(items.loc[[3, 4], "item_id"])
     bad_rows = interactions["item_id"].isin(bad_items) | interactions.index.isin([10, 11, 12, 20])
     expected_bad = int(bad_rows.sum())
@@ -115,8 +101,8 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined(tmp_path):
     dag_run, report = run_journey(
         logical_date=DAY,
         tenant="it-corrupt",
-        items_uri=str(tmp_path / "items.csv"),
-        interactions_uri=str(tmp_path / "interactions.csv"),
+        items_uri="it-corrupt/items.csv",
+        interactions_uri="it-corrupt/interactions.csv",
         sample_users=5,
     )
     assert dag_run.state == "failed"

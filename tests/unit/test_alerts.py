@@ -168,13 +168,41 @@ def test_gx_failure_alert_names_the_failed_expectations(env, webhook, alert_log)
     assert "webhook: sent (HTTP 200)" in line
 
 
+def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_log):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from plugins.journey.rejections import failure_text
+    from plugins.journey.tasks import failure_message
+    from plugins.validation import StageValidation, ValidationFailed
+
+    failure = {"batch": "items", "expectation_type": "expect_table_row_count_to_be_between", "column": None,
+               "kwargs": {"min_value": 1}, "observed_value": 0}  # fmt: skip
+    validation = StageValidation(suite="seed_data", success=False, evaluated=24, unsuccessful=1, failed_expectations=[failure])
+    with pytest.raises(ValidationFailed) as raised:
+        validation.raise_for_failure()
+    rejections = {
+        "items": {"rows": 1682, "rejected": 1682, "more_reasons": 0,
+                  "reasons": [{"reason": "price must be a number", "count": 1682, "example": {"item_id": "1", "price": "$3"}}]},
+        "users": {"rows": 943, "rejected": 0, "more_reasons": 0, "reasons": []},
+    }  # fmt: skip
+    error = failure_message(str(raised.value), failure_text(rejections))
+    alerts.on_failure(context(AirflowFailException(error), task_id="seed_data.validate"))
+
+    payload = local_alert(env, "seed_data.validate")
+    expected = "items: 1682 of 1682 rows rejected: price must be a number (1682, e.g. item_id='1', price='$3')"
+    assert payload["rejected_rows"] == [expected]
+    assert payload["failed_expectations"] == ["items: expect_table_row_count_to_be_between(min_value=1): observed 0"]
+    assert payload["error"].splitlines()[1:3] == ["rejected rows:", f"  * {expected}"]
+    assert f"; rejected: {expected}; failed: items: expect_table_row_count" in alert_log[0]
+
+
 def test_plain_failure_has_no_expectations(env, webhook):
     alerts.on_failure(context(ConnectionError("kafka: broker 127.0.0.1:19092 unreachable"), task_id="kafka"))
     payload = local_alert(env, "kafka")
     assert payload["stage"] == "kafka"
     assert payload["exception"] == "ConnectionError"
     assert payload["error"] == "kafka: broker 127.0.0.1:19092 unreachable"
-    assert payload["suite"] is None and payload["failed_expectations"] == []
+    assert payload["suite"] is None and payload["failed_expectations"] == [] and payload["rejected_rows"] == []
 
 
 def test_alert_never_carries_secrets(env, webhook, alert_log):
