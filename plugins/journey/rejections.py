@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from include.recsys.contracts import reason_kind
-from plugins.journey.tables import REASON
+from plugins.journey.tables import COLUMNS, REASON
 
 TOP_REASONS = 5
 SOURCE_ROW = "source_row"
@@ -58,7 +58,10 @@ def describe_table(name: str, summary: Mapping[str, Any]) -> str:
         example = dict(entry["example"])
         where = f"row {example.pop(SOURCE_ROW)}: " if SOURCE_ROW in example else ""
         example.pop(REASON, None)
-        shown = ", ".join(f"{k}={v!r}" for k, v in example.items() if v != "")
+        # The contract's column order (XCom does not keep a dict's order): ids first.
+        order = COLUMNS.get(name, ())
+        keys = sorted(example, key=lambda k: order.index(k) if k in order else len(order))
+        shown = ", ".join(f"{k}={example[k]!r}" for k in keys if example[k] != "")
         parts.append(f"{entry['reason']} ({entry['count']}, e.g. {where}{shown})")
     more = f"; and {summary['more_reasons']} more reasons" if summary.get("more_reasons") else ""
     return f"{head}: " + "; ".join(parts) + more
