@@ -1,9 +1,10 @@
 """seed_data: obtain the tenant's data (generated, or a real tenant's sample) and split it by the contract.
 
 Generated data is deterministic from tenant + data interval + seed. A real sample (``interactions_uri`` /
-``items_uri``) is read as-is; its users are derived from its interactions. Either way every row is checked
-against the contract: clean rows go on to upload, rejected rows are kept with their reason so upload_to_minio
-can quarantine them (nothing is dropped silently). The GX suite proves the clean set's integrity.
+``items_uri``) is read in the tenant's own format and layout (tenant_files, normalize); its users are derived
+from its interactions. Either way every row is checked against the contract: clean rows go on to upload, and
+rejected rows go to the quarantine bucket at once, each with its reason, counted by reason in this stage's
+summary (nothing is dropped silently). The GX suite proves the clean set's integrity.
 """
 
 from __future__ import annotations
