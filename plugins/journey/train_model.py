@@ -24,9 +24,10 @@ def artifact_prefix(run: JourneyRun) -> str:
     return f"{run.tenant}/{run.model_version}/"
 
 
-def catalog_upload(done: dict[str, Any]) -> str:
-    """This run's catalog snapshot: the items upload upload_to_minio registered."""
-    return done["upload_to_minio"]["uploads"]["items"]
+def catalog_upload(done: dict[str, Any]) -> str | None:
+    """This run's catalog snapshot: the items upload upload_to_minio registered. None outside the journey
+    (tenant_model_training validates a retrained model over the tenant's merged catalog)."""
+    return ((done.get("upload_to_minio") or {}).get("uploads") or {}).get("items")
 
 
 def gates(run: JourneyRun) -> dict[str, float | None]:
