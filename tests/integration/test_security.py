@@ -254,6 +254,15 @@ def test_injection_in_every_string_field_of_every_create_endpoint_changes_nothin
     target, bystander = tenants["a"], tenants["b"]
     data = b"event_id,user_id,item_id,interaction_type,timestamp\ne1,u1,i1,view,2026-01-01T00:00:00+00:00\n"
     sha = storage.sha256_hex(data)
+    # A model names the catalog upload it was trained on: the target's own, so the valid body is valid.
+    catalog = b"item_id\ni1\n"
+    storage.write(s3, config.RAW_BUCKET, f"{target['slug']}/inj-items.csv", catalog)
+    catalog_upload = admin.post(
+        f"/api/admin/tenants/{target['slug']}/uploads",
+        json={"kind": "items", "bucket": config.RAW_BUCKET, "object_key": f"{target['slug']}/inj-items.csv", "rows": 1,
+              "sha256": storage.sha256_hex(catalog), "source": "s"},
+    )  # fmt: skip
+    assert catalog_upload.status_code == 201, catalog_upload.text
     bodies = {  # a valid body per create endpoint; each string field gets each injection in turn
         "/api/admin/tenants": lambda: {
             "name": "n", "slug": f"inj-{uuid.uuid4().hex[:8]}", "email": "a@b.co", "source": "s",
@@ -265,6 +274,7 @@ def test_injection_in_every_string_field_of_every_create_endpoint_changes_nothin
         },
         "/api/admin/tenants/{tenant}/models": lambda: {
             "version": "inj-1", "metrics": {"ndcg": 0.1}, "artifact_uri": "s3://recsys-models/x/", "source": "s",
+            "catalog_upload_id": catalog_upload.json()["upload_id"],
         },
         "/api/admin/tenants/{tenant}/models/{version}/deploy": lambda: {"traffic_percent": 100, "source": "s"},
     }  # fmt: skip
