@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from plugins.journey.run import JourneyRun
-from plugins.journey.train_model import gates, lift
+from plugins.journey.train_model import catalog_upload, gates, lift
 
 DAY = datetime(2026, 11, 10, tzinfo=UTC)
 
@@ -29,3 +29,8 @@ def test_an_operator_may_set_either_gate_for_either_kind_of_run():
 def test_lift_is_the_ratio_over_popularity_even_when_popularity_scores_nothing():
     assert lift({"ndcg_at_10": 0.164, "popularity_ndcg_at_10": 0.012}) == 0.164 / 0.012
     assert lift({"ndcg_at_10": 0.2, "popularity_ndcg_at_10": 0.0}) > 1e6
+
+
+def test_the_journey_trains_over_its_own_catalog_snapshot_and_retraining_over_the_merged_catalog():
+    assert catalog_upload({"upload_to_minio": {"uploads": {"items": "up-1", "users": "up-2"}}}) == "up-1"
+    assert catalog_upload({"seed_data": {"tenant_id": "t"}}) is None  # tenant_model_training's validation
