@@ -2,8 +2,9 @@
 
 seed_data -> upload_to_minio -> feed_kafka -> train_model -> deploy_model -> query_recommendations -> audit,
 each a task group of ``run`` (retried on transient errors, with exponential backoff) and ``validate`` (its GX
-suite, never retried), then ``report``, which runs whatever happened upstream and writes report.json and the
-run's Data Docs. The stages' code is in plugins/journey/<stage>.py, their suites in expectations/<stage>.json.
+suite, never retried), then ``cleanup`` (revokes the run's API keys, ends its candidate deployment, deletes its
+isolation-probe tenant) and ``report`` (report.json and the run's Data Docs), which both run whatever happened
+upstream. The stages' code is in plugins/journey/<stage>.py, their suites in expectations/<stage>.json.
 
 One run validates one day for one or more tenants: the stages and the report form a task group mapped over
 ``tenants`` (default: include.config.CANARY_TENANTS, the daily canaries; the ``tenant`` param, set from the UI
@@ -12,10 +13,11 @@ backfills and manual triggers then all run the very same DAG, one run per logica
 journey is its own chain of map indexes, so tenants run in parallel on any executor, fail independently
 (one tenant's failure skips only its own stages) and each gets its own report.
 
-Backfill one day at a time: ``airflow backfill create --dag-id onboarding_journey --from-date D1 --to-date D2
---max-active-runs 1``. The platform serves one model per tenant, so two days of one tenant in parallel deploy
-over each other (measured: deploy_model's served-version expectation fails), and a backfill, unlike scheduled
-runs, ignores the DAG's max_active_runs (its own default is 10).
+Deploys respect time: a day older than the tenant's live model (or a live model with no logical date, which
+did not come from a pipeline run) is validated as a candidate at 0% traffic, and the live model keeps serving
+(plugins/journey/deploy_model.py). Backfill one day at a time all the same: ``airflow backfill create --dag-id
+onboarding_journey --from-date D1 --to-date D2 --max-active-runs 1``; a backfill, unlike scheduled runs, ignores
+the DAG's max_active_runs (its own default is 10), and days of one tenant share its catalog and keys.
 """
 
 from __future__ import annotations
@@ -117,6 +119,13 @@ def validate(stage: str, tenant: str) -> dict:
     return validate_stage(stage, get_current_context(), tenant=tenant)
 
 
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=2)
+def cleanup(tenant: str) -> dict:
+    from plugins.journey.cleanup import run_for_context
+
+    return run_for_context(get_current_context(), tenant=tenant)
+
+
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
 def report(tenant: str) -> str:
     from plugins.journey.report import write_for_context
@@ -124,8 +133,8 @@ def report(tenant: str) -> str:
     return write_for_context(get_current_context(), tenant=tenant)
 
 
-# prefix_group_id=False keeps the task ids "<stage>.run", "<stage>.validate" and "report": the map index,
-# not the task id, tells tenants apart.
+# prefix_group_id=False keeps the task ids "<stage>.run", "<stage>.validate", "cleanup" and "report": the map
+# index, not the task id, tells tenants apart.
 @task_group(group_id="journey", prefix_group_id=False)
 def journey(tenant: str) -> None:
     previous = None
@@ -135,7 +144,7 @@ def journey(tenant: str) -> None:
         if previous is not None:
             previous >> group
         previous = group
-    previous >> report(tenant)
+    previous >> cleanup(tenant) >> report(tenant)
 
 
 @dag(

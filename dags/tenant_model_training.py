@@ -11,7 +11,10 @@ Trigger with conf ``{"tenant_id": "<tenant id or slug>"}`` (optionally ``days``,
   embeddings, every catalog item embedded), never retried;
 - ``register``: the version and its metrics with the platform (an upsert);
 - ``deploy``: only if its NDCG@10 >= the deployed version's + ``ndcg_margin``; otherwise the deployed
-  version stays, and the task's log and XCom (``decision``, ``reason``) say why.
+  version stays, and the task's log and XCom (``decision``, ``reason``) say why. Deploys respect time, as
+  the journey's do: a model whose logical date (its snapshot's ``run_after``) is older than the live model's,
+  or a live model with no logical date, leaves the live model serving; the new version is validated as a
+  candidate at 0% traffic instead (``decision`` "candidate").
 
 The logic is in plugins/ops/retraining.py; failures are alerted by plugins/alerts.py.
 """

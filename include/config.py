@@ -53,6 +53,10 @@ INGEST_GROUP = "recsys-ingest"
 # daily run out over one more tenant, in parallel, with no DAG change.
 CANARY_TENANTS: tuple[str, ...] = ("canary",)
 
+# Days the pipeline's own output files are kept (reports, work directories, quarantine objects, alerts;
+# locally and in the buckets) before the daily file_retention DAG removes them.
+RETENTION_DAYS = 30
+
 # Airflow connection ids; the local stack and docker-compose both define exactly these.
 POSTGRES_CONN_ID = "postgres_app"
 MINIO_CONN_ID = "minio_default"

@@ -17,7 +17,7 @@ import sys
 from datetime import date
 
 from plugins.journey.rejections import describe
-from plugins.journey.report import summary_table
+from plugins.journey.report import NEWEST_LINK, summary_table
 from plugins.journey.run import reports_root
 
 
@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     json.loads(args.conf)  # fail here, clearly, rather than inside Airflow
 
-    latest = os.path.join(reports_root(), "latest")
-    before = os.path.realpath(latest) if os.path.lexists(latest) else None
+    newest = os.path.join(reports_root(), NEWEST_LINK)
+    before = os.path.realpath(newest) if os.path.lexists(newest) else None
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     completed = subprocess.run([airflow, "dags", "test", "onboarding_journey", args.date, "-c", args.conf])
-    if not os.path.lexists(latest) or os.path.realpath(latest) == before:
+    if not os.path.lexists(newest) or os.path.realpath(newest) == before:
         # Never a success: a run that wrote no report validated nothing.
         print(
             f"FAILED: the journey for {args.date} wrote no report (airflow exited {completed.returncode}), so nothing"
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return completed.returncode or 1
-    # latest points at one tenant's report; the run validated every tenant whose directory sits beside it.
-    run_dir = os.path.dirname(os.path.realpath(latest))
+    # newest points at one tenant's report; the run validated every tenant whose directory sits beside it.
+    run_dir = os.path.dirname(os.path.realpath(newest))
     reports = []
     for report_path in sorted(glob.glob(os.path.join(run_dir, "*", "report.json"))):
         with open(report_path) as fh:
@@ -67,6 +67,8 @@ def _print_report(report: dict, report_path: str) -> None:
               f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')}")
     if recs.get("requests"):
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
+    if (report.get("deployment") or {}).get("reason"):
+        print(f"deployment: {report['deployment']['reason']}")
     print(f"report: {report_path}")
     print(f"data docs: {report.get('data_docs')}")
 

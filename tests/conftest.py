@@ -34,8 +34,13 @@ def stack_env() -> dict[str, str]:
     if not os.path.exists(STACK_ENV_FILE):
         pytest.fail(f"local stack not running: run make up (no env file at {STACK_ENV_FILE})", pytrace=False)
     from include.stack import lifecycle
+    from include.stack.settings import StackConfigError
 
-    unhealthy = [s for s in lifecycle.status() if not s.healthy]
+    try:
+        statuses = lifecycle.status()
+    except StackConfigError as exc:  # e.g. a RECSYS_PORT_OFFSET that is not the running stack's
+        pytest.fail(f"local stack settings: {exc}", pytrace=False)
+    unhealthy = [s for s in statuses if not s.healthy]
     if unhealthy:
         details = "; ".join(f"{s.name} is {s.state} {s.detail}".strip() for s in unhealthy)
         pytest.fail(f"local stack not running: run make up ({details})", pytrace=False)

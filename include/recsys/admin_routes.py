@@ -2,6 +2,16 @@
 
 Every route needs Authorization: Bearer <RECSYS_ADMIN_TOKEN>. Wherever a path says {tenant}, the
 tenant's id or its slug is accepted. Every state change writes its audit row in the same transaction.
+
+API keys are a resource of their tenant: ``POST .../apikeys`` creates one (the key is shown once),
+``GET .../apikeys[/{id}]`` lists them (never the key or its hash), ``DELETE .../apikeys/{id}`` revokes one
+(401 from then on; the record stays, with ``revoked_at``).
+
+Deployments: a tenant has at most one live deployment, which takes its traffic, and any number of
+candidates (``traffic_percent`` 0), loaded and answering only requests that pin their version. A model
+carries the logical date its training data runs up to; a deploy with ``protect_newer_live`` refuses (409)
+to put a model in front of a live one that is newer or undated, so a backfill of old days never
+downgrades production. ``DELETE .../deployments/{id}`` ends a candidate.
 """
 
 from __future__ import annotations
@@ -13,10 +23,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import psycopg2.errors
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from psycopg2.extras import execute_values
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from include import config
 from include.recsys import audit, auth, contracts, storage
@@ -61,11 +72,16 @@ class ModelIn(BaseModel):
     artifact_uri: str = Field(pattern=r"^s3://[^/]+/.+", max_length=1024)
     # The catalog upload (an items upload of this tenant) the model was trained on; serving takes categories from it.
     catalog_upload_id: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    # How recent the model is: the point in time its training data runs up to (a pipeline's logical date).
+    logical_date: AwareDatetime | None = None
     source: Source
 
 
 class DeployIn(BaseModel):
-    traffic_percent: int = Field(default=100, ge=1, le=100)
+    # 0 deploys a candidate: loaded and answering requests that pin its version, taking no traffic.
+    traffic_percent: int = Field(default=100, ge=0, le=100)
+    # Refuse (409) to replace a live model that is newer than this one or has no logical date to compare.
+    protect_newer_live: bool = False
     source: Source
 
 
@@ -80,8 +96,8 @@ def _tenant_json(row: dict) -> dict:
     }
 
 
-def _tenant(cur, ref: str) -> dict:
-    cur.execute("SELECT * FROM tenants WHERE id = %s OR slug = %s", (ref, ref))
+def _tenant(cur, ref: str, *, for_update: bool = False) -> dict:
+    cur.execute("SELECT * FROM tenants WHERE id = %s OR slug = %s" + (" FOR UPDATE" if for_update else ""), (ref, ref))
     row = cur.fetchone()
     if row is None:
         raise ApiError(404, "tenant_not_found", f"no tenant with id or slug {ref[:100]!r}")
@@ -121,6 +137,62 @@ def get_tenant(tenant: str, request: Request) -> dict:
         return _tenant_json(_tenant(cur, tenant))
 
 
+# What a tenant can hold; only a tenant holding none of it may be deleted (the audit trail keeps its history).
+TENANT_HOLDINGS = ("api_keys", "items", "catalog_items", "interactions", "data_uploads", "model_versions")
+
+
+@router.delete("/tenants/{tenant}")
+def delete_tenant(tenant: str, request: Request) -> dict:
+    """Remove a tenant that holds nothing (a probe, a mistaken slug); 409 naming what it holds otherwise."""
+    source = run_source(request)
+    with platform(request).db.transaction() as cur:
+        row = _tenant(cur, tenant, for_update=True)
+        counts = {}
+        for table in TENANT_HOLDINGS:  # names from the constant above, never from input
+            cur.execute(f"SELECT count(*) AS n FROM {table} WHERE tenant_id = %s", (row["id"],))
+            counts[table] = cur.fetchone()["n"]
+        held = {table: n for table, n in counts.items() if n}
+        if held:
+            raise ApiError(
+                409,
+                "tenant_not_empty",
+                f"tenant {row['slug']!r} holds {', '.join(f'{n} {table}' for table, n in held.items())};"
+                " only a tenant without keys, data or models can be deleted",
+                holds=held,
+            )
+        cur.execute("DELETE FROM ingest_progress WHERE tenant_id = %s", (row["id"],))
+        try:
+            cur.execute("DELETE FROM tenants WHERE id = %s", (row["id"],))
+        except psycopg2.errors.ForeignKeyViolation as exc:  # a table referencing tenants that is not listed above
+            raise ApiError(
+                409, "tenant_not_empty", f"tenant {row['slug']!r} still holds data: {exc.diag.message_detail}"
+            ) from None
+        audit.record(
+            cur,
+            actor=ACTOR,
+            action="tenant.deleted",
+            tenant_id=row["id"],
+            object_ref=f"tenant:{row['slug']}",
+            details={"source": source, "slug": row["slug"]},
+            request_id=request_id(request),
+        )
+    return {**_tenant_json(row), "deleted": True}
+
+
+def _key_json(row: dict) -> dict:
+    """A key as listed: never the key itself or its hash."""
+    return {
+        "id": row["id"],
+        "tenant_id": row["tenant_id"],
+        "name": row["name"],
+        "prefix": row["key_prefix"],
+        "source": row["source"],
+        "created_at": row["created_at"].isoformat(),
+        "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+        "active": row["revoked_at"] is None,
+    }
+
+
 @router.post("/tenants/{tenant}/apikeys", status_code=201)
 def create_api_key(tenant: str, body: ApiKeyIn, request: Request) -> dict:
     source = run_source(request, body.source)
@@ -130,8 +202,8 @@ def create_api_key(tenant: str, body: ApiKeyIn, request: Request) -> dict:
     with platform(request).db.transaction() as cur:
         row = _tenant(cur, tenant)
         cur.execute(
-            "INSERT INTO api_keys (id, tenant_id, name, key_prefix, key_hash) VALUES (%s, %s, %s, %s, %s)",
-            (key_id, row["id"], body.name, prefix, auth.hash_key(key)),
+            "INSERT INTO api_keys (id, tenant_id, name, key_prefix, key_hash, source) VALUES (%s, %s, %s, %s, %s, %s)",
+            (key_id, row["id"], body.name, prefix, auth.hash_key(key), source),
         )
         audit.record(
             cur,
@@ -142,7 +214,63 @@ def create_api_key(tenant: str, body: ApiKeyIn, request: Request) -> dict:
             details={"source": source, "name": body.name, "prefix": prefix},
             request_id=request_id(request),
         )
-    return {"api_key": key, "id": key_id, "prefix": prefix, "tenant_id": row["id"], "name": body.name}
+    return {"api_key": key, "id": key_id, "prefix": prefix, "tenant_id": row["id"], "name": body.name, "source": source}
+
+
+@router.get("/tenants/{tenant}/apikeys")
+def list_api_keys(tenant: str, request: Request, source: str | None = None, active: bool | None = None) -> dict:
+    """The tenant's keys, oldest first; ``source`` narrows to one run's, ``active`` to live or revoked ones."""
+    clauses, params = ["tenant_id = %s"], []
+    with platform(request).db.transaction() as cur:
+        row = _tenant(cur, tenant)
+        params.append(row["id"])
+        if source is not None:
+            clauses.append("source = %s")
+            params.append(source)
+        if active is not None:
+            clauses.append("revoked_at IS NULL" if active else "revoked_at IS NOT NULL")
+        cur.execute(f"SELECT * FROM api_keys WHERE {' AND '.join(clauses)} ORDER BY created_at, id", params)
+        keys = [_key_json(k) for k in cur.fetchall()]
+    return {"tenant_id": row["id"], "count": len(keys), "api_keys": keys}
+
+
+def _api_key(cur, tenant_row: dict, key_id: str) -> dict:
+    cur.execute("SELECT * FROM api_keys WHERE id = %s AND tenant_id = %s", (key_id, tenant_row["id"]))
+    row = cur.fetchone()
+    if row is None:
+        raise ApiError(404, "apikey_not_found", f"tenant {tenant_row['slug']!r} has no API key {key_id[:100]!r}")
+    return row
+
+
+@router.get("/tenants/{tenant}/apikeys/{key_id}")
+def get_api_key(tenant: str, key_id: str, request: Request) -> dict:
+    with platform(request).db.transaction() as cur:
+        return _key_json(_api_key(cur, _tenant(cur, tenant), key_id))
+
+
+@router.delete("/tenants/{tenant}/apikeys/{key_id}")
+def revoke_api_key(tenant: str, key_id: str, request: Request) -> dict:
+    """Revoke a key: every request with it answers 401 from now on. Revoking a revoked key changes nothing."""
+    source = run_source(request)
+    state = platform(request)
+    with state.db.transaction() as cur:
+        tenant_row = _tenant(cur, tenant)
+        key = _api_key(cur, tenant_row, key_id)
+        if key["revoked_at"] is not None:
+            return _key_json(key)
+        cur.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s RETURNING *", (key["id"],))
+        key = cur.fetchone()
+        audit.record(
+            cur,
+            actor=ACTOR,
+            action="apikey.revoked",
+            tenant_id=tenant_row["id"],
+            object_ref=f"apikey:{key['id']}",
+            details={"source": source, "name": key["name"], "prefix": key["key_prefix"], "created_by": key["source"]},
+            request_id=request_id(request),
+        )
+    state.keys.forget(key["key_hash"])
+    return _key_json(key)
 
 
 def _check_object(data: bytes, body: UploadIn) -> list[dict] | None:
@@ -272,12 +400,15 @@ def register_model(tenant: str, body: ModelIn, request: Request) -> dict:
                     f" got {body.catalog_upload_id[:100]!r}",
                 )
         cur.execute(
-            "INSERT INTO model_versions (tenant_id, version, metrics, artifact_uri, source, catalog_upload_id)"
-            " VALUES (%s, %s, %s::jsonb, %s, %s, %s)"
+            "INSERT INTO model_versions (tenant_id, version, metrics, artifact_uri, source, catalog_upload_id,"
+            " logical_date) VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s)"
             " ON CONFLICT (tenant_id, version) DO UPDATE SET metrics = EXCLUDED.metrics,"
             " artifact_uri = EXCLUDED.artifact_uri, source = EXCLUDED.source,"
-            " catalog_upload_id = EXCLUDED.catalog_upload_id RETURNING status",
-            (row["id"], body.version, json.dumps(body.metrics), body.artifact_uri, source, body.catalog_upload_id),
+            " catalog_upload_id = EXCLUDED.catalog_upload_id, logical_date = EXCLUDED.logical_date RETURNING status",
+            (
+                row["id"], body.version, json.dumps(body.metrics), body.artifact_uri, source, body.catalog_upload_id,
+                body.logical_date,
+            ),  # fmt: skip
         )
         status = cur.fetchone()["status"]
         audit.record(
@@ -291,6 +422,7 @@ def register_model(tenant: str, body: ModelIn, request: Request) -> dict:
                 "version": body.version,
                 "artifact_uri": body.artifact_uri,
                 "metrics": body.metrics,
+                "logical_date": body.logical_date,
             },
             request_id=request_id(request),
         )
@@ -301,26 +433,128 @@ def register_model(tenant: str, body: ModelIn, request: Request) -> dict:
         "metrics": body.metrics,
         "artifact_uri": body.artifact_uri,
         "catalog_upload_id": body.catalog_upload_id,
+        "logical_date": _iso(body.logical_date),
         "source": source,
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _live(cur, tenant_id: str) -> dict | None:
+    """The tenant's live deployment with its model's logical date, or None."""
+    cur.execute(
+        "SELECT d.id, d.version, d.traffic_percent, d.deployed_at, m.logical_date FROM deployments d"
+        " JOIN model_versions m ON m.tenant_id = d.tenant_id AND m.version = d.version"
+        " WHERE d.tenant_id = %s AND d.active AND d.role = 'live'",
+        (tenant_id,),
+    )
+    return cur.fetchone()
+
+
+def _refuse_older(live: dict | None, *, version: str, logical_date: datetime | None) -> None:
+    """409 when ``version`` would replace a live model that is newer, or whose age nobody knows."""
+    if live is None or live["version"] == version:
+        return
+    about = {"live_version": live["version"], "live_logical_date": _iso(live["logical_date"])}
+    if live["logical_date"] is None:
+        raise ApiError(
+            409,
+            "live_model_undated",
+            f"the live model {live['version']} has no logical date, so nobody can tell whether {version} is newer;"
+            " it stays live (deploy without protect_newer_live to replace it anyway)",
+            **about,
+        )
+    if logical_date is None or logical_date < live["logical_date"]:
+        mine = f"logical date {logical_date.isoformat()}" if logical_date else "no logical date"
+        raise ApiError(
+            409,
+            "live_model_newer",
+            f"the live model {live['version']} (logical date {live['logical_date'].isoformat()}) is newer than"
+            f" {version} ({mine}); it stays live",
+            **about,
+        )
+
+
+def _deploy_live(cur, *, tenant_id: str, version: str, traffic_percent: int, live: dict | None) -> tuple[str, bool]:
+    """(deployment id, reused): the same version deployed again keeps its deployment row."""
+    if live is not None and live["version"] == version:
+        cur.execute("UPDATE deployments SET traffic_percent = %s WHERE id = %s", (traffic_percent, live["id"]))
+        return live["id"], True
+    if live is not None:
+        cur.execute("UPDATE deployments SET active = false, ended_at = now() WHERE id = %s", (live["id"],))
+    # A candidate of this version is promoted: it is served live now, not as a candidate as well.
+    cur.execute(
+        "UPDATE deployments SET active = false, ended_at = now()"
+        " WHERE tenant_id = %s AND version = %s AND role = 'candidate' AND active",
+        (tenant_id, version),
+    )
+    cur.execute(
+        "UPDATE model_versions SET status = CASE WHEN version = %s THEN 'deployed' ELSE 'retired' END"
+        " WHERE tenant_id = %s AND (version = %s OR status = 'deployed')",
+        (version, tenant_id, version),
+    )
+    deployment_id = str(uuid.uuid4())
+    cur.execute(
+        "INSERT INTO deployments (id, tenant_id, version, traffic_percent, role) VALUES (%s, %s, %s, %s, 'live')",
+        (deployment_id, tenant_id, version, traffic_percent),
+    )
+    return deployment_id, False
+
+
+def _deploy_candidate(cur, *, tenant_id: str, version: str) -> tuple[str, bool]:
+    """(deployment id, reused): a version validated again as a candidate reuses its one candidate row."""
+    cur.execute(
+        "SELECT id FROM deployments WHERE tenant_id = %s AND version = %s AND role = 'candidate' FOR UPDATE",
+        (tenant_id, version),
+    )
+    row = cur.fetchone()
+    if row is not None:
+        deployment_id, reused = row["id"], True
+        cur.execute(
+            "UPDATE deployments SET active = true, ended_at = NULL, deployed_at = now() WHERE id = %s", (deployment_id,)
+        )
+    else:
+        deployment_id, reused = str(uuid.uuid4()), False
+        cur.execute(
+            "INSERT INTO deployments (id, tenant_id, version, traffic_percent, role)"
+            " VALUES (%s, %s, %s, 0, 'candidate')",
+            (deployment_id, tenant_id, version),
+        )
+    cur.execute(
+        "UPDATE model_versions SET status = 'candidate' WHERE tenant_id = %s AND version = %s AND status <> 'deployed'",
+        (tenant_id, version),
+    )
+    return deployment_id, reused
 
 
 @router.post("/tenants/{tenant}/models/{version}/deploy")
 def deploy_model(tenant: str, version: str, request: Request, body: DeployIn | None = None) -> dict:
     body = body or DeployIn()
+    role = "candidate" if body.traffic_percent == 0 else "live"
     source = run_source(request, body.source)
     state = platform(request)
     with state.db.transaction() as cur:
         tenant_row = _tenant(cur, tenant)
         cur.execute(
-            "SELECT artifact_uri FROM model_versions WHERE tenant_id = %s AND version = %s", (tenant_row["id"], version)
+            "SELECT artifact_uri, logical_date FROM model_versions WHERE tenant_id = %s AND version = %s",
+            (tenant_row["id"], version),
         )
         model_row = cur.fetchone()
-    if model_row is None:
-        raise ApiError(
-            404, "model_not_found", f"tenant {tenant_row['slug']!r} has no registered model version {version[:100]!r}"
-        )
+        if model_row is None:
+            raise ApiError(
+                404,
+                "model_not_found",
+                f"tenant {tenant_row['slug']!r} has no registered model version {version[:100]!r}",
+            )
+        live = _live(cur, tenant_row["id"])
     tenant_id = tenant_row["id"]
+    # Checked before the index is built (a refusal costs nothing) and again under the tenant's row lock below.
+    if role == "live" and body.protect_newer_live:
+        _refuse_older(live, version=version, logical_date=model_row["logical_date"])
+    if role == "candidate" and live is not None and live["version"] == version:
+        raise ApiError(409, "version_is_live", f"{version} is the live model of tenant {tenant_row['slug']!r} already")
     # One deploy at a time: building an index is CPU-bound and two racing deploys of one tenant must
     # leave the database and the served model agreeing on the winner.
     with state.deploy_lock:
@@ -330,18 +564,20 @@ def deploy_model(tenant: str, version: str, request: Request, body: DeployIn | N
             raise ApiError(422, "artifacts_unreadable", str(exc)) from None
         except ValueError as exc:
             raise ApiError(422, "artifacts_invalid", str(exc)) from None
-        deployment_id = str(uuid.uuid4())
         with state.db.transaction() as cur:
-            cur.execute("UPDATE deployments SET active = false WHERE tenant_id = %s AND active", (tenant_id,))
-            cur.execute(
-                "UPDATE model_versions SET status = CASE WHEN version = %s THEN 'deployed' ELSE 'retired' END"
-                " WHERE tenant_id = %s AND (version = %s OR status = 'deployed')",
-                (version, tenant_id, version),
-            )
-            cur.execute(
-                "INSERT INTO deployments (id, tenant_id, version, traffic_percent) VALUES (%s, %s, %s, %s)",
-                (deployment_id, tenant_id, version, body.traffic_percent),
-            )
+            _tenant(cur, tenant_id, for_update=True)  # serialises deploys of one tenant across API processes
+            live = _live(cur, tenant_id)
+            if role == "live":
+                if body.protect_newer_live:
+                    _refuse_older(live, version=version, logical_date=model_row["logical_date"])
+                deployment_id, reused = _deploy_live(
+                    cur, tenant_id=tenant_id, version=version, traffic_percent=body.traffic_percent, live=live
+                )
+            else:
+                if live is not None and live["version"] == version:
+                    raise ApiError(409, "version_is_live", f"{version} became the live model meanwhile")
+                deployment_id, reused = _deploy_candidate(cur, tenant_id=tenant_id, version=version)
+            replaced = live["version"] if role == "live" and live is not None and live["version"] != version else None
             audit.record(
                 cur,
                 actor=ACTOR,
@@ -351,17 +587,27 @@ def deploy_model(tenant: str, version: str, request: Request, body: DeployIn | N
                 details={
                     "source": source,
                     "version": version,
+                    "role": role,
                     "index_size": model.index_size,
                     "traffic_percent": body.traffic_percent,
                     "deployment_id": deployment_id,
+                    "replaced": replaced,
+                    "reused": reused,
                 },
                 request_id=request_id(request),
             )
-        state.registry.put(tenant_id, model)
+        if role == "live":
+            state.registry.put(tenant_id, model)
+        else:
+            state.registry.put_candidate(tenant_id, model)
     return {
         "tenant_id": tenant_id,
         "version": version,
+        "role": role,
         "deployment_id": deployment_id,
+        "reused": reused,
+        "replaced": replaced,
+        "logical_date": _iso(model_row["logical_date"]),
         "index_size": model.index_size,
         "dim": model.index.d,
         "users": len(model.user_rows),
@@ -376,10 +622,10 @@ def list_models(tenant: str, request: Request) -> dict:
     with state.db.transaction() as cur:
         tenant_row = _tenant(cur, tenant)
         cur.execute(
-            "SELECT m.version, m.status, m.metrics, m.artifact_uri, m.source, m.created_at,"
+            "SELECT m.version, m.status, m.metrics, m.artifact_uri, m.source, m.logical_date, m.created_at,"
             " d.version IS NOT NULL AS deployed FROM model_versions m"
             " LEFT JOIN deployments d ON d.tenant_id = m.tenant_id AND d.version = m.version AND d.active"
-            " WHERE m.tenant_id = %s ORDER BY m.created_at DESC",
+            " AND d.role = 'live' WHERE m.tenant_id = %s ORDER BY m.created_at DESC",
             (tenant_row["id"],),
         )
         rows = cur.fetchall()
@@ -387,24 +633,114 @@ def list_models(tenant: str, request: Request) -> dict:
     return {
         "tenant_id": tenant_row["id"],
         "serving_version": served.version if served else None,
-        "models": [{**r, "created_at": r["created_at"].isoformat()} for r in rows],
+        "models": [
+            {**r, "created_at": r["created_at"].isoformat(), "logical_date": _iso(r["logical_date"])} for r in rows
+        ],
     }
 
 
 @router.get("/tenants/{tenant}/deployment")
 def get_deployment(tenant: str, request: Request) -> dict:
+    """The live model this API process serves for the tenant (404 if none)."""
     state = platform(request)
     with state.db.transaction() as cur:
         tenant_id = _tenant(cur, tenant)["id"]
+        live = _live(cur, tenant_id)
     model = state.registry.get(tenant_id)
     if model is None:
         raise ApiError(404, "no_deployment", f"this API process serves no model for tenant {tenant[:100]!r}")
+    recorded = live if live is not None and live["version"] == model.version else None
     return {
         "tenant_id": tenant_id,
         "version": model.version,
+        "role": "live",
+        "deployment_id": recorded["id"] if recorded else None,
+        "traffic_percent": recorded["traffic_percent"] if recorded else None,
+        "logical_date": _iso(recorded["logical_date"]) if recorded else None,
         "index_size": model.index_size,
         "loaded_at": datetime.fromtimestamp(model.loaded_at, UTC).isoformat(),
     }
+
+
+def _deployment_json(state, row: dict) -> dict:
+    registry, tenant_id = state.registry, row["tenant_id"]
+    model = registry.get(tenant_id) if row["role"] == "live" else registry.get_version(tenant_id, row["version"])
+    served = row["active"] and model is not None and model.version == row["version"]
+    return {
+        "deployment_id": row["id"],
+        "tenant_id": row["tenant_id"],
+        "version": row["version"],
+        "role": row["role"],
+        "traffic_percent": row["traffic_percent"],
+        "logical_date": _iso(row["logical_date"]),
+        "active": row["active"],
+        "deployed_at": row["deployed_at"].isoformat(),
+        "ended_at": _iso(row["ended_at"]),
+        # Whether this API process has the model loaded, and how many items its index holds.
+        "served": served,
+        "index_size": model.index_size if served else None,
+    }
+
+
+DEPLOYMENT_SQL = (
+    "SELECT d.*, m.logical_date FROM deployments d"
+    " JOIN model_versions m ON m.tenant_id = d.tenant_id AND m.version = d.version WHERE d.tenant_id = %s"
+)
+
+
+@router.get("/tenants/{tenant}/deployments")
+def list_deployments(tenant: str, request: Request, include_ended: bool = False) -> dict:
+    """Active deployments (the live one first, then candidates), or every one with include_ended."""
+    state = platform(request)
+    with state.db.transaction() as cur:
+        tenant_id = _tenant(cur, tenant)["id"]
+        where = "" if include_ended else " AND d.active"
+        cur.execute(f"{DEPLOYMENT_SQL}{where} ORDER BY d.active DESC, d.role DESC, d.deployed_at DESC", (tenant_id,))
+        rows = cur.fetchall()
+    deployments = [_deployment_json(state, row) for row in rows]
+    return {"tenant_id": tenant_id, "count": len(deployments), "deployments": deployments}
+
+
+@router.delete("/tenants/{tenant}/deployments/{deployment_id}")
+def end_deployment(tenant: str, deployment_id: str, request: Request) -> dict:
+    """End a candidate deployment (unload it). The live one is replaced by deploying another version."""
+    source = run_source(request)
+    state = platform(request)
+    with state.deploy_lock, state.db.transaction() as cur:
+        tenant_row = _tenant(cur, tenant, for_update=True)
+        cur.execute(f"{DEPLOYMENT_SQL} AND d.id = %s", (tenant_row["id"], deployment_id))
+        row = cur.fetchone()
+        if row is None:
+            raise ApiError(
+                404, "deployment_not_found", f"tenant {tenant_row['slug']!r} has no deployment {deployment_id[:100]!r}"
+            )
+        if row["role"] == "live" and row["active"]:
+            raise ApiError(
+                409,
+                "live_deployment",
+                f"{row['version']} is tenant {tenant_row['slug']!r}'s live model; deploy another version to replace it",
+            )
+        if row["active"]:
+            cur.execute(
+                "UPDATE deployments SET active = false, ended_at = now() WHERE id = %s RETURNING ended_at", (row["id"],)
+            )
+            row = {**row, "active": False, "ended_at": cur.fetchone()["ended_at"]}
+            cur.execute(
+                "UPDATE model_versions SET status = 'registered' WHERE tenant_id = %s AND version = %s"
+                " AND status = 'candidate'",
+                (tenant_row["id"], row["version"]),
+            )
+            audit.record(
+                cur,
+                actor=ACTOR,
+                action="model.undeployed",
+                tenant_id=tenant_row["id"],
+                object_ref=f"model:{row['version']}",
+                details={"source": source, "version": row["version"], "role": row["role"], "deployment_id": row["id"]},
+                request_id=request_id(request),
+            )
+        state.registry.drop_candidate(tenant_row["id"], row["version"])
+    return _deployment_json(state, row)
 
 
 AUDIT_COLUMNS = ("id", "ts", "actor", "tenant_id", "action", "object", "source", "request_id", "details")
@@ -423,8 +759,11 @@ def list_audit(
     clauses, params = [], []
     with platform(request).db.transaction() as cur:
         if tenant_id is not None:
+            cur.execute("SELECT id FROM tenants WHERE id = %s OR slug = %s", (tenant_id, tenant_id))
+            found = cur.fetchone()
+            # A deleted tenant's trail stays readable by its id.
             clauses.append("tenant_id = %s")
-            params.append(_tenant(cur, tenant_id)["id"])
+            params.append(found["id"] if found else tenant_id)
         if action is not None:
             clauses.append("action = %s")
             params.append(action)

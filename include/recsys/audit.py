@@ -19,11 +19,14 @@ log = logging.getLogger(__name__)
 
 ACTIONS: tuple[str, ...] = (
     "tenant.created",
+    "tenant.deleted",
     "apikey.created",
+    "apikey.revoked",
     "upload.registered",
     "interactions.ingested",
     "model.registered",
     "model.deployed",
+    "model.undeployed",
     "recommendations.served",
 )
 

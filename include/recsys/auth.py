@@ -62,7 +62,8 @@ def is_admin(authorization: str | None, *, admin_token: str) -> bool:
 
 
 class KeyCache:
-    """key hash -> owner, with a TTL so revocations take effect within ``ttl_s``.
+    """key hash -> owner, with a TTL so a revocation made through another API process takes effect within
+    ``ttl_s`` (the process that revokes a key forgets it at once).
 
     Unknown hashes are cached too (for less time), so a client hammering with a bad key costs one
     query per ``negative_ttl_s`` rather than one per request.
@@ -89,6 +90,11 @@ class KeyCache:
         if entry is not None and entry[0] > time.monotonic():
             return True, entry[1]
         return False, None
+
+    def forget(self, key_hash: str) -> None:
+        """Drop a key's cached owner, so a revocation takes effect in this process at once."""
+        with self._lock:
+            self._entries.pop(key_hash, None)
 
     def owner(self, key: str) -> KeyOwner | None:
         hit, owner = self.cached(key)

@@ -74,23 +74,30 @@ class Platform:
         return serving.TenantModel.build(artifacts, version=version, categories=categories, history=history)
 
     def reload_deployments(self) -> None:
-        """Serves again what was active before a restart; a model that fails to load is logged and skipped."""
+        """Serves again what was active before a restart, live models and candidates; a model that fails to
+        load is logged and skipped."""
         with self.db.transaction() as cur:
             cur.execute(
-                "SELECT d.tenant_id, d.version, m.artifact_uri FROM deployments d"
+                "SELECT d.tenant_id, d.version, d.role, m.artifact_uri FROM deployments d"
                 " JOIN model_versions m ON m.tenant_id = d.tenant_id AND m.version = d.version WHERE d.active"
             )
             active = cur.fetchall()
         for row in active:
-            if self.registry.get(row["tenant_id"]) is not None:
+            if self.registry.get_version(row["tenant_id"], row["version"]) is not None:
                 continue
             try:
                 model = self.build_model(row["tenant_id"], row["version"], row["artifact_uri"])
             except (storage.StorageError, ValueError) as exc:  # unreadable, or corrupt / unservable
                 log.error("cannot reload tenant %s version %s: %s", row["tenant_id"], row["version"], exc)
                 continue
-            self.registry.put(row["tenant_id"], model)
-            log.info("reloaded tenant %s version %s (%d items)", row["tenant_id"], row["version"], model.index_size)
+            if row["role"] == "candidate":
+                self.registry.put_candidate(row["tenant_id"], model)
+            else:
+                self.registry.put(row["tenant_id"], model)
+            log.info(
+                "reloaded tenant %s %s version %s (%d items)",
+                row["tenant_id"], row["role"], row["version"], model.index_size,
+            )  # fmt: skip
         self._deployments_loaded = True
 
     def popularity(self, tenant_id: str) -> serving.Popularity:

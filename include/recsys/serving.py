@@ -173,19 +173,44 @@ class TenantModel:
 
 
 class Registry:
-    """The models this process serves, one per tenant. Readers take no lock: a deploy replaces the
-    whole mapping with one reference assignment."""
+    """The models this process serves: one live model per tenant, plus candidates (loaded for validation,
+    reached only by requests that pin their version). Readers take no lock: a deploy replaces the whole
+    mapping with one reference assignment."""
 
     def __init__(self) -> None:
         self._models: dict[str, TenantModel] = {}
+        self._candidates: dict[tuple[str, str], TenantModel] = {}
         self._write_lock = threading.Lock()
 
     def get(self, tenant_id: str) -> TenantModel | None:
+        """The tenant's live model."""
         return self._models.get(tenant_id)
 
+    def get_version(self, tenant_id: str, version: str) -> TenantModel | None:
+        """The tenant's model of this version, live or candidate; None if this process does not serve it."""
+        live = self._models.get(tenant_id)
+        if live is not None and live.version == version:
+            return live
+        return self._candidates.get((tenant_id, version))
+
     def put(self, tenant_id: str, model: TenantModel) -> None:
+        """Make ``model`` the tenant's live model; a candidate of the same version is promoted, not kept twice."""
         with self._write_lock:
             self._models = {**self._models, tenant_id: model}
+            if (tenant_id, model.version) in self._candidates:
+                self._candidates = {k: v for k, v in self._candidates.items() if k != (tenant_id, model.version)}
+
+    def put_candidate(self, tenant_id: str, model: TenantModel) -> None:
+        with self._write_lock:
+            self._candidates = {**self._candidates, (tenant_id, model.version): model}
+
+    def drop_candidate(self, tenant_id: str, version: str) -> bool:
+        with self._write_lock:
+            if (tenant_id, version) not in self._candidates:
+                return False
+            self._candidates = {k: v for k, v in self._candidates.items() if k != (tenant_id, version)}
+            return True
 
     def versions(self) -> dict[str, str]:
+        """Live versions per tenant (what /metrics reports as serving)."""
         return {tenant: model.version for tenant, model in self._models.items()}

@@ -37,6 +37,8 @@ class RecommendIn(BaseModel):
     count: int = Field(default=10, ge=1, le=100)
     filters: Filters | None = None
     tenant_id: str | None = Field(default=None, max_length=200)
+    # Pin a version: the live one or a candidate (deployed at 0% traffic, e.g. a backfill validating an old day).
+    model_version: str | None = Field(default=None, min_length=1, max_length=64)
     source: str | None = Field(default=None, max_length=200)
 
 
@@ -82,7 +84,16 @@ async def _recommend(request: Request, owner: KeyOwner, path_tenant: str | None)
     _forbid_other_tenant(owner, body.tenant_id)
     category = body.filters.category if body.filters else None
     state = platform(request)
-    model = state.registry.get(owner.tenant_id)
+    if body.model_version is not None:
+        model = state.registry.get_version(owner.tenant_id, body.model_version)
+        if model is None:
+            raise ApiError(
+                404,
+                "model_version_not_served",
+                f"model version {body.model_version!r} is neither live nor a candidate of this tenant here",
+            )
+    else:
+        model = state.registry.get(owner.tenant_id)
     if model is not None:
         items, fallback = model.recommend(body.user_id, count=body.count, category=category)
     else:
@@ -104,7 +115,7 @@ async def _recommend(request: Request, owner: KeyOwner, path_tenant: str | None)
 
 @router.post("/recommendations")
 async def recommendations(request: Request) -> JSONResponse:
-    """Body: {user_id, count (1..100, default 10), filters: {category}, tenant_id?, source?}."""
+    """Body: {user_id, count (1..100, default 10), filters: {category}, tenant_id?, model_version?, source?}."""
     owner = await _authenticate(request)
     return await _recommend(request, owner, None)
 

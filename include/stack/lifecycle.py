@@ -184,6 +184,7 @@ def up(
     with_bootstrap = all(c in selected for c in infra)
     report: dict[str, object] = {}
     with _exclusive(stack.settings):
+        stack.settings.record()
         for component in selected:
             if component.tier != "infra" and with_bootstrap and "bootstrap" not in report:
                 report["bootstrap"] = _bootstrap(stack, airflow_db=airflow_db, log=log)

@@ -1,13 +1,24 @@
-"""Where a local stack lives and which ports it uses, read from the environment once."""
+"""Where a local stack lives and which ports it uses.
+
+The state directory (RECSYS_LOCAL_DIR, default .local) names the stack. Everything else the environment
+decides about it (RECSYS_PORT_OFFSET, DATABASE_URL, PG_BIN_DIR) is recorded in ``<state dir>/stack.json`` by
+the first ``up`` and read back by every later command, so ``make status`` or ``make down`` run without those
+variables reach the stack whose pid files they read. A variable that is set and disagrees with the record is
+an error naming both values, never a probe of another stack's ports. (RECSYS_RATE_LIMIT is not recorded: it
+is one API start's setting, e.g. the benchmark's, and must not outlive that start.)
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from include import config
+from include.stack.credentials import write_private
 
 HOST = "127.0.0.1"
 
@@ -39,6 +50,9 @@ BASE_PORTS: dict[str, int] = {
 # The API's per-key rate limit ("requests/seconds"). RECSYS_RATE_LIMIT overrides it for a stack that
 # must not throttle, e.g. the benchmark's load generator; the journey's 429 probe needs the default.
 DEFAULT_RATE_LIMIT = "60/10"
+
+# Where a stack records the settings the environment chose for it (mode 600: an external server's password).
+STATE_FILE = "stack.json"
 
 # The database roles and databases the stack provisions, one role per database.
 AIRFLOW_DB = "airflow"
@@ -96,6 +110,36 @@ def _port_offset(raw: str) -> int:
     return offset
 
 
+def _server_identity(server: PgServer | None) -> str:
+    """A server as an operator names it, without its password."""
+    return "its own PostgreSQL" if server is None else f"postgres://{server.user}@{server.host}:{server.port}/{server.dbname}"
+
+
+def read_record(local_dir: str) -> tuple[dict[str, Any], str | None]:
+    """(what ``up`` recorded for the stack in ``local_dir``, the file it came from); ({}, None) for a stack
+    never started. A stack started before the record existed still has its env file, naming its port offset."""
+    path = os.path.join(local_dir, STATE_FILE)
+    if os.path.exists(path):
+        with open(path) as fh:
+            return json.load(fh), path
+    env_file = os.path.join(local_dir, "env")
+    if os.path.exists(env_file):
+        from include.stack.env import load_env
+
+        offset = load_env(env_file).get("RECSYS_PORT_OFFSET", "").strip()
+        if offset:
+            return {"port_offset": _port_offset(offset)}, env_file
+    return {}, None
+
+
+def _conflict(local_dir: str, where: str | None, name: str, *, given: str, recorded: str) -> StackConfigError:
+    return StackConfigError(
+        f"{name}={given} conflicts with the stack in {local_dir}, which was started with {name}={recorded}"
+        f" (recorded in {where}): unset {name} to use that stack, or set RECSYS_LOCAL_DIR to another"
+        " directory for another stack"
+    )
+
+
 @dataclass(frozen=True)
 class StackSettings:
     repo: str
@@ -107,17 +151,52 @@ class StackSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackSettings:
+        """The stack of RECSYS_LOCAL_DIR: its recorded settings where the environment is silent, the
+        environment's on a stack's first start; StackConfigError where the two disagree."""
         env = os.environ if environ is None else environ
         repo = config.project_root()
+        local_dir = os.path.abspath(env.get("RECSYS_LOCAL_DIR") or os.path.join(repo, ".local"))
+        recorded, where = read_record(local_dir)
+
+        raw_offset = env.get("RECSYS_PORT_OFFSET", "").strip()
+        port_offset = _port_offset(raw_offset) if raw_offset else recorded.get("port_offset", 0)
+        if raw_offset and "port_offset" in recorded and port_offset != recorded["port_offset"]:
+            recorded_offset = str(recorded["port_offset"])
+            raise _conflict(local_dir, where, "RECSYS_PORT_OFFSET", given=raw_offset, recorded=recorded_offset)
+
         database_url = env.get("DATABASE_URL", "").strip()
+        external_db = parse_database_url(database_url) if database_url else None
+        if "external_db" in recorded:
+            stored = PgServer(**recorded["external_db"]) if recorded["external_db"] else None
+            if database_url and _server_identity(external_db) != _server_identity(stored):
+                given, before = _server_identity(external_db), _server_identity(stored)
+                raise _conflict(local_dir, where, "DATABASE_URL", given=given, recorded=before)
+            external_db = external_db or stored  # the environment's password wins: it may have been rotated
+
+        pg_bin_dir = env.get("PG_BIN_DIR") or None
+        if pg_bin_dir and recorded.get("pg_bin_dir", pg_bin_dir) != pg_bin_dir:
+            before = recorded["pg_bin_dir"] or "(unset)"
+            raise _conflict(local_dir, where, "PG_BIN_DIR", given=pg_bin_dir, recorded=before)
         return cls(
             repo=repo,
-            local_dir=os.path.abspath(env.get("RECSYS_LOCAL_DIR") or os.path.join(repo, ".local")),
-            port_offset=_port_offset(env.get("RECSYS_PORT_OFFSET", "").strip() or "0"),
-            external_db=parse_database_url(database_url) if database_url else None,
-            pg_bin_dir=env.get("PG_BIN_DIR") or None,
+            local_dir=local_dir,
+            port_offset=port_offset,
+            external_db=external_db,
+            pg_bin_dir=pg_bin_dir or recorded.get("pg_bin_dir"),
             rate_limit=env.get("RECSYS_RATE_LIMIT", "").strip() or DEFAULT_RATE_LIMIT,
         )
+
+    def record(self) -> None:
+        """Write what the environment chose for this stack into its state directory (``up`` does)."""
+        db = self.external_db
+        state = {
+            "port_offset": self.port_offset,
+            "external_db": None if db is None else {
+                "host": db.host, "port": db.port, "user": db.user, "password": db.password, "dbname": db.dbname
+            },
+            "pg_bin_dir": self.pg_bin_dir,
+        }  # fmt: skip
+        write_private(self.path(STATE_FILE), json.dumps(state, indent=2, sort_keys=True) + "\n")
 
     def port(self, name: str) -> int:
         return BASE_PORTS[name] + self.port_offset

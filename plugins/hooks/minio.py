@@ -14,6 +14,8 @@ from airflow.sdk import BaseHook
 from include.config import MINIO_CONN_ID
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from minio import Minio
 
 SHA256_META = "sha256"
@@ -116,6 +118,22 @@ class MinioHook(BaseHook):
 
     def missing_buckets(self, buckets: tuple[str, ...]) -> list[str]:
         return [b for b in buckets if not self.client.bucket_exists(b)]
+
+    def delete_older_than(self, *, bucket: str, prefix: str, before: datetime) -> tuple[int, int, int]:
+        """Remove the objects under a prefix last written before ``before``: (removed, bytes removed, kept)."""
+        from minio.deleteobjects import DeleteObject
+
+        old, size, kept = [], 0, 0
+        for obj in self.client.list_objects(bucket, prefix=prefix, recursive=True):
+            if obj.last_modified is not None and obj.last_modified < before:
+                old.append(DeleteObject(obj.object_name))
+                size += obj.size or 0
+            else:
+                kept += 1
+        errors = list(self.client.remove_objects(bucket, old)) if old else []
+        if errors:
+            raise RuntimeError(f"could not delete {len(errors)} objects under s3://{bucket}/{prefix}: {errors[0]}")
+        return len(old), size, kept
 
     def delete_prefix(self, *, bucket: str, prefix: str) -> int:
         """Remove every object under a prefix (used to clear a stage's partial output before a retry)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,13 @@ class RecsysApiError(RuntimeError):
     def __init__(self, method: str, path: str, status: int, body: str) -> None:
         super().__init__(f"{method} {path} -> HTTP {status}: {body[:500]}")
         self.status = status
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        # The platform's error shape: {"error": ..., "code": ..., **details}.
+        self.details: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        self.code: str | None = self.details.get("code")
 
 
 class RecsysApiUnavailable(ConnectionError):
@@ -130,10 +138,37 @@ class RecsysApiHook(BaseHook):
             return {**self._admin_call("GET", f"/api/admin/tenants/{slug}"), "created": False}
         raise RecsysApiError("POST", "/api/admin/tenants", response.status_code, response.text)
 
+    def tenant(self, slug: str) -> dict[str, Any] | None:
+        """The tenant with this id or slug, or None."""
+        response = self._send(self.admin, "GET", f"/api/admin/tenants/{slug}", timeout=30)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RecsysApiError("GET", f"/api/admin/tenants/{slug}", response.status_code, response.text)
+        return response.json()
+
+    def delete_tenant(self, tenant_id: str) -> dict[str, Any]:
+        """Only a tenant without keys, data or models can go (409 otherwise)."""
+        return self._admin_call("DELETE", f"/api/admin/tenants/{tenant_id}")
+
     def create_api_key(self, tenant_id: str, *, name: str) -> tuple[str, str]:
         """Returns (api_key, key_id). The key exists only in memory: never log, XCom or report it."""
         body = self._admin_call("POST", f"/api/admin/tenants/{tenant_id}/apikeys", json={"name": name})
         return body["api_key"], body["id"]
+
+    def api_keys(
+        self, tenant_id: str, *, source: str | None = None, active: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's keys as listed by the platform (never the keys themselves)."""
+        params: dict[str, Any] = {}
+        if source is not None:
+            params["source"] = source
+        if active is not None:
+            params["active"] = str(active).lower()
+        return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/apikeys", params=params)["api_keys"]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str) -> dict[str, Any]:
+        return self._admin_call("DELETE", f"/api/admin/tenants/{tenant_id}/apikeys/{key_id}")
 
     def register_upload(self, tenant_id: str, **upload: Any) -> dict[str, Any]:
         return self._admin_call("POST", f"/api/admin/tenants/{tenant_id}/uploads", json=upload)
@@ -144,23 +179,50 @@ class RecsysApiHook(BaseHook):
     def list_models(self, tenant_id: str) -> Any:
         return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/models")
 
-    def deploy(self, tenant_id: str, version: str, *, traffic_percent: int = 100) -> dict[str, Any]:
+    def deploy(
+        self, tenant_id: str, version: str, *, traffic_percent: int = 100, protect_newer_live: bool = False
+    ) -> dict[str, Any]:
+        """traffic_percent 0 deploys a candidate; protect_newer_live makes the platform refuse (409
+        live_model_newer / live_model_undated) to replace a live model that is newer or undated."""
         return self._admin_call(
             "POST",
             f"/api/admin/tenants/{tenant_id}/models/{version}/deploy",
-            json={"traffic_percent": traffic_percent},
+            json={"traffic_percent": traffic_percent, "protect_newer_live": protect_newer_live},
             timeout=300,
         )
 
     def deployment(self, tenant_id: str) -> dict[str, Any]:
+        """The live model the API serves for the tenant (RecsysApiError 404 if none)."""
         return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/deployment")
 
-    def audit(self, *, tenant_id: str, source: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+    def live_deployment(self, tenant_id: str) -> dict[str, Any] | None:
+        """The live model, or None when the tenant has none."""
+        try:
+            return self.deployment(tenant_id)
+        except RecsysApiError as exc:
+            if exc.status == 404 and exc.code == "no_deployment":
+                return None
+            raise
+
+    def deployments(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Active deployments: the live one and any candidates."""
+        return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/deployments")["deployments"]
+
+    def end_deployment(self, tenant_id: str, deployment_id: str) -> dict[str, Any]:
+        """Unload a candidate (the live deployment is only ever replaced)."""
+        return self._admin_call("DELETE", f"/api/admin/tenants/{tenant_id}/deployments/{deployment_id}")
+
+    def audit(
+        self, *, tenant_id: str, source: str | None = None, action: str | None = None, since: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit entries, oldest first; ``since`` (ISO timestamp, the platform database's clock) keeps later ones."""
         params = {"tenant_id": tenant_id, "format": "json"}
         if source:
             params["source"] = source
         if action:
             params["action"] = action
+        if since:
+            params["since"] = since
         body = self._admin_call("GET", "/api/admin/audit", params=params)
         return body["entries"] if isinstance(body, dict) else body
 

@@ -1,6 +1,13 @@
 """audit: read the platform's audit log for this tenant and run, and prove every action of the journey is in
 it: tenant creation (whenever it happened), and this run's uploads, ingestion, training, deployment and API key
-creation."""
+creation.
+
+The log is append-only, so a re-run of a day finds its earlier attempts' entries under the same run key too.
+Each action is counted for the latest attempt of the stage that causes it, from the platform database's clock
+when that attempt began (``attempt_started_at``), so a re-run reports the same counts as the first run.
+Ingestion writes one entry per worker batch, so its entry count follows batching; ``rows_ingested`` is the
+rows those entries account for.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,14 @@ import pandas as pd
 
 from plugins.journey.run import JourneyRun
 
-# Actions this run causes, looked up by the run's key.
-RUN_ACTIONS: tuple[str, ...] = (
-    "upload.registered",
-    "interactions.ingested",
-    "model.registered",
-    "model.deployed",
-    "apikey.created",
-)
+# Actions this run causes, looked up by the run's key, each with the stage that causes it.
+RUN_ACTIONS: dict[str, str] = {
+    "upload.registered": "upload_to_minio",
+    "interactions.ingested": "feed_kafka",
+    "model.registered": "train_model",
+    "model.deployed": "deploy_model",
+    "apikey.created": "query_recommendations",
+}
 # The tenant is created by its first run only; later runs find the original entry.
 TENANT_ACTIONS: tuple[str, ...] = ("tenant.created",)
 
@@ -27,21 +34,30 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
     api = RecsysApiHook(run_key=run.run_key)
-    entries = api.audit(tenant_id=seed["tenant_id"], source=run.run_key)
-    entries += [e for action in TENANT_ACTIONS for e in api.audit(tenant_id=seed["tenant_id"], action=action)]
+    tenant_id = seed["tenant_id"]
+    entries = [
+        entry
+        for action, stage in RUN_ACTIONS.items()
+        for entry in api.audit(
+            tenant_id=tenant_id, source=run.run_key, action=action, since=done[stage]["attempt_started_at"]
+        )
+    ]
+    entries += [e for action in TENANT_ACTIONS for e in api.audit(tenant_id=tenant_id, action=action)]
     rows = [
         {"action": e["action"], "tenant_id": e.get("tenant_id"), "source": (e.get("details") or {}).get("source")}
         for e in entries
     ]
-    found = {action: sum(r["action"] == action for r in rows) for action in RUN_ACTIONS + TENANT_ACTIONS}
-    return {"entries": rows, "found": found}
+    found = {action: sum(r["action"] == action for r in rows) for action in (*RUN_ACTIONS, *TENANT_ACTIONS)}
+    batches = [e.get("details") or {} for e in entries if e["action"] == "interactions.ingested"]
+    ingested = sum(int(details.get("rows", 0)) for details in batches)
+    return {"entries": rows, "found": found, "rows_ingested": ingested}
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):
     seed, audited = done["seed_data"], done["audit"]
     from plugins.validation import validate_stage
 
-    required = list(RUN_ACTIONS + TENANT_ACTIONS)
+    required = [*RUN_ACTIONS, *TENANT_ACTIONS]
     frames = {
         "actions": pd.DataFrame([{"action": a, "found": audited["found"].get(a, 0)} for a in required]),
         "audit_rows": pd.DataFrame(audited["entries"], columns=["action", "tenant_id", "source"]),

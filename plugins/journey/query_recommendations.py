@@ -3,12 +3,19 @@ sample of users with and without a category filter (the tenant's own most common
 categories is queried unfiltered only, and the report says so), and probe the security contract: 401 without or with a bad
 key, 403 across tenants, 422 for a malformed body, 429 for a burst over the rate limit.
 
+Every request pins the version under test (``model_version``), so a candidate (a backfilled day behind a newer
+live model) is queried exactly like a live model, and the suite proves every answer came from that version.
+The run's keys are revoked by the cleanup task at the end of the run; a re-run first revokes any its earlier
+attempt left active. The tenant the 403 probes aim at is one per tenant and run key, reused by a re-run and
+deleted by the cleanup.
+
 The raw responses are written to the run's work dir; the GX suite checks them: counts, unique items, scores
-sorted, items in the catalog, filters honoured, probe statuses, latency percentiles.
+sorted, items in the catalog, filters honoured, the version that answered, probe statuses, latency percentiles.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -30,6 +37,17 @@ NO_CATEGORIES_NOTE = "the catalog has no categories: category filter probes skip
 
 def responses_path(run: JourneyRun) -> str:
     return os.path.join(run.work_dir, "recommendations.json")
+
+
+def probe_tenant_slug(*, tenant: str, run_key: str) -> str:
+    """The other tenant of the isolation probes: one per tenant and run key, a valid slug for any tenant name."""
+    return "isolation-probe-" + hashlib.sha256(f"{tenant}/{run_key}".encode()).hexdigest()[:16]
+
+
+def revoke_run_keys(api, *, tenant_id: str, run: JourneyRun) -> list[str]:
+    """Revoke every key this run key still has active (its earlier attempt's, or this attempt's at the end)."""
+    active = api.api_keys(tenant_id, source=run.run_key, active=True)
+    return [api.revoke_api_key(tenant_id, key["id"])["id"] for key in active]
 
 
 def _timed(call) -> tuple[Any, float]:
@@ -91,10 +109,15 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
     api = RecsysApiHook(run_key=run.run_key)
-    tenant_id = seed["tenant_id"]
+    tenant_id, version = seed["tenant_id"], done["deploy_model"]["version"]
+    revoked = revoke_run_keys(api, tenant_id=tenant_id, run=run)
     api_key, key_id = api.create_api_key(tenant_id, name=f"journey {run.run_key}")
-    probe_key, _ = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}")
-    other = api.ensure_tenant(slug=f"{run.tenant}-isolation-probe", name="isolation probe", email="probe@example.com")
+    probe_key, probe_key_id = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}")
+    other = api.ensure_tenant(
+        slug=probe_tenant_slug(tenant=run.tenant, run_key=run.run_key),
+        name=f"isolation probe of {run.tenant} {run.run_key}",
+        email="probe@example.com",
+    )
 
     db = AppDbHook()
     landed_users = db.landed(tenant_id=tenant_id, source=run.run_key)["user_id"].tolist()
@@ -104,7 +127,10 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     requests = []
     for i, user_id in enumerate(users):
         for category in (None, categories[i % len(categories)]) if categories else (None,):
-            body = {"user_id": user_id, "count": count, **({"filters": {"category": category}} if category else {})}
+            body = {
+                "user_id": user_id, "count": count, "model_version": version,
+                **({"filters": {"category": category}} if category else {}),
+            }  # fmt: skip
             response, latency_ms = _timed(lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body))
             requests.append(
                 {
@@ -122,7 +148,9 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         json.dump({"requests": requests, "probes": probes}, fh)
     latencies = [r["latency_ms"] for r in requests]
     return {
-        "api_key_id": key_id,
+        "api_key_ids": [key_id, probe_key_id],
+        "earlier_keys_revoked": len(revoked),
+        "model_version": version,
         "requests": len(requests),
         "errors": sum(r["status"] != 200 for r in requests),
         "p50_ms": round(float(np.percentile(latencies, 50)), 2),
@@ -161,6 +189,7 @@ def frames(
                     seen=history.get(req["user_id"], set()), catalog=catalog,
                 ),  # fmt: skip
                 "count_returned": len(items),
+                "model_version": (req["body"] or {}).get("model_version"),
                 "fallback": bool((req["body"] or {}).get("fallback")),
                 "latency_ms": req["latency_ms"],
                 "filtered": req["filter_category"] is not None,
@@ -214,6 +243,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         "catalog_item_ids": catalog["item_id"].tolist(),
         "max_p95_ms": float(run.params["max_p95_ms"]),
         "max_error_rate": float(run.params["max_error_rate"]),
+        "model_version": done["deploy_model"]["version"],
     }
     return validate_stage(
         "query_recommendations", frames(recorded, catalog=catalog, history=history), parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id

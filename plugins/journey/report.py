@@ -1,16 +1,28 @@
 """report: one report.json and one GX Data Docs site for every run, passed or failed, stored locally
-(``<reports>/<run_id>/<tenant>/``, with ``latest`` pointing at the newest) and in the reports bucket."""
+(``<reports>/<run_id>/<tenant>/``) and in the reports bucket.
+
+Two kinds of link point at the newest reports: ``<reports>/latest/<tenant>`` at each tenant's, and
+``<reports>/newest`` at the last one written for any tenant. Every writer replaces a link through a temporary
+link of its own (``os.replace`` is atomic), so tenants finishing at once never fail and readers never find a
+link missing.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import uuid
 from typing import Any
 
 from include.config import REPORTS_BUCKET
 from plugins.journey import ALL_STAGES, STAGES
 from plugins.journey.run import JourneyRun, reports_root, safe_name
-from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull
+from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull, task_states
+
+LATEST_DIR = "latest"
+NEWEST_LINK = "newest"
+DEPLOYMENT_FIELDS = ("role", "version", "live_version", "reason")
 
 MODEL_FIELDS = ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "popularity_recall_at_10", "ndcg_lift", "train_seconds")
 # Catalog fields nothing downstream depends on: their absence is in the report's input section, not its notes.
@@ -60,19 +72,29 @@ def stage_entry(stage: str, *, summary: Any, failure: Any, validation: Any) -> d
     return entry
 
 
+def _pull_if(ti: Any, states: dict[str, str], task_id: str, when: tuple[str, ...], *, key: str = "return_value") -> Any:
+    """The XCom, if the task's state says it was written (a successful run's return value, a failure, a validation)."""
+    return pull(ti, task_id, key=key) if states.get(task_id) in when else None
+
+
 def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
+    states = task_states(ti)
+    names = ALL_STAGES if run.params.get("fault_drills") else STAGES
+    summaries = {stage: _pull_if(ti, states, f"{stage}.run", ("success",)) for stage in names}
     stages = [
         stage_entry(
             stage,
-            summary=pull(ti, f"{stage}.run"),
-            failure=pull(ti, f"{stage}.run", key=FAILURE_KEY),
-            validation=pull(ti, f"{stage}.validate", key=VALIDATION_KEY),
+            summary=summaries[stage],
+            failure=_pull_if(ti, states, f"{stage}.run", ("failed",), key=FAILURE_KEY),
+            validation=_pull_if(ti, states, f"{stage}.validate", ("success", "failed"), key=VALIDATION_KEY),
         )
-        for stage in (ALL_STAGES if run.params.get("fault_drills") else STAGES)
+        for stage in names
     ]
-    seeded = pull(ti, "seed_data.run") or {}
-    trained = pull(ti, "train_model.run") or {}
-    queried = pull(ti, "query_recommendations.run") or {}
+    seeded = summaries["seed_data"] or {}
+    trained = summaries["train_model"] or {}
+    queried = summaries["query_recommendations"] or {}
+    deployed = summaries["deploy_model"] or {}
+    cleaned = _pull_if(ti, states, "cleanup", ("success",)) or {"status": states.get("cleanup")}
     # What the checks could not see: derived ids, stand-in timestamps, a default type, a catalog without categories.
     notes = [f"{table}.{column}: {how}" for table, columns in (seeded.get("columns") or {}).items()
              for column, how in columns.items() if how.startswith("absent") and column not in DESCRIPTIVE]  # fmt: skip
@@ -97,12 +119,15 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
             "gates": trained.get("gates"),
         },
         "recommendations": {k: queried.get(k) for k in RECOMMENDATION_FIELDS},
+        # Live, or validated as a candidate behind a newer live model, and why.
+        "deployment": {k: deployed.get(k) for k in DEPLOYMENT_FIELDS},
+        "cleanup": cleaned,
         "data_docs": None,
     }
 
 
 def write(run: JourneyRun, report: dict[str, Any]) -> str:
-    """Data Docs, report.json, the ``latest`` link, and a copy of both in the reports bucket."""
+    """Data Docs, report.json, the latest links, and a copy of both in the reports bucket."""
     from plugins.hooks.minio import MinioHook
     from plugins.validation import build_data_docs
 
@@ -112,12 +137,7 @@ def write(run: JourneyRun, report: dict[str, Any]) -> str:
     path = os.path.join(run.report_dir, "report.json")
     with open(path, "w") as fh:
         json.dump(report, fh, indent=2, default=str)
-    latest = os.path.join(reports_root(), "latest")
-    tmp_link = f"{latest}.tmp"
-    if os.path.lexists(tmp_link):
-        os.remove(tmp_link)
-    os.symlink(run.report_dir, tmp_link)
-    os.replace(tmp_link, latest)  # atomic: readers never see a missing link
+    link_latest(report_dir=run.report_dir, tenant=run.tenant)
 
     minio = MinioHook()
     prefix = f"{run.tenant}/{run.run_key}/{safe_name(run.run_id)}/"
@@ -129,6 +149,33 @@ def write(run: JourneyRun, report: dict[str, Any]) -> str:
                 key = prefix + "data_docs/" + os.path.relpath(local, docs_dir)
                 minio.put_file(bucket=REPORTS_BUCKET, key=key, path=local, content_type=_content_type(name))
     return path
+
+
+def replace_link(link: str, target: str) -> None:
+    """Point ``link`` at ``target`` atomically. The temporary link is this writer's own (pid and a random
+    suffix): a name shared by writers is what one removes while another renames it."""
+    tmp = f"{link}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
+    os.symlink(os.path.relpath(target, os.path.dirname(link)), tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def link_latest(*, report_dir: str, tenant: str, root: str | None = None) -> None:
+    """``latest/<tenant>`` and ``newest`` -> ``report_dir``."""
+    root = root or reports_root()
+    latest = os.path.join(root, LATEST_DIR)
+    if os.path.islink(latest):
+        # Earlier versions kept one ``latest`` link here; it becomes the directory of per-tenant links.
+        # Another writer may have replaced it already: then there is nothing (or a directory) to remove.
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.remove(latest)
+    os.makedirs(latest, exist_ok=True)
+    replace_link(os.path.join(latest, tenant), report_dir)
+    replace_link(os.path.join(root, NEWEST_LINK), report_dir)
 
 
 def _content_type(name: str) -> str:
@@ -156,6 +203,8 @@ def write_for_context(context: Any, *, tenant: str) -> str:
     report = build(run, context["ti"], logical_date=context.get("logical_date"))
     path = write(run, report)
     print(summary_table(report))
+    if report["deployment"]["reason"]:
+        print(f"model {report['deployment']['version']}: {report['deployment']['reason']}")
     print(f"report: {path}")
     if not report["success"]:
         # The report itself is the DAG's last task: without this the run would look green.

@@ -5,6 +5,10 @@ Each stage module exposes ``run(run, done) -> summary`` and ``validate(run, done
 may expose ``failure_notes(done) -> str``, text its failed suite's message adds.
 Failures are pushed to XCom under ``failure`` so the report can say what broke even though a failed task has
 no return value. Only transient errors are retried; bad input and failed expectations fail at once.
+
+Each run summary carries ``attempt_started_at``, the platform database's clock when that attempt began: the
+audit stage counts the platform actions of each stage's latest attempt from it, so a re-run reports the same
+counts rather than every attempt's together (the audit log itself is append-only and keeps them all).
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ def pull(ti: Any, task_id: str, *, key: str = "return_value") -> Any:
     return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=ti.map_index)
 
 
+def task_states(ti: Any) -> dict[str, str]:
+    """The state of each task of this tenant's chain in this run ("seed_data.run" -> "success"), so the report
+    pulls only the XComs that exist: the task SDK logs an error for every XCom asked for and not found."""
+    found = ti.get_task_states(dag_id=ti.dag_id, map_index=ti.map_index, run_ids=[ti.run_id]).get(ti.run_id, {})
+    suffix = f"_{ti.map_index}"
+    return {task_id.removesuffix(suffix) if ti.map_index >= 0 else task_id: state for task_id, state in found.items()}
+
+
 def summaries(ti: Any, *, through: str) -> dict[str, Any]:
     """Run summaries of every stage up to and including ``through``."""
     names = ALL_STAGES[: ALL_STAGES.index(through) + 1]
@@ -53,12 +65,15 @@ def summaries(ti: Any, *, through: str) -> dict[str, Any]:
 def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from plugins.hooks.app_db import AppDbHook
+
     module = importlib.import_module(f"plugins.journey.{stage}")
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
     done = summaries(ti, through=ALL_STAGES[ALL_STAGES.index(stage) - 1]) if stage != ALL_STAGES[0] else {}
     start = time.monotonic()
     try:
+        attempt_started_at = AppDbHook().now().isoformat()
         summary = module.run(journey, done)
     except AirflowSkipException:
         raise  # a stage that was not asked for (the fault drills): not a failure
@@ -68,7 +83,7 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
         if is_transient(exc):
             raise
         raise AirflowFailException(f"{stage} failed (not retried: not a transient error): {error}") from exc
-    return {**summary, "duration_s": round(time.monotonic() - start, 3)}
+    return {**summary, "attempt_started_at": attempt_started_at, "duration_s": round(time.monotonic() - start, 3)}
 
 
 def failure_message(validation_failure: str, notes: str) -> str:

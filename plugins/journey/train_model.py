@@ -64,6 +64,8 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         metrics=metrics,
         artifact_uri=stored["artifact_uri"],
         catalog_upload_id=catalog_upload(done),
+        # The day validated: deploy_model compares it with the live model's, so older days never take traffic.
+        logical_date=run.window_start.isoformat(),
         source=run.run_key,
     )
     return {"version": run.model_version, "artifact_uri": stored["artifact_uri"], "metrics": metrics, "gates": gates(run)}

@@ -27,13 +27,21 @@ def results_dir(*, dag_id: str, run_id: str) -> str:
 
 
 def previous_result(ti: Any, *, task_id: str) -> Any:
-    """The return value of ``task_id`` in the latest earlier run that produced one, or None.
+    """The return value of ``task_id`` in the latest earlier run where it succeeded, or None.
 
     Used for day-over-day and run-over-run comparisons: Airflow's own metadata DB already keeps every
-    run's XCom, so no extra state store is needed. Called from ``task_id`` itself, this sees only
-    earlier runs: a try's own XComs are cleared when it starts.
+    run's XCom, so no extra state store is needed. Called from ``task_id`` itself. The previous successful
+    task instance is looked up first because the task SDK logs an error for every XCom it is asked for and
+    does not find, and a first run has none.
     """
-    return ti.xcom_pull(task_ids=task_id, include_prior_dates=True, map_indexes=-1)
+    from airflow.sdk import TaskInstanceState
+
+    if task_id != ti.task_id:
+        raise ValueError(f"previous_result is called from the task itself ({ti.task_id!r}), not for {task_id!r}")
+    previous = ti.get_previous_ti(state=TaskInstanceState.SUCCESS)
+    if previous is None:
+        return None
+    return ti.xcom_pull(task_ids=task_id, run_id=previous.run_id, map_indexes=-1)
 
 
 def raise_for_validation(result: Any, *, ti: Any) -> dict[str, Any]:

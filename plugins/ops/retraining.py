@@ -2,7 +2,9 @@
 prove it with the train_model GX suite, register it, and deploy it only if it beats the version serving.
 
 A run trains on a snapshot: the tenant's interactions ingested up to the run's ``run_after`` (fixed for
-the run, so every retry sees the same rows), optionally only those of the last ``days`` days. The model
+the run, so every retry sees the same rows), optionally only those of the last ``days`` days. That point in
+time is the model's logical date: like the journey's, a model older than the tenant's live one (or a live
+one with no logical date) never takes its traffic; it is validated as a candidate and the live model stays. The model
 version is derived from the tenant, that snapshot and the training config, so a retry, or a rerun on
 unchanged data, produces the same version instead of a new one; re-registering it is an upsert.
 
@@ -141,6 +143,7 @@ def train(context: Any) -> dict[str, Any]:
         "version": version,
         "rows": len(interactions),
         "window": [since.isoformat() if since else first_event, until.isoformat()],
+        "logical_date": until.isoformat(),
         # np.float64 is a float; the numpy ints and bools become plain Python values for XCom and the API.
         "metrics": {k: v.item() if isinstance(v, np.generic) else v for k, v in result.metrics.items()},
     }
@@ -177,6 +180,7 @@ def register(context: Any, trained: dict[str, Any]) -> dict[str, Any]:
         version=trained["version"],
         metrics=trained["metrics"],
         artifact_uri=trained["artifact_uri"],
+        logical_date=trained["logical_date"],
         source=source,
     )
 
@@ -199,9 +203,23 @@ def decide(*, candidate: dict[str, Any], deployed: dict[str, Any] | None, margin
     return False, f"{verdict}: not good enough, keeping {deployed['version']}"
 
 
+def validate_as_candidate(api: Any, trained: dict[str, Any]) -> None:
+    """Deploy at 0% traffic, prove the platform serves it with every item embedded, then unload it again."""
+    deployed = api.deploy(trained["tenant_id"], trained["version"], traffic_percent=0)
+    try:
+        active = api.deployments(trained["tenant_id"])
+        entry = next(d for d in active if d["deployment_id"] == deployed["deployment_id"])
+        if not entry["served"] or entry["index_size"] != deployed["index_size"]:
+            raise RuntimeError(f"candidate {trained['version']} of {trained['tenant']} is not served: {entry}")
+    finally:
+        api.end_deployment(trained["tenant_id"], deployed["deployment_id"])
+
+
 def deploy_if_better(context: Any, trained: dict[str, Any]) -> dict[str, Any]:
-    """Compare with the deployed version (the platform's active deployment) and deploy or keep; says why."""
-    from plugins.hooks.recsys_api import RecsysApiHook
+    """Compare with the deployed version (the platform's active deployment) and deploy or keep; says why.
+    A better model that is older than the live one is validated as a candidate instead ("candidate")."""
+    from plugins.hooks.recsys_api import RecsysApiError, RecsysApiHook
+    from plugins.journey.deploy_model import LIVE_LEFT_IN_PLACE, candidate_reason
 
     api = RecsysApiHook(run_key=run_key(context))
     margin = float(context["params"]["ndcg_margin"])
@@ -218,10 +236,24 @@ def deploy_if_better(context: Any, trained: dict[str, Any]) -> dict[str, Any]:
         "reason": reason,
     }
     if deploy:
-        api.deploy(trained["tenant_id"], trained["version"], traffic_percent=100)
-        served = api.deployment(trained["tenant_id"]).get("version")
-        if served != trained["version"]:
-            raise RuntimeError(f"deployed {trained['version']} for {trained['tenant']}, but the API serves {served!r}")
+        try:
+            api.deploy(trained["tenant_id"], trained["version"], traffic_percent=100, protect_newer_live=True)
+        except RecsysApiError as exc:
+            if exc.status != 409 or exc.code not in LIVE_LEFT_IN_PLACE:
+                raise
+            validate_as_candidate(api, trained)
+            deploy = False
+            decision["decision"] = "candidate"
+            decision["reason"] = (
+                f"{candidate_reason(exc.details, logical_date=trained['logical_date'])}; by NDCG@10 alone: {reason}"
+            )
+            decision["previous_version"] = exc.details["live_version"]
+        else:
+            served = api.deployment(trained["tenant_id"]).get("version")
+            if served != trained["version"]:
+                raise RuntimeError(
+                    f"deployed {trained['version']} for {trained['tenant']}, but the API serves {served!r}"
+                )
     decision["serving_version"] = trained["version"] if deploy else decision["previous_version"]
-    log.info("tenant %s: %s (%s)", trained["tenant"], decision["decision"], reason)
+    log.info("tenant %s: %s (%s)", trained["tenant"], decision["decision"], decision["reason"])
     return decision

@@ -54,7 +54,10 @@ def test_journey_stages_in_order(dagbag):
     dag = dagbag.dags["onboarding_journey"]
     for before, after in zip(ALL_STAGES, ALL_STAGES[1:]):
         assert f"{after}.run" in dag.get_task(f"{before}.validate").downstream_task_ids
-    assert dag.get_task("report").trigger_rule == "all_done"
+    # Whatever happened upstream, the run cleans up after itself, then reports.
+    assert dag.get_task("cleanup").upstream_task_ids - {"tenants"} == {f"{ALL_STAGES[-1]}.validate"}
+    assert dag.get_task("report").upstream_task_ids - {"tenants"} == {"cleanup"}
+    assert dag.get_task("cleanup").trigger_rule == dag.get_task("report").trigger_rule == "all_done"
 
 
 def test_dags_folder_parses_without_heavy_imports():

@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -43,19 +45,74 @@ def test_journey_passes_every_suite(first_run):
     assert report["model"]["ndcg_at_10"] >= 0.30
     assert report["recommendations"]["errors"] == 0
     assert os.path.isfile(report["data_docs"])
+    # The newest day of this tenant takes its traffic; every answer of the sample came from that version.
+    assert report["deployment"]["role"] == "live" and report["deployment"]["live_version"] == report["model"]["version"]
+    assert report["deployment"]["reason"].startswith("deployed live at 100%")
 
 
-def test_rerun_of_the_same_day_is_identical_and_adds_no_rows(first_run):
+# Figures that depend on timing or batching, not on what the run did.
+VOLATILE = re.compile(r"(_s|_ms|_seconds|_per_s)$")
+
+
+def stable_counts(report: dict[str, Any]) -> dict[str, Any]:
+    """Every stage's counts in the report but timings, training metrics (floats of a CPU run) and the number
+    of ingestion audit entries (one per worker batch; the rows they account for are kept)."""
+    counts = {}
+    for stage in report["stages"]:
+        kept = {k: v for k, v in stage["counts"].items() if not VOLATILE.search(k) and k != "metrics"}
+        if "found" in kept:
+            kept["found"] = {a: n for a, n in kept["found"].items() if a != "interactions.ingested"}
+        counts[stage["name"]] = kept
+    return counts
+
+
+def platform_state(slug: str, run_key: str) -> dict[str, Any]:
+    """What a run must leave as it found it: the tenant's keys and deployments, and the platform's tenants."""
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.journey.query_recommendations import probe_tenant_slug
+
+    db, tenant_id = AppDbHook(), _tenant_id(slug)
+    probe = probe_tenant_slug(tenant=slug, run_key=run_key)
+    return {
+        "active_keys": db.get_records(
+            "SELECT id FROM api_keys WHERE tenant_id = %s AND revoked_at IS NULL ORDER BY id", (tenant_id,)
+        ),
+        "run_keys_active": db.get_first(
+            "SELECT count(*) FROM api_keys WHERE tenant_id = %s AND source = %s AND revoked_at IS NULL",
+            (tenant_id, run_key),
+        )[0],
+        "deployments": db.get_records(
+            "SELECT id, version, role, traffic_percent, active FROM deployments WHERE tenant_id = %s ORDER BY id",
+            (tenant_id,),
+        ),
+        "tenants": db.get_first("SELECT count(*) FROM tenants")[0],
+        "probe_tenant": db.get_first("SELECT count(*) FROM tenants WHERE slug = %s", (probe,))[0],
+    }
+
+
+def test_rerun_of_the_same_day_is_identical_adds_no_rows_and_leaves_no_residue(first_run, capfd):
     from plugins.hooks.app_db import AppDbHook
 
     _, first, first_checksums = first_run
+    before = platform_state("it-journey", first["run_key"])
+    assert before["run_keys_active"] == 0 and before["probe_tenant"] == 0  # the first run cleaned up after itself
+    capfd.readouterr()
     dag_run, second = run_journey(logical_date=DAY, tenant="it-journey", **SMALL)
+    log = "".join(capfd.readouterr())
     assert dag_run.state == "success"
     assert second["run_key"] == first["run_key"]
     assert _object_checksums(second["run_key"], "it-journey") == first_checksums
     landed = AppDbHook().landed(tenant_id=_tenant_id("it-journey"), source=second["run_key"])
     assert len(landed) == SMALL["n_interactions"]
     assert landed["event_id"].is_unique
+    # The same counts (the audit counts the latest attempt), no key left active, no deployment row or tenant added.
+    assert stable_counts(second) == stable_counts(first)
+    assert platform_state("it-journey", second["run_key"]) == before
+    assert second["cleanup"] == {"api_keys_revoked": 2, "candidates_ended": 0, "probe_tenant_deleted": True}
+    # A green run's log holds no error lines: the report asks only for XComs that exist.
+    assert "cleanup of it-journey:" in log and "Marking run <DagRun onboarding_journey" in log, log[-2000:]
+    errors = [line for line in log.splitlines() if "[error" in line]
+    assert errors == [], errors[:5]
 
 
 def _tenant_id(slug: str) -> str:

@@ -137,3 +137,30 @@ def test_a_tenant_alone_is_enough():
     assert _trigger_params({"tenant_id": "acme"}) == {
         "tenant_id": "acme", "days": None, "ndcg_margin": 0.0, "ndcg_threshold": 0.30, "min_lift": 1.5, "seed": 42
     }  # fmt: skip
+
+
+def test_a_model_older_than_the_live_one_is_validated_as_a_candidate_and_the_live_one_stays(first_run, tenant):
+    from plugins.hooks.recsys_api import RecsysApiHook
+
+    api, trained = RecsysApiHook(), xcom(first_run, "train")
+    # A live model of a later logical date (a journey for a later day, say): this retraining's snapshot is older.
+    newer = f"{trained['version']}-later"
+    api.register_model(
+        tenant["tenant_id"], version=newer, metrics=trained["metrics"], artifact_uri=trained["artifact_uri"],
+        logical_date="2099-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    api.deploy(tenant["tenant_id"], newer)
+    dag_run = retrain(tenant_id=tenant["slug"], seed=11, ndcg_margin=-1.0)  # better by NDCG, whatever it scores
+    assert dag_run.state == "success", task_states(dag_run)
+    candidate = xcom(dag_run, "train")
+    decision = xcom(dag_run, "deploy")
+    assert decision["decision"] == "candidate"
+    assert decision["previous_version"] == decision["serving_version"] == newer
+    assert decision["reason"].startswith(
+        f"validated as candidate; live model {newer} left in place (its logical date 2099-01-01T00:00:00+00:00 is"
+        f" newer than this model's {candidate['logical_date']}); by NDCG@10 alone: {candidate['version']} NDCG@10"
+    )
+    assert serving(tenant) == newer
+    # Validated, then unloaded: nothing but the live model stays deployed.
+    assert [(d["version"], d["role"]) for d in api.deployments(tenant["tenant_id"])] == [(newer, "live")]
+    assert models(tenant)[candidate["version"]]["status"] == "registered"

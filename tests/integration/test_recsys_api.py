@@ -92,11 +92,10 @@ def items_csv() -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.fixture(scope="module")
-def deployed(env, admin, db, s3):
-    """A tenant with catalog, history, a registered and deployed model, and an API key."""
+def serving_tenant(admin, db, s3, prefix: str) -> dict:
+    """A tenant with a catalog, users' history and model artifacts in the models bucket (nothing registered)."""
     run_key = f"api-test-{uuid.uuid4().hex[:8]}"
-    tenant = new_tenant(admin, "serve", run_key)
+    tenant = new_tenant(admin, prefix, run_key)
     data = items_csv()
     object_key = f"{tenant['slug']}/{run_key}/items.csv"
     storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
@@ -134,6 +133,14 @@ def deployed(env, admin, db, s3):
     uri = model_artifacts.save_artifacts(
         artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v1/"
     )["artifact_uri"]
+    return {"tenant": tenant, "history": history, "artifacts": artifacts, "artifact_uri": uri, "run_key": run_key}
+
+
+@pytest.fixture(scope="module")
+def deployed(env, admin, db, s3):
+    """A tenant with catalog, history, a registered and deployed model (no logical date), and an API key."""
+    made = serving_tenant(admin, db, s3, "serve")
+    tenant, artifacts, uri, run_key = made["tenant"], made["artifacts"], made["artifact_uri"], made["run_key"]
     response = admin.post(
         f"/api/admin/tenants/{tenant['slug']}/models",
         json={"version": "v1", "metrics": artifacts.metrics, "artifact_uri": uri, "source": run_key},
@@ -144,13 +151,7 @@ def deployed(env, admin, db, s3):
     )
     assert response.status_code == 200, response.text
     assert response.json()["index_size"] == N_ITEMS
-    return {
-        "tenant": tenant,
-        "key": new_key(admin, tenant, run_key),
-        "history": history,
-        "artifacts": artifacts,
-        "run_key": run_key,
-    }
+    return {**made, "key": new_key(admin, tenant, run_key)}
 
 
 def recommend(api, key: str, body: dict, **kwargs) -> httpx.Response:
@@ -524,3 +525,133 @@ def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api
     body = recommend(api, key, {"user_id": "u1", "count": 10, "filters": {"category": "Film-Noir"}}).json()
     assert {i["item_id"] for i in body["items"]} == {"m3", "m5", "m7"}
     assert {i["category"] for i in body["items"]} == {"Film-Noir"}
+
+
+def audited(admin, tenant: dict, action: str, object_ref: str) -> list[dict]:
+    entries = admin.get("/api/admin/audit", params={"tenant_id": tenant["tenant_id"], "action": action}).json()
+    return [e for e in entries["entries"] if e["object"] == object_ref]
+
+
+def test_api_keys_are_a_resource_and_a_revoked_key_answers_401_at_once(api, admin, deployed):
+    tenant, run_key = deployed["tenant"], deployed["run_key"]
+    created = admin.post(
+        f"/api/admin/tenants/{tenant['slug']}/apikeys", json={"name": "to revoke"}, headers={"X-Run-Key": run_key}
+    ).json()
+    assert recommend(api, created["api_key"], {"user_id": "user_005"}).status_code == 200  # now cached by the API
+    listed = admin.get(f"/api/admin/tenants/{tenant['slug']}/apikeys", params={"source": run_key, "active": "true"})
+    mine = next(k for k in listed.json()["api_keys"] if k["id"] == created["id"])
+    assert mine == {
+        "id": created["id"], "tenant_id": tenant["tenant_id"], "name": "to revoke", "prefix": created["prefix"],
+        "source": run_key, "created_at": mine["created_at"], "revoked_at": None, "active": True,
+    }  # fmt: skip
+    assert created["api_key"] not in listed.text and "hash" not in listed.text
+
+    revoked = admin.delete(f"/api/admin/tenants/{tenant['slug']}/apikeys/{created['id']}")
+    assert revoked.status_code == 200 and revoked.json()["active"] is False and revoked.json()["revoked_at"]
+    refused = recommend(api, created["api_key"], {"user_id": "user_005"})
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    again = admin.delete(f"/api/admin/tenants/{tenant['tenant_id']}/apikeys/{created['id']}")
+    assert again.status_code == 200 and again.json()["revoked_at"] == revoked.json()["revoked_at"]
+    assert len(audited(admin, tenant, "apikey.revoked", f"apikey:{created['id']}")) == 1  # the second changed nothing
+    assert admin.get(f"/api/admin/tenants/{tenant['slug']}/apikeys/{created['id']}").json()["active"] is False
+    still_active = admin.get(f"/api/admin/tenants/{tenant['slug']}/apikeys", params={"active": "true"}).json()
+    assert created["id"] not in {k["id"] for k in still_active["api_keys"]}
+
+    other = new_tenant(admin, "keyless", run_key)
+    elsewhere = admin.delete(f"/api/admin/tenants/{other['slug']}/apikeys/{created['id']}")
+    assert elsewhere.status_code == 404 and elsewhere.json()["code"] == "apikey_not_found"
+    assert recommend(api, deployed["key"], {"user_id": "user_005"}).status_code == 200  # other keys unaffected
+
+
+def register(admin, made: dict, version: str, logical_date: str | None) -> None:
+    body = {"version": version, "artifact_uri": made["artifact_uri"], "source": made["run_key"]}
+    response = admin.post(
+        f"/api/admin/tenants/{made['tenant']['slug']}/models", json={**body, "logical_date": logical_date}
+    )
+    assert response.status_code == 201, response.text
+
+
+def deploy(admin, made: dict, version: str, **body) -> httpx.Response:
+    return admin.post(f"/api/admin/tenants/{made['tenant']['slug']}/models/{version}/deploy", json=body)
+
+
+def test_an_older_model_never_replaces_a_newer_live_one_and_serves_only_when_pinned(api, admin, db, s3):
+    made = serving_tenant(admin, db, s3, "dated")
+    slug, key = made["tenant"]["slug"], new_key(admin, made["tenant"], made["run_key"])
+    register(admin, made, "v-1110", "2026-11-10T00:00:00+00:00")
+    register(admin, made, "v-1105", "2026-11-05T00:00:00+00:00")
+    register(admin, made, "v-undated", None)
+    live = deploy(admin, made, "v-1110", protect_newer_live=True)
+    assert live.status_code == 200 and live.json()["role"] == "live" and live.json()["replaced"] is None
+
+    refused = deploy(admin, made, "v-1105", protect_newer_live=True)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "live_model_newer"
+    assert refused.json()["live_version"] == "v-1110"
+    assert refused.json()["live_logical_date"] == "2026-11-10T00:00:00+00:00"
+    undated = deploy(admin, made, "v-undated", protect_newer_live=True)
+    assert undated.status_code == 409 and undated.json()["code"] == "live_model_newer"  # its age is unknown
+
+    candidate = deploy(admin, made, "v-1105", traffic_percent=0)
+    assert candidate.status_code == 200 and candidate.json()["role"] == "candidate", candidate.text
+    active = admin.get(f"/api/admin/tenants/{slug}/deployments").json()["deployments"]
+    assert [(d["version"], d["role"], d["traffic_percent"], d["served"]) for d in active] == [
+        ("v-1110", "live", 100, True), ("v-1105", "candidate", 0, True)
+    ]  # fmt: skip
+    assert admin.get(f"/api/admin/tenants/{slug}/deployment").json()["version"] == "v-1110"
+    assert recommend(api, key, {"user_id": "user_001"}).json()["model_version"] == "v-1110"
+    assert recommend(api, key, {"user_id": "user_001", "model_version": "v-1105"}).json()["model_version"] == "v-1105"
+    unknown = recommend(api, key, {"user_id": "user_001", "model_version": "v-undated"})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "model_version_not_served"
+
+    def rows() -> list[tuple]:
+        with db.cursor() as cur:
+            cur.execute(
+                "SELECT id, version, role, active FROM deployments WHERE tenant_id = %s ORDER BY id",
+                (made["tenant"]["tenant_id"],),
+            )
+            return cur.fetchall()
+
+    before = rows()
+    assert deploy(admin, made, "v-1105", traffic_percent=0).json()["reused"] is True
+    assert deploy(admin, made, "v-1110", protect_newer_live=True).json()["reused"] is True
+    assert rows() == before  # validating the same versions again adds no deployment row
+
+    ended = admin.delete(f"/api/admin/tenants/{slug}/deployments/{candidate.json()['deployment_id']}")
+    assert ended.status_code == 200 and ended.json()["active"] is False and ended.json()["ended_at"]
+    gone = recommend(api, key, {"user_id": "user_001", "model_version": "v-1105"})
+    assert gone.status_code == 404
+    assert len(audited(admin, made["tenant"], "model.undeployed", "model:v-1105")) == 1
+    live_end = admin.delete(f"/api/admin/tenants/{slug}/deployments/{live.json()['deployment_id']}")
+    assert live_end.status_code == 409 and live_end.json()["code"] == "live_deployment"
+    again = deploy(admin, made, "v-1105", traffic_percent=0)
+    assert again.json()["deployment_id"] == candidate.json()["deployment_id"]  # the one candidate row, reused
+
+    # An operator may still roll back on purpose: without protect_newer_live the older model goes live.
+    rollback = deploy(admin, made, "v-1105")
+    assert rollback.status_code == 200 and rollback.json()["replaced"] == "v-1110"
+    assert recommend(api, key, {"user_id": "user_001"}).json()["model_version"] == "v-1105"
+    active = admin.get(f"/api/admin/tenants/{slug}/deployments").json()["deployments"]
+    assert [d["version"] for d in active] == ["v-1105"]
+
+
+def test_a_live_model_without_a_logical_date_is_protected(admin, deployed):
+    # deployed's v1 was registered without a logical date: nobody can tell a dated model is newer.
+    register(admin, deployed, "v2-dated", "2026-11-20T00:00:00+00:00")
+    refused = deploy(admin, deployed, "v2-dated", protect_newer_live=True)
+    assert refused.status_code == 409 and refused.json()["code"] == "live_model_undated"
+    assert refused.json()["live_version"] == "v1" and refused.json()["live_logical_date"] is None
+    assert admin.get(f"/api/admin/tenants/{deployed['tenant']['slug']}/deployment").json()["version"] == "v1"
+
+
+def test_only_a_tenant_holding_nothing_can_be_deleted(admin, deployed):
+    probe = new_tenant(admin, "probe", deployed["run_key"])
+    gone = admin.delete(f"/api/admin/tenants/{probe['slug']}")
+    assert gone.status_code == 200 and gone.json()["deleted"] is True
+    assert admin.get(f"/api/admin/tenants/{probe['slug']}").status_code == 404
+    assert len(audited(admin, probe, "tenant.deleted", f"tenant:{probe['slug']}")) == 1
+
+    held = admin.delete(f"/api/admin/tenants/{deployed['tenant']['slug']}")
+    assert held.status_code == 409 and held.json()["code"] == "tenant_not_empty"
+    assert {"api_keys", "items", "interactions", "model_versions"} <= set(held.json()["holds"])
+    assert admin.get(f"/api/admin/tenants/{deployed['tenant']['slug']}").status_code == 200

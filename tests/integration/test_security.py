@@ -52,7 +52,10 @@ def routes(settings) -> list[tuple[str, str]]:
 
 
 def concrete(path: str, tenant: str) -> str:
-    return path.format(tenant=tenant, tenant_id=tenant, version="v1", item_id="item_0001")
+    return path.format(
+        tenant=tenant, tenant_id=tenant, version="v1", item_id="item_0001", key_id="no-such-key",
+        deployment_id="no-such-deployment",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

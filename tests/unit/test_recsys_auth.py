@@ -51,6 +51,17 @@ def test_key_cache_hits_memory_and_caches_unknown_keys_briefly():
     assert lookups == [auth.hash_key("good"), auth.hash_key("bad")]  # hashes only, each looked up once
 
 
+def test_a_forgotten_key_is_looked_up_again_so_a_revocation_takes_effect_at_once():
+    owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
+    revoked = set()
+    cache = auth.KeyCache(lambda digest: None if digest in revoked else owner, ttl_s=60)
+    assert cache.owner("key") is owner
+    revoked.add(auth.hash_key("key"))
+    assert cache.owner("key") is owner  # cached: another process's revocation waits for the TTL
+    cache.forget(auth.hash_key("key"))
+    assert cache.owner("key") is None
+
+
 def test_key_owner_matches_tenant_by_id_or_slug():
     owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
     assert owner.owns("t1") and owner.owns("acme")

@@ -140,6 +140,25 @@ def test_registry_swaps_whole_models(model, artifacts, catalog):
     assert registry.versions() == {"t1": "v2"}
 
 
+def test_candidates_answer_only_when_pinned_and_a_promoted_candidate_is_kept_once(model, artifacts, catalog):
+    registry = serving.Registry()
+    registry.put("t1", model)
+    candidate = serving.TenantModel.build(artifacts, version="v0-old", categories=catalog, history={})
+    registry.put_candidate("t1", candidate)
+    assert registry.get("t1") is model  # unpinned traffic still goes to the live model
+    assert registry.get_version("t1", "v0-old") is candidate
+    assert registry.get_version("t1", model.version) is model
+    assert registry.get_version("t2", "v0-old") is None  # another tenant never reaches it
+    assert registry.versions() == {"t1": model.version}
+
+    registry.put("t1", candidate)  # promoted to live: served once, as the live model
+    assert registry.get("t1") is candidate and registry._candidates == {}
+    registry.put_candidate("t1", model)
+    assert registry.drop_candidate("t1", model.version) is True
+    assert registry.drop_candidate("t1", model.version) is False
+    assert registry.get_version("t1", model.version) is None
+
+
 def test_popularity_scores_descend_after_filtering():
     popularity = serving.Popularity(("a", "b", "c", "d"), {"a": "tv", "b": "audio", "c": "tv", "d": "tv"})
     items = popularity.top(2, category="tv", exclude={"a"})

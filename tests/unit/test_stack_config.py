@@ -158,3 +158,57 @@ def test_bash_sources_the_env_file_to_the_same_values(tmp_path):
 def test_render_refuses_what_sh_cannot_hold_on_one_line(bad):
     with pytest.raises(ValueError):
         render_env(bad)
+
+
+def test_up_records_the_settings_and_later_commands_use_them_without_the_environment(tmp_path):
+    started = _settings(tmp_path, RECSYS_PORT_OFFSET="700", PG_BIN_DIR="/opt/pg17/bin")
+    started.record()
+    assert stat.S_IMODE(os.stat(tmp_path / "stack.json").st_mode) == 0o600
+    later = _settings(tmp_path)  # e.g. `make status` in a shell without the variables
+    assert (later.port_offset, later.port("api"), later.pg_bin_dir) == (700, 18700, "/opt/pg17/bin")
+    assert later.external_db is None
+    assert _settings(tmp_path, RECSYS_PORT_OFFSET="700").port_offset == 700  # agreeing is fine
+
+
+def test_a_conflicting_port_offset_is_an_error_naming_both_values(tmp_path):
+    _settings(tmp_path, RECSYS_PORT_OFFSET="3600").record()
+    with pytest.raises(StackConfigError) as err:
+        _settings(tmp_path, RECSYS_PORT_OFFSET="0")
+    message = str(err.value)
+    assert "RECSYS_PORT_OFFSET=0" in message and "RECSYS_PORT_OFFSET=3600" in message
+    assert str(tmp_path / "stack.json") in message and "RECSYS_LOCAL_DIR" in message
+
+
+def test_a_stack_started_before_the_record_is_known_by_its_env_file(tmp_path):
+    legacy = _settings(tmp_path, RECSYS_PORT_OFFSET="1800")
+    write_env(legacy, credentials.load_or_create(legacy.secrets_file))
+    assert not (tmp_path / "stack.json").exists()
+    assert _settings(tmp_path).port_offset == 1800
+    recorded = r"RECSYS_PORT_OFFSET=5400 .* RECSYS_PORT_OFFSET=1800 \(recorded in .*env\)"
+    with pytest.raises(StackConfigError, match=recorded):
+        _settings(tmp_path, RECSYS_PORT_OFFSET="5400")
+
+
+def test_the_external_database_is_recorded_and_another_server_is_a_conflict(tmp_path):
+    _settings(tmp_path, DATABASE_URL="postgres://root:pw@pg.example:6543/postgres").record()
+    later = _settings(tmp_path)
+    assert (later.external_db.host, later.external_db.port, later.external_db.password) == ("pg.example", 6543, "pw")
+    rotated = _settings(tmp_path, DATABASE_URL="postgres://root:new-pw@pg.example:6543/postgres")
+    assert rotated.external_db.password == "new-pw"  # same server, new password: not a conflict
+    with pytest.raises(StackConfigError) as err:
+        _settings(tmp_path, DATABASE_URL="postgres://root:pw@other.example:5432/postgres")
+    assert "postgres://root@other.example:5432/postgres" in str(err.value)
+    assert "postgres://root@pg.example:6543/postgres" in str(err.value)
+    assert ":pw@" not in str(err.value)  # the server is named, its password never
+
+
+def test_a_stack_with_its_own_postgres_refuses_an_external_one(tmp_path):
+    _settings(tmp_path).record()
+    with pytest.raises(StackConfigError, match="started with DATABASE_URL=its own PostgreSQL"):
+        _settings(tmp_path, DATABASE_URL="postgres://root:pw@pg.example:6543/postgres")
+
+
+def test_the_rate_limit_is_one_start_s_setting_and_is_not_recorded(tmp_path):
+    _settings(tmp_path, RECSYS_RATE_LIMIT="100000000/1").record()
+    assert "rate" not in (tmp_path / "stack.json").read_text()
+    assert _settings(tmp_path).rate_limit == "60/10"

@@ -122,13 +122,17 @@ def train_model_input() -> tuple[Frames, Params]:
 
 
 def deploy_model_input() -> tuple[Frames, Params]:
+    # v3 validated as a candidate (0% traffic) while the newer v4 stays live.
     deployment = pd.DataFrame(
         {
             "registered_version": ["v3"],
             "served_version": ["v3"],
             "index_size": [5000],
             "catalog_size": [5000],
-            "traffic_percent": [100],
+            "traffic_percent": [0],
+            "expected_traffic_percent": [0],
+            "live_version": ["v4"],
+            "expected_live_version": ["v4"],
             "health_status": ["healthy"],
         }
     )
@@ -158,6 +162,7 @@ def query_recommendations_input() -> tuple[Frames, Params]:
             "count_requested": [3, 3],
             "count_expected": [3, 2],
             "count_returned": [3, 2],
+            "model_version": ["v3", "v3"],
             "fallback": [False, False],
             "latency_ms": [12.0, 15.5],
             "filtered": [False, True],
@@ -171,7 +176,10 @@ def query_recommendations_input() -> tuple[Frames, Params]:
         }
     )
     latency = pd.DataFrame({"p50_ms": [10.0], "p95_ms": [40.0], "p99_ms": [80.0], "error_rate": [0.0]})
-    params = {"catalog_item_ids": [f"i{i}" for i in range(1, 21)], "max_p95_ms": 250.0, "max_error_rate": 0.01}
+    params = {
+        "catalog_item_ids": [f"i{i}" for i in range(1, 21)], "max_p95_ms": 250.0, "max_error_rate": 0.01,
+        "model_version": "v3",
+    }  # fmt: skip
     return {"recommendations": recommendations, "requests": requests, "probes": probes, "latency": latency}, params
 
 
@@ -377,9 +385,15 @@ BREAKAGES = [
     ),
     broken(
         "deploy_model",
-        put("deployment", 0, "traffic_percent", 10),
-        ("deployment", IN_SET, "traffic_percent"),
-        shows="e.g. [10]",
+        put("deployment", 0, "traffic_percent", 100),
+        ("deployment", PAIR_EQUAL, "traffic_percent, expected_traffic_percent"),
+        shows="1 unexpected",
+    ),
+    broken(
+        "deploy_model",
+        put("deployment", 0, "live_version", "v3"),
+        ("deployment", PAIR_EQUAL, "live_version, expected_live_version"),
+        shows="1 unexpected",
     ),
     broken(
         "deploy_model",
@@ -412,6 +426,12 @@ BREAKAGES = [
         shows="tv",
     ),
     broken("query_recommendations", put("requests", 0, "status", 500), ("requests", IN_SET, "status"), shows="[500]"),
+    broken(
+        "query_recommendations",
+        put("requests", 1, "model_version", "v4"),
+        ("requests", IN_SET, "model_version"),
+        shows="['v4']",
+    ),
     broken(
         "query_recommendations",
         put("requests", 0, "count_returned", 2),
