@@ -157,48 +157,56 @@ def test_former_poison_pills_are_dead_lettered_and_the_worker_survives(stack_env
     send_and_reconcile(stack_env, db, set(CRASHED_OLD_WORKERS))
 
 
-def test_an_event_id_of_another_tenant_is_dead_lettered_not_taken_over(stack_env, db):
-    """interactions.event_id is a global key, so tenant B reusing tenant A's event id must not move A's row."""
+def test_two_tenants_numbering_their_events_alike_both_land_in_full(stack_env, db):
+    """Event ids are each tenant's own numbering: tenants A and B both send events 1, 2, 3 through the
+    stack's worker, and each keeps its own three rows, untouched by the other's."""
     from plugins.hooks.kafka import KafkaHook
 
-    if not runs_current_code(worker_pid()):
-        pytest.skip("the stack's worker predates the cross-tenant event_id fix; restart it (make down && make up)")
-    source = f"collide-{uuid.uuid4().hex[:8]}"
-    (slug_a, id_a), (slug_b, id_b) = create_tenant(stack_env, "collide"), create_tenant(stack_env, "collide")
-    shared = {**message(slug_a, source, 1), "event_id": f"{source}-evt-1"}
-    hook = KafkaHook()
-    assert hook.produce(config.INTERACTIONS_TOPIC, [(f"{source}:a".encode(), json.dumps(shared).encode())]).acked == 1
-    wait_for(lambda: landed(db, id_a, source) == 1, timeout_s=30, what="tenant A's row")
-    later = {**shared, "tenant": slug_b, "user_id": "someone-else"}
-    assert hook.produce(config.INTERACTIONS_TOPIC, [(f"{source}:b".encode(), json.dumps(later).encode())]).acked == 1
+    assert runs_current_code(worker_pid()), "the stack's worker predates include/recsys/ingest.py: restart the stack"
+    source = f"shared-ids-{uuid.uuid4().hex[:8]}"
+    (slug_a, id_a), (slug_b, id_b) = create_tenant(stack_env, "shared-ids"), create_tenant(stack_env, "shared-ids")
+    settle_new_tenants()
+    numbered = {
+        f"{source}:{slug}:{n}".encode(): {**message(slug, source, n), "event_id": str(n), "user_id": user}
+        for slug, user in ((slug_a, "alice"), (slug_b, "bob"))
+        for n in (1, 2, 3)
+    }
+    sent = [(key, json.dumps(m).encode()) for key, m in numbered.items()]
+    result = KafkaHook().produce(config.INTERACTIONS_TOPIC, sent)
+    assert result.acked == len(sent) and result.failed == 0, result.errors
 
-    found = dead_letters({f"{source}:b".encode()}, timeout_s=30)
-    assert ingest.OTHER_TENANTS_EVENT in found[f"{source}:b".encode()]["reason"]
-    assert (landed(db, id_a, source), landed(db, id_b, source)) == (1, 0)
+    both = lambda: (landed(db, id_a, source), landed(db, id_b, source))  # noqa: E731
+    wait_for(lambda: both() == (3, 3), timeout_s=60, what="both tenants' rows")
     with db.cursor() as cur:
-        cur.execute("SELECT user_id FROM interactions WHERE event_id = %s", (shared["event_id"],))
-        assert cur.fetchone()[0] == shared["user_id"]  # A's row, untouched
+        cur.execute(
+            "SELECT tenant_id, event_id, user_id FROM interactions WHERE source = %s ORDER BY tenant_id, event_id",
+            (source,),
+        )
+        rows = cur.fetchall()
+    expected = [(id_a, str(n), "alice") for n in (1, 2, 3)] + [(id_b, str(n), "bob") for n in (1, 2, 3)]
+    assert sorted(rows) == sorted(expected)
+    assert dead_letters({key for key, _value in sent}, timeout_s=3) == {}  # nothing of either was set aside
 
 
-def test_landing_dead_letters_an_event_id_another_tenant_holds(stack_env, db):
-    """The worker's landing step on the real database, without joining the consumer group."""
-    from types import SimpleNamespace
-
-    source = f"collide-{uuid.uuid4().hex[:8]}"
-    (slug_a, id_a), (slug_b, id_b) = create_tenant(stack_env, "collide"), create_tenant(stack_env, "collide")
+def test_landing_upserts_a_tenants_own_event_and_never_another_tenants(stack_env, db):
+    """The worker's landing step on the real database, without joining the consumer group: B's event 1 lands
+    beside A's, and A re-sending its event 1 updates A's row only."""
+    source = f"shared-ids-{uuid.uuid4().hex[:8]}"
+    (slug_a, id_a), (slug_b, id_b) = create_tenant(stack_env, "shared-ids"), create_tenant(stack_env, "shared-ids")
     worker = ingest.Worker(load(stack_env))
-    dead: list = []
-    worker._dead_letter = dead.extend
+    first = {**message(slug_a, source, 1), "event_id": "1"}
+    values = [first, {**first, "tenant": slug_b, "user_id": "someone-else"}, {**first, "item_id": "item_resent"}]
+    records = [ingest.Record("t", 0, n, None, json.dumps(v).encode()) for n, v in enumerate(values)]
     try:
-        shared = {**message(slug_a, source, 1), "event_id": f"{source}-evt-1"}
-        values = [json.dumps(m).encode() for m in (shared, {**message(slug_a, source, 2)})]
-        values.append(json.dumps({**shared, "tenant": slug_b, "user_id": "someone-else"}).encode())
-        records = [SimpleNamespace(topic="t", partition=0, offset=n, value=v) for n, v in enumerate(values)]
         worker._land(worker._classify(records[:2]))
-        later = worker._classify(records[2:])
-        landed_now = worker._land(later)
+        landed_now = worker._land(worker._classify(records[2:]))
     finally:
         worker._db.close()
-    assert dead == [(records[2], ingest.OTHER_TENANTS_EVENT)] and later.taken == 1
-    assert landed_now == {}  # nothing of tenant B's landed, so no progress or audit row claims it did
-    assert (landed(db, id_a, source), landed(db, id_b, source)) == (2, 0)
+    assert landed_now == {(id_a, source): 1}
+    assert (landed(db, id_a, source), landed(db, id_b, source)) == (1, 1)
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT tenant_id, user_id, item_id FROM interactions WHERE source = %s AND event_id = '1'", (source,)
+        )
+        rows = sorted(cur.fetchall())
+    assert rows == sorted([(id_a, first["user_id"], "item_resent"), (id_b, "someone-else", first["item_id"])])

@@ -17,7 +17,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from include import config
-from include.recsys.migrate import MigrationError, migrate
+from include.recsys.migrate import MigrationError, default_sql_dir, discover, migrate
 
 
 def _query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -129,6 +129,41 @@ def test_migrate_is_idempotent_and_refuses_edited_history(scratch_schema, tmp_pa
     (sql_dir / "0001_create.sql").write_text("CREATE TABLE things (id bigint PRIMARY KEY);")
     with pytest.raises(MigrationError, match="0001_create.sql .* was changed"):
         migrate(dsn, sql_dir=str(sql_dir))
+
+
+def test_interactions_keyed_by_tenant_and_event_keep_the_rows_that_were_there(scratch_schema, tmp_path):
+    """0003 re-keys interactions by (tenant_id, event_id) on a schema that already holds rows: they all stay,
+    and afterwards a second tenant can hold the same event ids."""
+    dsn, _ = scratch_schema
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+
+    def apply_up_to(version: int) -> list[str]:
+        for m in discover(default_sql_dir()):
+            if m.version <= version:
+                (sql_dir / m.name).write_text(m.sql)
+        return migrate(dsn, sql_dir=str(sql_dir))
+
+    assert "0003_interactions_tenant_event_key.sql" not in apply_up_to(2)
+    row = "INSERT INTO interactions VALUES (%s, %s, 'u1', 'i1', 'view', now(), 'run-1', 0, %s)"
+    _query(dsn, "INSERT INTO tenants (id, slug, name, email) VALUES ('ta', 'a', 'A', 'a@x'), ('tb', 'b', 'B', 'b@x')"
+           " RETURNING id")  # fmt: skip
+    for n in (1, 2, 3):
+        _query(dsn, row + " RETURNING event_id", (str(n), "ta", n))
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        _query(dsn, row + " RETURNING event_id", ("1", "tb", 9))  # the old key: event ids were global
+
+    assert "0003_interactions_tenant_event_key.sql" in apply_up_to(3)
+    for n in (1, 2, 3):
+        _query(dsn, row + " RETURNING event_id", (str(n), "tb", n))
+    counts = _query(dsn, "SELECT tenant_id, count(*) FROM interactions GROUP BY tenant_id ORDER BY tenant_id")
+    assert counts == [("ta", 3), ("tb", 3)]
+    key = _query(
+        dsn,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'interactions'::regclass AND contype = 'p'",
+    )
+    assert key == [("PRIMARY KEY (tenant_id, event_id)",)]
 
 
 def test_concurrent_runners_apply_each_migration_once(scratch_schema, tmp_path):

@@ -49,6 +49,7 @@ PLATFORM_PACKAGES = {
     "uvicorn[standard]",
     "psycopg2-binary",
     "kafka-python",
+    "confluent-kafka",
     "minio",
     "faiss-cpu",
     "numpy",

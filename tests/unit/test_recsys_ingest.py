@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 
@@ -82,13 +81,15 @@ def test_a_tenant_created_right_after_a_refresh_is_resolved():
     assert len(db.queries) == 2  # known slugs cost no query
 
 
-def test_one_event_id_from_two_tenants_in_a_batch_keeps_the_first_and_dead_letters_the_second():
+def test_one_event_id_from_two_tenants_in_a_batch_keeps_both_and_a_resend_upserts_its_own():
     worker = ingest.Worker.__new__(ingest.Worker)  # classification only: no broker, no database
     worker._tenants = ingest.Tenants(FakeDb({"acme": "t-acme", "other": "t-other"}))
     values = [encoded(), encoded(tenant="other", user_id="u2"), encoded(user_id="u3")]
-    records = [SimpleNamespace(topic="t", partition=0, offset=n, value=v) for n, v in enumerate(values)]
+    records = [ingest.Record("t", 0, n, None, v) for n, v in enumerate(values)]
 
     batch = worker._classify(records)
-    assert batch.poison == [(records[1], ingest.OTHER_TENANTS_EVENT)]
-    assert batch.rows["e1"][1:3] == ("t-acme", "u3")  # the same tenant's re-send still upserts
-    assert batch.records["e1"] is records[2]
+    assert batch.poison == []
+    assert batch.rows[("t-acme", "e1")][1:3] == ("t-acme", "u3")  # the same tenant's re-send keeps the last
+    assert batch.rows[("t-other", "e1")][1:3] == ("t-other", "u2")
+    assert dict(batch.counts) == {("t-acme", "run-1"): 2, ("t-other", "run-1"): 1}
+    assert batch.next_offsets == {("t", 0): 3}
