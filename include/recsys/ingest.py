@@ -6,8 +6,9 @@ Per poll (up to MAX_BATCH messages): classify each message (valid, or poison wit
 poison to the dead-letter topic and flush, upsert valid rows by (tenant, event_id), recount rows landed
 per tenant and source, write one audit row per tenant and source, commit the database transaction, and
 only then commit the Kafka offsets. A crash anywhere re-delivers the batch, and the upsert makes the
-re-delivery harmless. Database or broker outages are waited out with backoff while the consumer
-stays in its group; SIGTERM finishes the batch in hand and exits 0.
+re-delivery harmless. While one batch lands (in a thread: the database does the work), the next is
+polled, classified and dead-lettered. Database or broker outages are waited out with backoff while the
+consumer stays in its group; SIGTERM finishes the batches in hand and exits 0.
 
 The client is librdkafka (confluent-kafka): kafka-python parses every record in Python, which held a
 drain to ~20-30k messages/s on these machines, below what one COPY-based upsert per batch lands.
@@ -23,9 +24,10 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -44,6 +46,8 @@ BACKOFF_MAX_S = 10.0
 STOP_GRACE_S = 15.0
 TENANT_REFRESH_S = 2.0
 ACTOR = "ingest-worker"
+ABANDONED = object()  # what Worker._until_done returns for a step given up on stop
+T = TypeVar("T")
 COLUMNS = "event_id, tenant_id, user_id, item_id, interaction_type, ts, source, kafka_partition, kafka_offset"
 
 
@@ -78,6 +82,12 @@ class Batch:
     # (tenant_id, source) -> {partition: [first offset, last offset]}
     ranges: dict[tuple[str, str], dict[int, list[int]]] = field(default_factory=lambda: defaultdict(dict))
     counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    csv: str = ""  # the rows as COPY reads them, written before landing so the landing thread holds no GIL
+    messages: int = 0
+    # For the log: where a batch's time goes (decoding here, landing in the database, or waiting in line).
+    started: float = 0.0
+    prepare_s: float = 0.0
+    land_s: float = 0.0
 
 
 class Tenants:
@@ -125,19 +135,21 @@ def decode(value: bytes | None) -> tuple[dict | None, str | None]:
     if problem:
         return None, problem
     # JSON may escape lone surrogates ("\ud800"): valid JSON, but not encodable as UTF-8 for the
-    # database, so they would fail the whole batch on every re-delivery.
-    try:
-        for f in contracts.MESSAGE_FIELDS:
-            message[f].encode("utf-8")
-    except UnicodeEncodeError:
-        return None, "fields must be valid Unicode text (no lone surrogates)"
+    # database, so they would fail the whole batch on every re-delivery. Only a \u escape can make one.
+    if b"\\u" in value:
+        try:
+            for f in contracts.MESSAGE_FIELDS:
+                message[f].encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "fields must be valid Unicode text (no lone surrogates)"
     return message, None
 
 
 class Worker:
     def __init__(self, settings: settings_module.Settings) -> None:
         self._settings = settings
-        self._db = Database(settings.database_url, max_connections=1)
+        # Two: one batch lands while the next one's tenants are resolved.
+        self._db = Database(settings.database_url, max_connections=2)
         self._tenants = Tenants(self._db)
         self._stopping = False
         self._stop_requested_at: float | None = None
@@ -183,12 +195,22 @@ class Worker:
     def run(self) -> None:
         self._connect()
         log.info("consuming %s as group %s", config.INTERACTIONS_TOPIC, config.INGEST_GROUP)
-        while not self._stopping:
-            # A broker outage between batches shows as empty polls (librdkafka reconnects by itself and
-            # resumes from the last committed offsets), so nothing here needs a backoff.
-            records = self._records(self._consumer.consume(num_messages=MAX_BATCH, timeout=POLL_TIMEOUT_S))
-            if records:
-                self._handle(records)
+        in_flight: tuple[Batch, Future] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="land") as lander:
+            while not self._stopping:
+                # A broker outage between batches shows as empty polls (librdkafka reconnects by itself and
+                # resumes from the last committed offsets), so nothing here needs a backoff.
+                records = self._records(self._consumer.consume(num_messages=MAX_BATCH, timeout=POLL_TIMEOUT_S))
+                # The next batch is decoded and dead-lettered while the previous one lands, so this process and
+                # Postgres work at the same time; batches still land, and commit, one after the other.
+                batch = self._prepare(records) if records else None
+                if in_flight is not None:
+                    self._finish(*in_flight)
+                    in_flight = None
+                if batch is not None:
+                    in_flight = (batch, lander.submit(self._land, batch))
+            if in_flight is not None:
+                self._finish(*in_flight)
         self._consumer.close()
         self._producer.flush(5)
         self._db.close()
@@ -240,9 +262,9 @@ class Worker:
             span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
         return batch
 
-    def _dead_letter(self, poison: list[tuple[Record, str]]) -> None:
+    def _dead_letter(self, poison: list[tuple[Record, str]]) -> int:
         if not poison:
-            return
+            return 0
         failed: list[str] = []
 
         def delivered(error, _message) -> None:
@@ -268,10 +290,14 @@ class Worker:
             raise BrokerUnavailable(
                 f"{len(failed) + unsent} of {len(poison)} dead letters not acknowledged: {(failed or ['timed out'])[0]}"
             )
+        return len(poison)
 
     def _land(self, batch: Batch) -> dict[tuple[str, str], int]:
         """Upsert, recount and audit in one transaction; returns rows landed per (tenant, source)."""
-        landed = {}
+        landed: dict[tuple[str, str], int] = {}
+        if not batch.rows:
+            return landed
+        started = time.perf_counter()
         with self._db.transaction() as cur:
             # COPY into a session-local staging table, then one set-based upsert: about twice as fast
             # as a multi-row INSERT, whose client-side quoting dominates at 5,000 rows.
@@ -279,10 +305,7 @@ class Worker:
                 "CREATE TEMP TABLE IF NOT EXISTS interactions_batch (LIKE interactions INCLUDING DEFAULTS)"
                 " ON COMMIT DELETE ROWS"
             )
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(batch.rows.values())
-            buffer.seek(0)
-            cur.copy_expert(f"COPY interactions_batch ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cur.copy_expert(f"COPY interactions_batch ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", io.StringIO(batch.csv))
             # The key holds the tenant, so an upsert can only ever reach its own tenant's rows.
             cur.execute(
                 f"INSERT INTO interactions ({COLUMNS}) SELECT {COLUMNS} FROM interactions_batch"
@@ -316,6 +339,7 @@ class Worker:
                         "partitions": {str(p): span for p, span in sorted(batch.ranges[(tenant_id, source)].items())},
                     },
                 )
+        batch.land_s = time.perf_counter() - started
         return landed
 
     def _commit(self, batch: Batch) -> None:
@@ -336,41 +360,67 @@ class Worker:
         if refused:
             log.warning("offset commit refused for %s; those messages will be re-delivered", refused)
 
-    def _handle(self, records: list[Record]) -> None:
-        started = time.perf_counter()
-        batch: Batch | None = None
-        dead_lettered = landed = None
+    def _until_done(self, step: Callable[[], T], *, batch_size: int) -> T | object:
+        """Runs one step of a batch until it succeeds, waiting out database and broker outages with backoff
+        (the consumer stays in its group). ABANDONED when a stop was requested and the outage outlasted
+        STOP_GRACE_S: the batch is left uncommitted, so it is re-delivered on restart."""
         delay = BACKOFF_START_S
         while True:
             try:
-                if batch is None:
-                    batch = self._classify(records)
-                if dead_lettered is None:
-                    self._dead_letter(batch.poison)
-                    dead_lettered = len(batch.poison)
-                if landed is None:
-                    landed = self._land(batch) if batch.rows else {}
-                self._commit(batch)
-                break
+                return step()
             except (DatabaseUnavailable, BrokerUnavailable, KafkaException) as exc:
                 if self._stopping and time.monotonic() - self._stop_requested_at > STOP_GRACE_S:
                     log.warning("stopping with an unfinished batch (re-delivered on restart): %s", exc)
-                    return
-                log.warning("batch of %d waits %.1fs for an outage: %s", len(records), delay, exc)
+                    return ABANDONED
+                log.warning("batch of %d waits %.1fs for an outage: %s", batch_size, delay, exc)
                 self._idle(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _prepare(self, records: list[Record]) -> Batch | None:
+        """Classify, then dead-letter the poison; None if abandoned on stop."""
+        started = time.perf_counter()
+        batch = self._until_done(lambda: self._classify(records), batch_size=len(records))
+        if batch is ABANDONED:
+            return None
+        if self._until_done(lambda: self._dead_letter(batch.poison), batch_size=len(records)) is ABANDONED:
+            return None
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(batch.rows.values())
+        batch.csv = buffer.getvalue()
+        batch.messages, batch.started, batch.prepare_s = len(records), started, time.perf_counter() - started
+        self._resume()
+        return batch
+
+    def _finish(self, batch: Batch, landing: Future) -> None:
+        """Wait for the batch's landing (retried here if an outage failed it), then commit its offsets."""
+        attempt = [landing]
+
+        def land() -> dict[tuple[str, str], int]:
+            return attempt.pop().result() if attempt else self._land(batch)
+
+        landed = self._until_done(land, batch_size=batch.messages)
+        if landed is ABANDONED:
+            return
+        if self._until_done(lambda: self._commit(batch), batch_size=batch.messages) is ABANDONED:
+            return
+        self._resume()
+        log.info(
+            "batch: %d messages, %d rows upserted, %d dead-lettered, landed %s, last offsets %s,"
+            " %.0f ms (decoding %.0f, landing %.0f)",
+            batch.messages,
+            len(batch.rows),
+            len(batch.poison),
+            {f"{t[:8]}/{s}": n for (t, s), n in landed.items()},
+            {f"p{p}": offset - 1 for (_t, p), offset in sorted(batch.next_offsets.items())},
+            (time.perf_counter() - batch.started) * 1000,
+            batch.prepare_s * 1000,
+            batch.land_s * 1000,
+        )
+
+    def _resume(self) -> None:
         if self._paused:
             self._consumer.resume(self._consumer.assignment())
             self._paused = False
-        log.info(
-            "batch: %d messages, %d rows upserted, %d dead-lettered, landed %s, last offsets %s, %.0f ms",
-            len(records),
-            len(batch.rows),
-            dead_lettered,
-            {f"{t[:8]}/{s}": n for (t, s), n in landed.items()},
-            {f"p{p}": offset - 1 for (_t, p), offset in sorted(batch.next_offsets.items())},
-            (time.perf_counter() - started) * 1000,
-        )
 
     def _idle(self, seconds: float) -> None:
         """Waits while still polling, so the group does not evict this consumer during an outage."""

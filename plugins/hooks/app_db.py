@@ -58,6 +58,13 @@ class AppDbHook(PostgresHook):
         where, params = self._where(tenant_id, source, since)
         return int(self.get_first(f"SELECT count(*) FROM interactions WHERE {where}", parameters=params)[0])
 
+    def rows_landed(self, *, tenant_id: str, source: str) -> int:
+        """The ingestion worker's own count for one upload/run, rewritten in each batch's transaction: one row
+        to read, so it suits a tight progress loop, where count_landed counts every row each time."""
+        sql = "SELECT rows_landed FROM ingest_progress WHERE tenant_id = %s AND source = %s"
+        row = self.get_first(sql, parameters=(tenant_id, source))
+        return int(row[0]) if row else 0
+
     def landed(self, *, tenant_id: str, source: str | None = None, since: datetime | None = None) -> pd.DataFrame:
         """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
         where, params = self._where(tenant_id, source, since)
