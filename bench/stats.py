@@ -95,7 +95,7 @@ class Figure:
             "target": None
             if self.target is None
             else {"op": self.target.op, "limit": self.target.limit, "on": self.target.on},
-            "passed": self.passed,
+            "pass": self.passed,
             "note": self.note,
         }
 

@@ -9,6 +9,7 @@ tenant and run, never by Kafka watermarks (Tansu's end offsets under-report).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from plugins.journey.tables import read_table
 from plugins.journey.upload_to_minio import raw_key
 
 POLL_SECONDS = 0.5
+log = logging.getLogger(__name__)
 
 
 def messages(interactions: pd.DataFrame, *, tenant: str, source: str) -> list[tuple[bytes, bytes]]:
@@ -40,15 +42,22 @@ def wait_for_landing(
 ) -> tuple[int, float]:
     """Poll the platform's row count until it reaches ``expected`` or the timeout passes: (landed, seconds).
 
-    ``since`` (the app database's clock before producing) counts only rows written by this attempt."""
+    ``since`` (the app database's clock before producing) counts only rows written by this attempt. A wait
+    longer than PROGRESS_EVERY_S logs the count and the landing rate that often."""
     from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.kafka import PROGRESS_EVERY_S
 
     db = AppDbHook()
     start = time.monotonic()
+    next_report = start + PROGRESS_EVERY_S
     landed = db.count_landed(tenant_id=tenant_id, source=source, since=since)
     while landed < expected and time.monotonic() - start < timeout_s:
         time.sleep(POLL_SECONDS)
         landed = db.count_landed(tenant_id=tenant_id, source=source, since=since)
+        if time.monotonic() >= next_report:
+            rate = landed / (time.monotonic() - start)
+            log.info("landed %s of %s rows, %.0f rows/s", f"{landed:,}", f"{expected:,}", rate)
+            next_report += PROGRESS_EVERY_S
     return landed, time.monotonic() - start
 
 
@@ -73,7 +82,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     interactions = read_table(MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(run, "interactions")).data, "interactions")
     batch = messages(interactions, tenant=run.tenant, source=run.run_key)
     since = AppDbHook().now()
-    produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
+    produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch, total=len(batch))
     if produced.failed:
         raise RuntimeError(f"{produced.failed} of {produced.produced} messages were not acknowledged: {produced.errors}")
     landed, wait_s = wait_for_landing(

@@ -82,3 +82,10 @@ def test_table_has_one_aligned_row_per_figure_with_its_verdict():
     assert lines[0].split()[:2] == ["figure", "unit"] and set(lines[1]) <= {"-", " "}
     assert "1,000 [900..1,100]" in lines[2] and "1.00" in lines[2] and lines[2].endswith("pass")
     assert lines[3].endswith("FAIL") and "<= 25 x" in lines[3]
+
+
+def test_results_carry_each_target_and_its_verdict():
+    met = figure(median=8, ceiling=10, target=Target(">=", 0.8, on="ratio")).to_dict()
+    assert met["target"] == {"op": ">=", "limit": 0.8, "on": "ratio"} and met["pass"] is True
+    assert figure(median=7, ceiling=10, target=Target(">=", 0.8, on="ratio")).to_dict()["pass"] is False
+    assert figure(median=7).to_dict()["pass"] is None  # no target, no verdict
