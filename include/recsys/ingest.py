@@ -260,6 +260,9 @@ class Worker:
             batch.counts[key] += 1
             span = batch.ranges[key].setdefault(record.partition, [record.offset, record.offset])
             span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(batch.rows.values())
+        batch.csv = buffer.getvalue()
         return batch
 
     def _dead_letter(self, poison: list[tuple[Record, str]]) -> int:
@@ -384,9 +387,6 @@ class Worker:
             return None
         if self._until_done(lambda: self._dead_letter(batch.poison), batch_size=len(records)) is ABANDONED:
             return None
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows(batch.rows.values())
-        batch.csv = buffer.getvalue()
         batch.messages, batch.started, batch.prepare_s = len(records), started, time.perf_counter() - started
         self._resume()
         return batch

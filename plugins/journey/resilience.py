@@ -29,6 +29,9 @@ DRILL_USERS, DRILL_ITEMS = 300, 100
 OUTAGE_S = 3.0
 RECOVERY_TIMEOUT_S = 60.0
 PAUSE_EVERY, PAUSE_S = 1_000, 0.05  # paces the broker drill's feed so the outage lands in the middle of it
+# The worker drill's feed is paced slower: a worker that lands a whole batch per transaction must still be
+# mid-feed when it is killed, however fast it lands.
+KILL_PAUSE_S = 0.25
 DRILLS = ("object_store_down_during_upload", "broker_down_during_feed", "worker_killed_mid_batch",
           "database_down_for_api", "api_down")  # fmt: skip
 
@@ -71,10 +74,10 @@ def _reconcile(*, tenant_id: str, source: str, since: datetime, expected: pd.Ser
     }
 
 
-def _paced(messages: list[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+def _paced(messages: list[tuple[bytes, bytes]], *, pause_s: float = PAUSE_S) -> Iterator[tuple[bytes, bytes]]:
     for i, message in enumerate(messages):
         if i and i % PAUSE_EVERY == 0:
-            time.sleep(PAUSE_S)
+            time.sleep(pause_s)
         yield message
 
 
@@ -168,14 +171,17 @@ def broker_down_during_feed(run, faults, ctx) -> tuple[dict, list[dict]]:
 def worker_killed_mid_batch(run, faults, ctx) -> tuple[dict, list[dict]]:
     """SIGKILL the ingestion worker while it lands a feed; restarted, it neither loses nor duplicates."""
     from plugins.hooks.app_db import AppDbHook
-    from plugins.hooks.kafka import KafkaHook
+    from plugins.hooks.kafka import KafkaHook, ProduceResult
     from plugins.journey.feed_kafka import messages
 
     drill = "worker_killed_mid_batch"
     events = ctx["data"].interactions.iloc[DRILL_EVENTS // 2 :]
     db = AppDbHook()
     source, since = _source(run, drill), db.now()
-    sent = KafkaHook().produce(INTERACTIONS_TOPIC, messages(events, tenant=drill_tenant(run), source=source))
+    sent = ProduceResult()
+    paced = _paced(messages(events, tenant=drill_tenant(run), source=source), pause_s=KILL_PAUSE_S)
+    feeder = threading.Thread(target=KafkaHook().produce, args=(INTERACTIONS_TOPIC, paced), kwargs={"result": sent})
+    feeder.start()
     landed_now = lambda: db.count_landed(tenant_id=ctx["tenant_id"], source=source, since=since)  # noqa: E731
     _wait_for(lambda: landed_now() > 0, timeout_s=RECOVERY_TIMEOUT_S, what="first landed event")
     killed = time.monotonic()
@@ -183,6 +189,7 @@ def worker_killed_mid_batch(run, faults, ctx) -> tuple[dict, list[dict]]:
     landed_at_kill = landed_now()
     faults.start("recsys-ingest")
     outage = time.monotonic() - killed
+    feeder.join()
     counts = _reconcile(
         tenant_id=ctx["tenant_id"], source=source, since=since, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S
     )
