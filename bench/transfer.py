@@ -65,7 +65,6 @@ class TransferSamples:
     kafka_bare_msgs_s: list[float] = field(default_factory=list)  # per repetition: the best of the grid
     kafka_grid_msgs_s: dict[str, list[float]] = field(default_factory=dict)
     kafka_librdkafka_msgs_s: list[float] = field(default_factory=list)
-    ingest_rows_s: list[float] = field(default_factory=list)
     drain_rows_s: list[float] = field(default_factory=list)
     copy_rows_s: list[float] = field(default_factory=list)
     upload_hook_mb_s: list[float] = field(default_factory=list)
@@ -156,93 +155,81 @@ def bare_copy(rows: list[tuple], *, table: str) -> float:
         conn.close()
 
 
-def feed_and_ingest(*, repetitions: int, stamp: str, samples: TransferSamples) -> None:
-    """Per repetition, a fresh tenant: its interactions through KafkaHook.produce (the feed stage's call),
-    timed until the worker has landed them all; then the same messages from bare producers (the grid, then
-    librdkafka), each under its own source and landed before the next starts, so every producer meets an
-    idle worker; then a bare COPY of the same rows."""
+def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) -> None:
+    """Per repetition, with the ingestion worker stopped so that every producer meets the same idle broker: one
+    fresh tenant's interactions through KafkaHook.produce (the feed stage's call), then the same interactions
+    of a second fresh tenant from each bare producer (the grid, then librdkafka), each under a source of its
+    own. Then the worker starts on that backlog: its drain rate is timed on the first tenant's rows (first in
+    every partition, all new), a bare COPY of the same rows is the drain's ceiling, and the rest of the
+    backlog lands before the next repetition."""
+    from include.stack import lifecycle
+    from include.stack.settings import StackSettings
+
+    stack, worker = StackSettings.from_env(), ["recsys-ingest"]
     api = RecsysApiHook(run_key=f"bench-{stamp}")
+    db = AppDbHook()
     day = datetime(2026, 11, 20, tzinfo=UTC)
     grid = grid_settings()
     for rep in range(repetitions):
-        slug = f"bench-ingest-{stamp}-{rep}"
-        tenant_id = api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"]
-        interactions = _seed(slug, day=day).interactions
+        tenants = {}
+        for role in ("hook", "bare"):
+            slug = f"bench-{role}-{stamp}-{rep}"
+            tenants[role] = (slug, api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"])
+        (hook_slug, hook_tenant), (bare_slug, bare_tenant) = tenants["hook"], tenants["bare"]
         source = f"bench-{stamp}-{rep}"
-        batch = messages(interactions, tenant=slug, source=source)
+        batch = messages(_seed(hook_slug, day=day).interactions, tenant=hook_slug, source=source)
+        bare_interactions = _seed(bare_slug, day=day).interactions
         samples.messages = len(batch)
-
-        start = time.perf_counter()
-        produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
-        if produced.failed:
-            raise RuntimeError(f"{produced.failed} of {produced.produced} messages not acknowledged: {produced.errors}")
-        landed, _wait = wait_for_landing(
-            tenant_id=tenant_id, source=source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S
-        )
-        if landed < len(batch):
-            raise RuntimeError(f"ingestion landed {landed} of {len(batch)} rows within {INGEST_TIMEOUT_S:.0f} s")
-        samples.kafka_hook_msgs_s.append(produced.rate)
-        samples.ingest_rows_s.append(len(batch) / (time.perf_counter() - start))
-
         if rep:
             ranked = sorted(samples.kafka_grid_msgs_s, key=lambda name: -max(samples.kafka_grid_msgs_s[name]))
             grid = {name: grid[name] for name in ranked[:GRID_RERUN_BEST]}
-        best = 0.0
-        for n, (name, settings) in enumerate({**grid, "librdkafka": None}.items()):
-            bare_source = f"{source}-bare-{n}"
-            bare = messages(interactions, tenant=slug, source=bare_source)
-            rate = librdkafka_produce(bare) if settings is None else bare_produce(bare, settings)
-            if settings is None:
-                samples.kafka_librdkafka_msgs_s.append(rate)
-            else:
-                samples.kafka_grid_msgs_s.setdefault(name, []).append(rate)
-                best = max(best, rate)
-            wait_for_landing(tenant_id=tenant_id, source=bare_source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S)
-        samples.kafka_bare_msgs_s.append(best)
 
-        rows = AppDbHook().get_records(
-            f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s",
-            parameters=(tenant_id, bare_source),
+        lifecycle.down(stack, only=worker, log=lambda _line: None)
+        try:
+            produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
+            if produced.failed:
+                raise RuntimeError(f"{produced.failed} of {produced.produced} not acknowledged: {produced.errors}")
+            samples.kafka_hook_msgs_s.append(produced.rate)
+            best = 0.0
+            for n, (name, settings) in enumerate({**grid, "librdkafka": None}.items()):
+                bare_source = f"{source}-bare-{n}"
+                bare = messages(bare_interactions, tenant=bare_slug, source=bare_source)
+                rate = librdkafka_produce(bare) if settings is None else bare_produce(bare, settings)
+                if settings is None:
+                    samples.kafka_librdkafka_msgs_s.append(rate)
+                else:
+                    samples.kafka_grid_msgs_s.setdefault(name, []).append(rate)
+                    best = max(best, rate)
+            samples.kafka_bare_msgs_s.append(best)
+        finally:
+            lifecycle.up(stack, only=worker, log=lambda _line: None)
+
+        samples.drain_rows_s.append(_drain_rate(db, tenant_id=hook_tenant, source=source, expected=len(batch)))
+        # Every bare producer re-sent the same events, so once the last one's source holds them all, the
+        # backlog is gone.
+        wait_for_landing(tenant_id=bare_tenant, source=bare_source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S)
+        rows = db.get_records(
+            f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s", parameters=(hook_tenant, source)
         )
         samples.copy_rows_s.append(bare_copy(rows, table=f"bench_copy_{rep}"))
 
 
-def drain(*, stamp: str, repetitions: int, samples: TransferSamples) -> None:
-    """The worker's own pace: with the worker stopped, a fresh tenant's messages are produced as a backlog;
-    then the worker starts and the rate is timed from its first landed row to its last (polled every 0.1 s)."""
-    from include.stack import lifecycle
-    from include.stack.settings import StackSettings
-
-    settings, worker = StackSettings.from_env(), ["recsys-ingest"]
-    api = RecsysApiHook(run_key=f"bench-{stamp}")
-    db = AppDbHook()
-    day = datetime(2026, 11, 20, tzinfo=UTC)
-    for rep in range(repetitions):
-        slug = f"bench-drain-{stamp}-{rep}"
-        tenant_id = api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"]
-        source = f"bench-drain-{stamp}-{rep}"
-        batch = messages(_seed(slug, day=day).interactions, tenant=slug, source=source)
-        lifecycle.down(settings, only=worker, log=lambda _line: None)
-        try:
-            produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
-            if produced.failed:
-                raise RuntimeError(f"{produced.failed} of {produced.produced} messages not acknowledged")
-        finally:
-            lifecycle.up(settings, only=worker, log=lambda _line: None)
-        deadline = time.monotonic() + INGEST_TIMEOUT_S
-        first = None
-        # The worker's own per-batch count is the probe: counting 100K rows ten times a second would load the
-        # very database whose pace is measured.
+def _drain_rate(db: AppDbHook, *, tenant_id: str, source: str, expected: int) -> float:
+    """Rows/s from the first landed row of this source to its last, polled every DRAIN_POLL_S."""
+    deadline = time.monotonic() + INGEST_TIMEOUT_S
+    first = None
+    # The worker's own per-batch count is the probe: counting 100K rows ten times a second would load the very
+    # database whose pace is measured.
+    landed = db.rows_landed(tenant_id=tenant_id, source=source)
+    while landed < expected and time.monotonic() < deadline:
+        if first is None and landed:
+            first = (time.perf_counter(), landed)
+        time.sleep(DRAIN_POLL_S)
         landed = db.rows_landed(tenant_id=tenant_id, source=source)
-        while landed < len(batch) and time.monotonic() < deadline:
-            if first is None and landed:
-                first = (time.perf_counter(), landed)
-            time.sleep(DRAIN_POLL_S)
-            landed = db.rows_landed(tenant_id=tenant_id, source=source)
-        counted = db.count_landed(tenant_id=tenant_id, source=source)
-        if counted < len(batch) or first is None:
-            raise RuntimeError(f"the worker landed {counted} of {len(batch)} backlogged rows")
-        samples.drain_rows_s.append((landed - first[1]) / (time.perf_counter() - first[0]))
+    counted = db.count_landed(tenant_id=tenant_id, source=source)
+    if counted < expected or first is None:
+        raise RuntimeError(f"the worker landed {counted} of {expected} backlogged rows within {INGEST_TIMEOUT_S:.0f} s")
+    return (landed - first[1]) / (time.perf_counter() - first[0])
 
 
 def upload(*, repetitions: int, stamp: str, work_dir: str, samples: TransferSamples) -> None:

@@ -197,10 +197,18 @@ class Worker:
         log.info("consuming %s as group %s", config.INTERACTIONS_TOPIC, config.INGEST_GROUP)
         in_flight: tuple[Batch, Future] | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="land") as lander:
+            delay = BACKOFF_START_S
             while not self._stopping:
-                # A broker outage between batches shows as empty polls (librdkafka reconnects by itself and
-                # resumes from the last committed offsets), so nothing here needs a backoff.
-                records = self._records(self._consumer.consume(num_messages=MAX_BATCH, timeout=POLL_TIMEOUT_S))
+                # A broker outage between batches mostly shows as empty polls (librdkafka reconnects by itself
+                # and resumes from the last committed offsets); an error raised here is waited out too.
+                try:
+                    records = self._records(self._consumer.consume(num_messages=MAX_BATCH, timeout=POLL_TIMEOUT_S))
+                except KafkaException as exc:
+                    log.warning("broker unreachable, polling again in %.1fs: %s", delay, exc)
+                    time.sleep(delay)
+                    delay = min(delay * 2, BACKOFF_MAX_S)
+                    continue
+                delay = BACKOFF_START_S
                 # The next batch is decoded and dead-lettered while the previous one lands, so this process and
                 # Postgres work at the same time; batches still land, and commit, one after the other.
                 batch = self._prepare(records) if records else None
