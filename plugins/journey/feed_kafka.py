@@ -48,12 +48,20 @@ def wait_for_landing(
     from plugins.hooks.kafka import PROGRESS_EVERY_S
 
     db = AppDbHook()
+
+    def landed_now() -> int:
+        # The worker's own count for the source (one row; never below what this attempt landed) says "not yet"
+        # cheaply; every row is counted only once it says "done", as a feed of a million rows would otherwise
+        # load the very database that is landing it.
+        progress = db.rows_landed(tenant_id=tenant_id, source=source)
+        return progress if progress < expected else db.count_landed(tenant_id=tenant_id, source=source, since=since)
+
     start = time.monotonic()
     next_report = start + PROGRESS_EVERY_S
-    landed = db.count_landed(tenant_id=tenant_id, source=source, since=since)
+    landed = landed_now()
     while landed < expected and time.monotonic() - start < timeout_s:
         time.sleep(POLL_SECONDS)
-        landed = db.count_landed(tenant_id=tenant_id, source=source, since=since)
+        landed = landed_now()
         if time.monotonic() >= next_report:
             rate = landed / (time.monotonic() - start)
             log.info("landed %s of %s rows, %.0f rows/s", f"{landed:,}", f"{expected:,}", rate)
