@@ -160,9 +160,9 @@ def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) ->
     """Per repetition, with the ingestion worker stopped so that every producer meets the same idle broker: one
     fresh tenant's interactions through KafkaHook.produce (the feed stage's call), then the same interactions
     of a second fresh tenant from each bare producer (the grid, then librdkafka), each under a source of its
-    own. Then the worker starts on that backlog: its drain rate is timed on the first tenant's rows (first in
-    every partition, all new), a bare COPY of the same rows is the drain's ceiling, and the rest of the
-    backlog lands before the next repetition."""
+    own; the worker then lands all of that. Then the drain alone: with the worker stopped again, a third fresh
+    tenant's interactions are produced as a backlog, and the worker's pace through it is timed; a bare COPY of
+    the same rows is its ceiling."""
     from include.stack import lifecycle
     from include.stack.settings import StackSettings
 
@@ -173,28 +173,30 @@ def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) ->
     grid = grid_settings()
     for rep in range(repetitions):
         tenants = {}
-        for role in ("hook", "bare"):
+        for role in ("hook", "bare", "drain"):
             slug = f"bench-{role}-{stamp}-{rep}"
             tenants[role] = (slug, api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"])
-        (hook_slug, hook_tenant), (bare_slug, bare_tenant) = tenants["hook"], tenants["bare"]
         source = f"bench-{stamp}-{rep}"
-        batch = messages(_seed(hook_slug, day=day).interactions, tenant=hook_slug, source=source)
-        bare_interactions = _seed(bare_slug, day=day).interactions
-        samples.messages = len(batch)
+        batch = {
+            role: messages(_seed(slug, day=day).interactions, tenant=slug, source=source)
+            for role, (slug, _id) in tenants.items()
+        }
+        samples.messages = len(batch["hook"])
         if rep:
             ranked = sorted(samples.kafka_grid_msgs_s, key=lambda name: -max(samples.kafka_grid_msgs_s[name]))
             grid = {name: grid[name] for name in ranked[:GRID_RERUN_BEST]}
 
         lifecycle.down(stack, only=worker, log=lambda _line: None)
         try:
-            produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch)
+            produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch["hook"])
             if produced.failed:
                 raise RuntimeError(f"{produced.failed} of {produced.produced} not acknowledged: {produced.errors}")
             samples.kafka_hook_msgs_s.append(produced.rate)
             best = 0.0
+            bare_slug, bare_tenant = tenants["bare"]
             for n, (name, settings) in enumerate({**grid, "librdkafka": None}.items()):
                 bare_source = f"{source}-bare-{n}"
-                bare = messages(bare_interactions, tenant=bare_slug, source=bare_source)
+                bare = messages(_seed(bare_slug, day=day).interactions, tenant=bare_slug, source=bare_source)
                 rate = librdkafka_produce(bare) if settings is None else bare_produce(bare, settings)
                 if settings is None:
                     samples.kafka_librdkafka_msgs_s.append(rate)
@@ -204,13 +206,24 @@ def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) ->
             samples.kafka_bare_msgs_s.append(best)
         finally:
             lifecycle.up(stack, only=worker, log=lambda _line: None)
-
-        samples.drain_rows_s.append(_drain_rate(db, tenant_id=hook_tenant, source=source, expected=len(batch)))
         # Every bare producer re-sent the same events, so once the last one's source holds them all, the
         # backlog is gone.
-        wait_for_landing(tenant_id=bare_tenant, source=bare_source, expected=len(batch), timeout_s=INGEST_TIMEOUT_S)
+        wait_for_landing(tenant_id=bare_tenant, source=bare_source, expected=len(bare), timeout_s=INGEST_TIMEOUT_S)
+
+        drain_tenant = tenants["drain"][1]
+        lifecycle.down(stack, only=worker, log=lambda _line: None)
+        try:
+            produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch["drain"])
+            if produced.failed:
+                raise RuntimeError(f"{produced.failed} of {produced.produced} not acknowledged: {produced.errors}")
+        finally:
+            lifecycle.up(stack, only=worker, log=lambda _line: None)
+        samples.drain_rows_s.append(
+            _drain_rate(db, tenant_id=drain_tenant, source=source, expected=len(batch["drain"]))
+        )
         rows = db.get_records(
-            f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s", parameters=(hook_tenant, source)
+            f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s",
+            parameters=(drain_tenant, source),
         )
         samples.copy_rows_s.append(bare_copy(rows, table=f"bench_copy_{rep}"))
 

@@ -10,8 +10,9 @@ re-delivery harmless. While one batch lands (in a thread: the database does the 
 polled, classified and dead-lettered. Database or broker outages are waited out with backoff while the
 consumer stays in its group; SIGTERM finishes the batches in hand and exits 0.
 
-The client is librdkafka (confluent-kafka): kafka-python parses every record in Python, which held a
-drain to ~20-30k messages/s on these machines, below what one COPY-based upsert per batch lands.
+The client is librdkafka (confluent-kafka): kafka-python parses every record in Python, ~33k records/s
+read and ~25k decoded on these machines before any landing, while librdkafka hands them over at ~3 s of
+CPU per million.
 """
 
 from __future__ import annotations
