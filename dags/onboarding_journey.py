@@ -4,7 +4,7 @@ seed_data -> upload_to_minio -> feed_kafka -> train_model -> deploy_model -> que
 each a task group of ``run`` (retried on transient errors, with exponential backoff) and ``validate`` (its GX
 suite, never retried), then ``cleanup`` (revokes the run's API keys, ends its candidate deployment, deletes its
 isolation-probe tenant) and ``report`` (report.json and the run's Data Docs), which both run whatever happened
-upstream. The stages' code is in plugins/journey/<stage>.py, their suites in expectations/<stage>.json.
+upstream. The stages' code is in ``plugins/journey/{stage}.py``, their suites in ``expectations/{stage}.json``.
 
 One run validates one day for one or more tenants: the stages and the report form a task group mapped over
 ``tenants`` (default: include.config.CANARY_TENANTS, the daily canaries; the ``tenant`` param, set from the UI
@@ -29,12 +29,10 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 from include.config import CANARY_TENANTS
 from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
-from plugins.journey import ALL_STAGES
+from plugins.journey import ALL_STAGES, TENANT_PATTERN
 
 # Transient errors are retried after 10 s, 20 s, 40 s.
 DEFAULT_ARGS = default_args(retries=3, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=5))
-
-TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 PARAMS = {
     "tenants": Param(
@@ -48,19 +46,28 @@ PARAMS = {
     "tenant": Param(
         None, type=["null", "string"], pattern=TENANT_PATTERN, description="One tenant slug; when set, overrides tenants."
     ),
-    "n_users": Param(10_000, type="integer", minimum=10, maximum=1_000_000),
-    "n_items": Param(5_000, type="integer", minimum=10, maximum=200_000),
-    "n_interactions": Param(100_000, type="integer", minimum=100, maximum=10_000_000),
-    "seed": Param(42, type="integer", minimum=0),
+    "tenant_name": Param(
+        None, type=["null", "string"], maxLength=200, description="Display name of a tenant this run creates; default: its slug."
+    ),
+    "n_users": Param(10_000, type="integer", minimum=10, maximum=1_000_000, description="Users of the generated data."),
+    "n_items": Param(5_000, type="integer", minimum=10, maximum=200_000, description="Items of the generated catalog."),
+    "n_interactions": Param(
+        100_000, type="integer", minimum=100, maximum=10_000_000, description="Interactions of the generated log."
+    ),
+    "seed": Param(
+        42, type="integer", minimum=0, description="With the tenant and the logical date, fixes the generated data."
+    ),
     "ndcg_threshold": Param(
         None, type=["null", "number"], minimum=0, maximum=1,
         description="Minimum NDCG@10 to pass; empty: 0.30 (the platform's target) for generated data, none for a real sample.",
     ),  # fmt: skip
     "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
     "sample_users": Param(20, type="integer", minimum=1, maximum=500, description="Users to query (x2: with and without a filter)."),
-    "rec_count": Param(10, type="integer", minimum=1, maximum=100),
+    "rec_count": Param(10, type="integer", minimum=1, maximum=100, description="Recommendations asked for per request."),
     "max_p95_ms": Param(200.0, type="number", minimum=1, description="Latency budget of the recommendation sample."),
-    "max_error_rate": Param(0.0, type="number", minimum=0, maximum=1),
+    "max_error_rate": Param(
+        0.0, type="number", minimum=0, maximum=1, description="Share of sampled requests that may fail (0: none)."
+    ),
     "max_bad_share": Param(0.0, type="number", minimum=0, maximum=1, description="Share of input rows that may be quarantined."),
     "feed_timeout_s": Param(300, type="integer", minimum=1, maximum=7200, description="Wait for ingestion at most this long."),
     "interactions_uri": Param(
@@ -99,38 +106,58 @@ PARAMS = {
 }
 
 
+# Map indexes show as the tenant's name in the UI (not 0, 1, ...): each task puts its tenant in its context.
+BY_TENANT = "{{ tenant }}"
+
+
+def _context(tenant: str):
+    context = get_current_context()
+    context["tenant"] = tenant
+    return context
+
+
 @task(retries=1)
 def tenants() -> list[str]:
-    params = get_current_context()["params"]
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from plugins.journey.tasks import UnknownConfKeys, check_conf
+
+    context = get_current_context()
+    try:
+        # A typo (n_user) would otherwise run a full-scale journey with the default it meant to override.
+        check_conf(context["dag_run"].conf, valid=PARAMS)
+    except UnknownConfKeys as exc:
+        raise AirflowFailException(str(exc)) from None
+    params = context["params"]
     return [params["tenant"]] if params.get("tenant") else list(params["tenants"])
 
 
-@task(retries=3)
+@task(retries=3, map_index_template=BY_TENANT)
 def run(stage: str, tenant: str) -> dict:
     from plugins.journey.tasks import run_stage
 
-    return run_stage(stage, get_current_context(), tenant=tenant)
+    return run_stage(stage, _context(tenant), tenant=tenant)
 
 
-@task(retries=0)
+@task(retries=0, map_index_template=BY_TENANT)
 def validate(stage: str, tenant: str) -> dict:
     from plugins.journey.tasks import validate_stage
 
-    return validate_stage(stage, get_current_context(), tenant=tenant)
+    return validate_stage(stage, _context(tenant), tenant=tenant)
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=2)
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=2, map_index_template=BY_TENANT)
 def cleanup(tenant: str) -> dict:
     from plugins.journey.cleanup import run_for_context
 
-    return run_for_context(get_current_context(), tenant=tenant)
+    return run_for_context(_context(tenant), tenant=tenant)
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=1, map_index_template=BY_TENANT)
 def report(tenant: str) -> str:
     from plugins.journey.report import write_for_context
 
-    return write_for_context(get_current_context(), tenant=tenant)
+    return write_for_context(_context(tenant), tenant=tenant)
 
 
 # prefix_group_id=False keeps the task ids "<stage>.run", "<stage>.validate", "cleanup" and "report": the map

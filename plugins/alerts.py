@@ -28,9 +28,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.config import CONN_IDS, EXPORTS_BUCKET, local_dir
+from plugins.journey import TENANT_PATTERN
 from plugins.journey.run import safe_name
 
 WEBHOOK_CONN_ID = "alert_webhook"
+# DAGs whose runs write journey reports, so an alert can link the run's report page.
+JOURNEY_DAGS = frozenset({"onboarding_journey"})
 WEBHOOK_TIMEOUT_S = 5.0
 MAX_ERROR_CHARS = 4000
 
@@ -129,6 +132,7 @@ def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any
     error = redact(error)[:MAX_ERROR_CHARS]
     suite, expectations = failed_expectations(error)
     logical_date = context.get("logical_date")
+    tenant = getattr(ti, "rendered_map_index", None)
     return {
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
@@ -143,7 +147,17 @@ def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any
         "failed_expectations": expectations,
         "rejected_rows": rejected_rows(error),
         "timestamp": (now or datetime.now(UTC)).isoformat(),
+        # One click to the run's report page (every tenant of the run, or the failed task's tenant's).
+        "report_url": _report_url(ti.dag_id, ti.run_id, tenant),
     }
+
+
+def _report_url(dag_id: str, run_id: str, tenant: Any) -> str | None:
+    from plugins.journey.pages import report_url
+
+    if dag_id not in JOURNEY_DAGS:
+        return None
+    return report_url(run_id, tenant if isinstance(tenant, str) and re.fullmatch(TENANT_PATTERN, tenant) else None)
 
 
 def write_local(payload: dict[str, Any]) -> str:
@@ -216,12 +230,13 @@ def on_failure(context: Any) -> None:
     if payload["failed_expectations"]:
         headline += "; failed: " + "; ".join(payload["failed_expectations"])
     log.error(
-        "ALERT %s.%s failed (run %s, try %s): %s | bucket: %s | file: %s | webhook: %s",
+        "ALERT %s.%s failed (run %s, try %s): %s | report: %s | bucket: %s | file: %s | webhook: %s",
         payload["dag_id"],
         payload["task_id"],
         payload["run_id"],
         payload["try_number"],
         headline[:600],
+        payload["report_url"] or "-",
         bucket,
         local,
         webhook,

@@ -75,6 +75,8 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(settings.port("airflow")),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{settings.port('airflow')}/execution/",
+        # Where operators reach the UI: task logs, alerts and the demo print report links under it.
+        "AIRFLOW__API__BASE_URL": f"http://{HOST}:{settings.port('airflow')}",
         "PYTHONPATH": settings.repo,
         "RECSYS_LOCAL_DIR": settings.local_dir,
         "RECSYS_PORT_OFFSET": str(settings.port_offset),

@@ -18,3 +18,6 @@ STAGES: tuple[str, ...] = (
 # platform components on purpose (plugins/journey/resilience.py).
 DRILLS_STAGE = "resilience"
 ALL_STAGES: tuple[str, ...] = (*STAGES, DRILLS_STAGE)
+
+# A tenant's slug, as the DAG's params and the Journey UI's URLs accept it.
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"

@@ -27,7 +27,14 @@ DEPLOYMENT_FIELDS = ("role", "version", "live_version", "reason")
 MODEL_FIELDS = ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "popularity_recall_at_10", "ndcg_lift", "train_seconds")
 # Catalog fields nothing downstream depends on: their absence is in the report's input section, not its notes.
 DESCRIPTIVE = ("title", "price", "image_url")
-RECOMMENDATION_FIELDS = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms")
+RECOMMENDATION_FIELDS = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "fallback", "probes")
+REPORT_FILE = "report.json"
+DATA_DOCS_DIR = "data_docs"
+
+
+def bucket_prefix(*, tenant: str, run_key: str, run_id: str) -> str:
+    """Where one run's report and Data Docs live in the reports bucket (plugins/hooks/reports.py reads them)."""
+    return f"{tenant}/{run_key}/{safe_name(run_id)}/"
 
 
 def _counts(summary: dict[str, Any] | None) -> dict[str, Any]:
@@ -45,13 +52,17 @@ def _counts(summary: dict[str, Any] | None) -> dict[str, Any]:
     return counts
 
 
-def stage_entry(stage: str, *, summary: Any, failure: Any, validation: Any) -> dict[str, Any]:
+def stage_entry(stage: str, *, summary: Any, failure: Any, validation: Any, state: str | None = None) -> dict[str, Any]:
+    """``state`` is the stage's run task's Airflow state: a stage that never ran says why, in the UI's words
+    (``upstream_failed`` below a failed stage, ``skipped`` for the fault drills when not asked for)."""
     if failure and not summary:
         status = "failed"
     elif validation is not None:
         status = "success" if validation["success"] else "failed"
+    elif summary is None:
+        status = state if state in ("upstream_failed", "skipped") else "skipped"
     else:
-        status = "skipped" if summary is None else "unvalidated"
+        status = "unvalidated"
     entry = {
         "name": stage,
         "status": status,
@@ -87,6 +98,7 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
             summary=summaries[stage],
             failure=_pull_if(ti, states, f"{stage}.run", ("failed",), key=FAILURE_KEY),
             validation=_pull_if(ti, states, f"{stage}.validate", ("success", "failed"), key=VALIDATION_KEY),
+            state=states.get(f"{stage}.run"),
         )
         for stage in names
     ]
@@ -112,6 +124,8 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
         "stages": stages,
         "input": {"mode": seeded.get("mode"), "columns": seeded.get("columns"), "categories": seeded.get("categories")},
         "rejections": seeded.get("rejections"),
+        # The quarantined rows' objects (key, sha256, rows) per table, so the report page can link them.
+        "quarantine": seeded.get("quarantined"),
         "notes": notes,
         "model": {
             "version": trained.get("version"),
@@ -131,23 +145,23 @@ def write(run: JourneyRun, report: dict[str, Any]) -> str:
     from plugins.hooks.minio import MinioHook
     from plugins.validation import build_data_docs
 
-    docs_dir = os.path.join(run.report_dir, "data_docs")
+    docs_dir = os.path.join(run.report_dir, DATA_DOCS_DIR)
     if os.path.isdir(run.gx_dir):
         report["data_docs"] = build_data_docs(run.gx_dir, docs_dir)
-    path = os.path.join(run.report_dir, "report.json")
+    path = os.path.join(run.report_dir, REPORT_FILE)
     with open(path, "w") as fh:
         json.dump(report, fh, indent=2, default=str)
     link_latest(report_dir=run.report_dir, tenant=run.tenant)
 
     minio = MinioHook()
-    prefix = f"{run.tenant}/{run.run_key}/{safe_name(run.run_id)}/"
-    minio.put_file(bucket=REPORTS_BUCKET, key=prefix + "report.json", path=path, content_type="application/json")
+    prefix = bucket_prefix(tenant=run.tenant, run_key=run.run_key, run_id=run.run_id)
+    minio.put_file(bucket=REPORTS_BUCKET, key=prefix + REPORT_FILE, path=path, content_type="application/json")
     if report["data_docs"]:
         for root, _, files in os.walk(docs_dir):
             for name in files:
                 local = os.path.join(root, name)
-                key = prefix + "data_docs/" + os.path.relpath(local, docs_dir)
-                minio.put_file(bucket=REPORTS_BUCKET, key=key, path=local, content_type=_content_type(name))
+                key = prefix + f"{DATA_DOCS_DIR}/" + os.path.relpath(local, docs_dir)
+                minio.put_file(bucket=REPORTS_BUCKET, key=key, path=local, content_type=content_type(name))
     return path
 
 
@@ -178,10 +192,12 @@ def link_latest(*, report_dir: str, tenant: str, root: str | None = None) -> Non
     replace_link(os.path.join(root, NEWEST_LINK), report_dir)
 
 
-def _content_type(name: str) -> str:
-    return {".html": "text/html", ".css": "text/css", ".js": "application/javascript", ".json": "application/json"}.get(
-        os.path.splitext(name)[1], "application/octet-stream"
-    )
+def content_type(name: str) -> str:
+    """The Content-Type a Data Docs file is stored and served with."""
+    types = {".html": "text/html", ".css": "text/css", ".js": "application/javascript", ".json": "application/json",
+             ".png": "image/png", ".svg": "image/svg+xml", ".ico": "image/x-icon", ".woff": "font/woff",
+             ".woff2": "font/woff2", ".ttf": "font/ttf", ".csv": "text/csv"}  # fmt: skip
+    return types.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
 
 
 def summary_table(report: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from plugins.journey import ALL_STAGES
+from plugins.journey.pages import report_url
 from plugins.journey.run import JourneyRun
 
 FAILURE_KEY = "failure"
@@ -60,6 +61,20 @@ def summaries(ti: Any, *, through: str) -> dict[str, Any]:
     """Run summaries of every stage up to and including ``through``."""
     names = ALL_STAGES[: ALL_STAGES.index(through) + 1]
     return {name: pull(ti, f"{name}.run") for name in names}
+
+
+class UnknownConfKeys(ValueError):
+    """A run's conf names keys the DAG has no param for."""
+
+
+def check_conf(conf: Any, *, valid: Any) -> None:
+    """Refuse conf keys that are not params: Airflow passes them through silently, so ``n_user`` would run with
+    the default ``n_users`` its author meant to override."""
+    unknown = sorted(set(conf or {}) - set(valid))
+    if unknown:
+        raise UnknownConfKeys(
+            f"unknown conf keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+        )
 
 
 def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
@@ -104,11 +119,18 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     done = summaries(ti, through=stage)
     result = module.validate(journey, done)
     ti.xcom_push(key=VALIDATION_KEY, value=result.to_dict())
+    # The log ends with what the suite proved and where the run's report page is (the report task writes it).
+    proved = (
+        f"GX suite {result.suite!r}: {result.evaluated} evaluated, {result.unsuccessful} unsuccessful;"
+        f" report: {report_url(journey.run_id, tenant)}"
+    )
     try:
         result.raise_for_failure()
     except ValidationFailed as failed:
         # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
         notes = module.failure_notes(done) if hasattr(module, "failure_notes") else ""
+        print(proved)
         # Data that fails its expectations will fail them again: no retry.
-        raise AirflowFailException(failure_message(str(failed), notes)) from None
+        raise AirflowFailException(failure_message(str(failed), notes) + f"\nreport: {report_url(journey.run_id, tenant)}") from None
+    print(proved)
     return result.to_dict()

@@ -139,7 +139,7 @@ def test_a_catalog_rejected_in_full_fails_naming_the_reason_and_reaches_quaranti
     dag_run, report = run_journey(logical_date=DAY, tenant="it-euro", **log.dag_conf(os.path.dirname(inbox)), **SAMPLE)
 
     assert dag_run.state == "failed" and report["failed_stage"] == "seed_data"
-    assert list(stages(report).values())[1:] == ["skipped"] * 6
+    assert list(stages(report).values())[1:] == ["upstream_failed"] * 6
     items = report["rejections"]["items"]
     assert (items["rows"], items["rejected"]) == (len(catalog), len(catalog))
     [reason] = items["reasons"]

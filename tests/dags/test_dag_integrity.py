@@ -60,6 +60,26 @@ def test_journey_stages_in_order(dagbag):
     assert dag.get_task("cleanup").trigger_rule == dag.get_task("report").trigger_rule == "all_done"
 
 
+def test_journey_params_are_described_for_the_trigger_form(dagbag):
+    params = dagbag.dags["onboarding_journey"].params
+    undescribed = [name for name in params if not params.get_param(name).description]
+    assert undescribed == []
+
+
+def test_journey_docs_render_their_paths(dagbag):
+    """Markdown drops ``<stage>`` as an unknown HTML tag: the docs panel showed plugins/journey/.py."""
+    doc = dagbag.dags["onboarding_journey"].doc_md
+    assert "plugins/journey/{stage}.py" in doc and "<stage>" not in doc
+
+
+def test_mapped_journey_tasks_are_named_by_tenant(dagbag):
+    dag = dagbag.dags["onboarding_journey"]
+    mapped = [t for t in dag.tasks if t.task_id != "tenants"]
+    assert mapped and all(t.map_index_template == "{{ tenant }}" for t in mapped), [
+        t.task_id for t in mapped if t.map_index_template != "{{ tenant }}"
+    ]
+
+
 def test_dags_folder_parses_without_heavy_imports():
     """Parsing must not import pandas, GX, torch or the clients: the dag-processor re-parses files all day."""
     code = (

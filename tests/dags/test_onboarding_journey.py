@@ -168,7 +168,7 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined():
     upload = next(s for s in report["stages"] if s["name"] == "upload_to_minio")
     failed = upload["validation"]["failed_expectations"]
     assert any("bad_share" in json.dumps(f) for f in failed), failed
-    assert [s["status"] for s in report["stages"][2:]] == ["skipped"] * 5
+    assert [s["status"] for s in report["stages"][2:]] == ["upstream_failed"] * 5
 
     back = MinioHook().read_back(bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.quarantine.csv")
     quarantined = pd.read_csv(io.BytesIO(back.data), dtype=str)

@@ -268,3 +268,22 @@ def test_webhook_url_is_never_logged(env, monkeypatch, alert_log):
     assert server.received[0]["path"] == "/services/T000/B000/SeCrEtToKeN"
     assert "SeCrEtToKeN" not in "\n".join(alert_log)
     assert local_alert(env)["error"] == "boom"
+
+
+def test_alert_and_webhook_carry_the_report_page_url(env, webhook, monkeypatch, alert_log):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:8080/")
+    exception = gx_failure()
+    ctx = context(exception)
+    ctx["ti"].map_index, ctx["ti"].rendered_map_index = 0, "acme"
+    alerts.on_failure(ctx)
+    expected = "http://airflow.example:8080/journey/runs/manual__2026-11-10T00%3A00%3A00%2B00%3A00/acme"
+    assert local_alert(env, "train_model.validate.0")["report_url"] == expected
+    assert webhook.received[0]["body"]["report_url"] == expected
+    assert f"report: {expected}" in alert_log[-1]
+
+
+def test_other_dags_alerts_carry_no_report_url(env, webhook):
+    ctx = context(RuntimeError("boom"), task_id="check_postgres")
+    ctx["ti"].dag_id = "platform_health"
+    alerts.on_failure(ctx)
+    assert webhook.received[0]["body"]["report_url"] is None
