@@ -27,7 +27,7 @@ import psycopg2.errors
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from psycopg2.extras import execute_values
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from include import config
 from include.recsys import audit, auth, contracts, storage
@@ -54,7 +54,27 @@ class TenantIn(BaseModel):
 
 class ApiKeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    # A named rate-limit plan for this key alone (e.g. "probe"); without one the key follows its tenant's plan.
+    plan: str | None = Field(default=None, pattern=SLUG_PATTERN)
     source: Source
+
+
+class PlanIn(BaseModel):
+    """A named plan ({"plan": "gateway"}) or the tenant's own figures ({"requests": 600, "window_s": 60})."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    requests: int | None = Field(default=None, ge=1, le=10_000_000)
+    window_s: float | None = Field(default=None, gt=0, le=86_400)
+    source: Source
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PlanIn:
+        named = self.plan is not None and self.requests is None and self.window_s is None
+        own = self.plan is None and self.requests is not None and self.window_s is not None
+        if not (named or own):
+            raise ValueError("give either plan (a named plan) or both requests and window_s")
+        return self
 
 
 class UploadIn(BaseModel):
@@ -92,6 +112,7 @@ def _tenant_json(row: dict) -> dict:
         "name": row["name"],
         "email": row["email"],
         "status": row["status"],
+        "plan": row["plan"],
         "created_at": row["created_at"].isoformat(),
     }
 
@@ -135,6 +156,81 @@ def create_tenant(body: TenantIn, request: Request) -> dict:
 def get_tenant(tenant: str, request: Request) -> dict:
     with platform(request).db.transaction() as cur:
         return _tenant_json(_tenant(cur, tenant))
+
+
+def _plan_json(row: dict) -> dict:
+    return {
+        "plan": row["name"],
+        "requests": row["requests"],
+        "window_s": row["window_s"],
+        "per_second": round(row["requests"] / row["window_s"], 3),
+        "description": row["description"],
+    }
+
+
+def _plan(cur, name: str) -> dict:
+    cur.execute("SELECT * FROM rate_plans WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        cur.execute("SELECT name FROM rate_plans WHERE name NOT LIKE 'custom-%' ORDER BY name")
+        named = ", ".join(r["name"] for r in cur.fetchall())
+        raise ApiError(404, "plan_not_found", f"no rate-limit plan {name[:100]!r}; named plans: {named}")
+    return row
+
+
+@router.get("/plans")
+def list_plans(request: Request) -> dict:
+    """The named rate-limit plans (tenants' own figures, ``custom-<slug>``, are left out)."""
+    with platform(request).db.transaction() as cur:
+        cur.execute("SELECT * FROM rate_plans WHERE name NOT LIKE 'custom-%' ORDER BY requests / window_s, name")
+        return {"plans": [_plan_json(r) for r in cur.fetchall()]}
+
+
+@router.get("/tenants/{tenant}/plan")
+def get_tenant_plan(tenant: str, request: Request) -> dict:
+    with platform(request).db.transaction() as cur:
+        row = _tenant(cur, tenant)
+        return {"tenant_id": row["id"], **_plan_json(_plan(cur, row["plan"]))}
+
+
+@router.put("/tenants/{tenant}/plan")
+def set_tenant_plan(tenant: str, body: PlanIn, request: Request) -> dict:
+    """Put the tenant's keys on a named plan or on figures of its own; applies at each key's next request,
+    no restart (this process forgets the tenant's cached keys now; other API processes within the key
+    cache's TTL). Keys created with a plan of their own keep it. Audited ``tenant.plan_changed``."""
+    source = run_source(request, body.source)
+    state = platform(request)
+    with state.db.transaction() as cur:
+        row = _tenant(cur, tenant, for_update=True)
+        previous = _plan(cur, row["plan"])
+        if body.plan is not None:
+            plan = _plan(cur, body.plan)
+        else:
+            cur.execute(
+                "INSERT INTO rate_plans (name, requests, window_s, description) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET requests = EXCLUDED.requests, window_s = EXCLUDED.window_s,"
+                " updated_at = now() RETURNING *",
+                (f"custom-{row['slug']}", body.requests, body.window_s, f"tenant {row['slug']}'s own figures"),
+            )
+            plan = cur.fetchone()
+        cur.execute("UPDATE tenants SET plan = %s WHERE id = %s", (plan["name"], row["id"]))
+        audit.record(
+            cur,
+            actor=ACTOR,
+            action="tenant.plan_changed",
+            tenant_id=row["id"],
+            object_ref=f"tenant:{row['slug']}",
+            details={
+                "source": source,
+                "plan": plan["name"],
+                "requests": plan["requests"],
+                "window_s": plan["window_s"],
+                "previous": {"plan": previous["name"], "requests": previous["requests"], "window_s": previous["window_s"]},
+            },
+            request_id=request_id(request),
+        )
+    state.keys.forget_tenant(row["id"])
+    return {"tenant_id": row["id"], **_plan_json(plan), "previous": _plan_json(previous)}
 
 
 # What a tenant can hold; only a tenant holding none of it may be deleted (the audit trail keeps its history).
@@ -187,6 +283,8 @@ def _key_json(row: dict) -> dict:
         "name": row["name"],
         "prefix": row["key_prefix"],
         "source": row["source"],
+        # None: the key follows its tenant's plan.
+        "plan": row["plan"],
         "created_at": row["created_at"].isoformat(),
         "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
         "active": row["revoked_at"] is None,
@@ -201,9 +299,12 @@ def create_api_key(tenant: str, body: ApiKeyIn, request: Request) -> dict:
     prefix = auth.display_prefix(key)
     with platform(request).db.transaction() as cur:
         row = _tenant(cur, tenant)
+        if body.plan is not None:
+            _plan(cur, body.plan)
         cur.execute(
-            "INSERT INTO api_keys (id, tenant_id, name, key_prefix, key_hash, source) VALUES (%s, %s, %s, %s, %s, %s)",
-            (key_id, row["id"], body.name, prefix, auth.hash_key(key), source),
+            "INSERT INTO api_keys (id, tenant_id, name, key_prefix, key_hash, source, plan)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (key_id, row["id"], body.name, prefix, auth.hash_key(key), source, body.plan),
         )
         audit.record(
             cur,
@@ -211,10 +312,13 @@ def create_api_key(tenant: str, body: ApiKeyIn, request: Request) -> dict:
             action="apikey.created",
             tenant_id=row["id"],
             object_ref=f"apikey:{key_id}",
-            details={"source": source, "name": body.name, "prefix": prefix},
+            details={"source": source, "name": body.name, "prefix": prefix, "plan": body.plan},
             request_id=request_id(request),
         )
-    return {"api_key": key, "id": key_id, "prefix": prefix, "tenant_id": row["id"], "name": body.name, "source": source}
+    return {
+        "api_key": key, "id": key_id, "prefix": prefix, "tenant_id": row["id"], "name": body.name, "source": source,
+        "plan": body.plan,
+    }  # fmt: skip
 
 
 @router.get("/tenants/{tenant}/apikeys")
@@ -600,6 +704,8 @@ def deploy_model(tenant: str, version: str, request: Request, body: DeployIn | N
             state.registry.put(tenant_id, model)
         else:
             state.registry.put_candidate(tenant_id, model)
+        # The rebuilt model may answer differently (its users' history grew), and a replaced one serves no more.
+        cache_dropped = sum(state.cache.invalidate(tenant_id=tenant_id, version=v) for v in {version, replaced} if v)
     return {
         "tenant_id": tenant_id,
         "version": version,
@@ -613,6 +719,7 @@ def deploy_model(tenant: str, version: str, request: Request, body: DeployIn | N
         "users": len(model.user_rows),
         "traffic_percent": body.traffic_percent,
         "loaded_at": datetime.fromtimestamp(model.loaded_at, UTC).isoformat(),
+        "cache_entries_dropped": cache_dropped,
     }
 
 
@@ -740,6 +847,7 @@ def end_deployment(tenant: str, deployment_id: str, request: Request) -> dict:
                 request_id=request_id(request),
             )
         state.registry.drop_candidate(tenant_row["id"], row["version"])
+    state.cache.invalidate(tenant_id=tenant_row["id"], version=row["version"])
     return _deployment_json(state, row)
 
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from include.recsys import admin_routes, errors, v1_routes
 from include.recsys import settings as settings_module
+from include.recsys.health import NON_CRITICAL
 from include.recsys.platform import Platform
 from include.recsys.settings import Settings
 from include.recsys.telemetry import Telemetry
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             state.stop()
+            await state.cache.close()
 
     # No /docs, /redoc or /openapi.json: they are unauthenticated and would publish the admin API's
     # schema, which tenant routes otherwise only reveal after authentication.
@@ -143,16 +145,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     def health(request: Request) -> JSONResponse:
-        """200 {"status": "healthy", "checks": {...}} or 503 {"status": "degraded", "failing": [...], ...}."""
+        """200 {"status": "healthy", "checks": {...}}; 503 {"status": "degraded", "failing": [...], ...} when a
+        dependency serving needs fails; 200 {"status": "degraded", "failing": [], "degraded": ["cache"], ...}
+        when only the response cache does (recommendations are still served, computed per request)."""
         checks = platform(request).health.run()
-        failing = sorted(name for name, result in checks.items() if not result["ok"])
+        down = sorted(name for name, result in checks.items() if not result["ok"])
+        failing = [name for name in down if name not in NON_CRITICAL]
+        degraded = [name for name in down if name in NON_CRITICAL]
         if failing:
-            return JSONResponse({"status": "degraded", "failing": failing, "checks": checks}, status_code=503)
+            return JSONResponse(
+                {"status": "degraded", "failing": failing, "degraded": degraded, "checks": checks}, status_code=503
+            )
+        if degraded:
+            return JSONResponse({"status": "degraded", "failing": [], "degraded": degraded, "checks": checks})
         return JSONResponse({"status": "healthy", "checks": checks})
 
     @app.get("/metrics")
     def metrics(request: Request) -> PlainTextResponse:
-        text = telemetry.render(model_versions=platform(request).registry.versions())
+        state = platform(request)
+        text = telemetry.render(
+            model_versions=state.registry.versions(), cache=state.cache.stats() if state.cache.enabled else None
+        )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return app

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 ACTIONS: tuple[str, ...] = (
     "tenant.created",
     "tenant.deleted",
+    "tenant.plan_changed",
     "apikey.created",
     "apikey.revoked",
     "upload.registered",

@@ -26,6 +26,10 @@ class KeyOwner:
     tenant_id: str
     tenant_slug: str
     prefix: str
+    # The key's rate-limit plan: its own, or else its tenant's (include/sql/0005_rate_plans.sql).
+    plan: str
+    rate_limit: int
+    rate_window_s: float
 
     def owns(self, tenant_ref: str) -> bool:
         """Whether a tenant id or slug from a request names this key's tenant."""
@@ -95,6 +99,15 @@ class KeyCache:
         """Drop a key's cached owner, so a revocation takes effect in this process at once."""
         with self._lock:
             self._entries.pop(key_hash, None)
+
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop every cached key of a tenant, so a plan change takes effect in this process at once."""
+        with self._lock:
+            self._entries = {
+                digest: entry
+                for digest, entry in self._entries.items()
+                if entry[1] is None or entry[1].tenant_id != tenant_id
+            }
 
     def owner(self, key: str) -> KeyOwner | None:
         hit, owner = self.cached(key)

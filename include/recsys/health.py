@@ -16,12 +16,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from kafka import KafkaConsumer
 
 from include import config
+from include.recsys.cache import ResponseCache
 from include.recsys.db import Database
 from include.recsys.settings import Settings
 from include.recsys.storage import client as s3_client
 
 DEADLINE_S = 2.0
 CACHE_S = 1.5
+# Dependencies whose failure degrades the platform without stopping it: /health stays 200 for them.
+NON_CRITICAL = frozenset({"cache"})
 
 
 def _kafka_check(settings: Settings) -> None:
@@ -41,7 +44,7 @@ def _kafka_check(settings: Settings) -> None:
 
 
 class HealthChecker:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, *, cache: ResponseCache | None = None) -> None:
         s3 = s3_client(settings, timeout_s=DEADLINE_S)
 
         def storage_check() -> None:
@@ -53,6 +56,8 @@ class HealthChecker:
             "storage": storage_check,
             "kafka": lambda: _kafka_check(settings),
         }
+        if cache is not None and cache.enabled:
+            self._checks["cache"] = cache.ping
         self._pool = ThreadPoolExecutor(max_workers=len(self._checks), thread_name_prefix="health")
         self._in_flight: dict[str, Future] = {}
         self._cached: tuple[float, dict[str, dict]] | None = None

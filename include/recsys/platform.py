@@ -8,6 +8,7 @@ import time
 
 from include.recsys import serving, storage
 from include.recsys.audit import ServedCounter
+from include.recsys.cache import ResponseCache
 from include.recsys.auth import KeyCache, KeyOwner
 from include.recsys.db import Database, DatabaseUnavailable
 from include.recsys.health import HealthChecker
@@ -29,9 +30,10 @@ class Platform:
         self.s3 = storage.client(settings)
         self.registry = serving.Registry()
         self.keys = KeyCache(self._lookup_key)
-        self.limiter = RateLimiter(limit=settings.rate_limit, window_s=settings.rate_window_s)
+        self.limiter = RateLimiter()
         self.served = ServedCounter(self.db)
-        self.health = HealthChecker(settings, self.db)
+        self.cache = ResponseCache(settings.redis_url, ttl_s=settings.cache_ttl_s)
+        self.health = HealthChecker(settings, self.db, cache=self.cache)
         self.deploy_lock = threading.Lock()
         self._popularity: dict[str, tuple[float, serving.Popularity]] = {}
         self._deployments_loaded = False
@@ -41,14 +43,24 @@ class Platform:
     def _lookup_key(self, key_hash: str) -> KeyOwner | None:
         with self.db.transaction() as cur:
             cur.execute(
-                "SELECT k.id, k.tenant_id, k.key_prefix, t.slug FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                "SELECT k.id, k.tenant_id, k.key_prefix, t.slug, p.name AS plan, p.requests, p.window_s"
+                " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                " JOIN rate_plans p ON p.name = COALESCE(k.plan, t.plan)"
                 " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND t.status = 'active'",
                 (key_hash,),
             )
             row = cur.fetchone()
         if row is None:
             return None
-        return KeyOwner(key_id=row["id"], tenant_id=row["tenant_id"], tenant_slug=row["slug"], prefix=row["key_prefix"])
+        return KeyOwner(
+            key_id=row["id"],
+            tenant_id=row["tenant_id"],
+            tenant_slug=row["slug"],
+            prefix=row["key_prefix"],
+            plan=row["plan"],
+            rate_limit=row["requests"],
+            rate_window_s=row["window_s"],
+        )
 
     def build_model(self, tenant_id: str, version: str, artifact_uri: str) -> serving.TenantModel:
         """Artifacts from S3 plus the model's catalog and users' history from the database."""

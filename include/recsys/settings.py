@@ -50,24 +50,38 @@ class Settings:
     s3_secure: bool
     kafka_bootstrap: str
     admin_token: str
-    rate_limit: int
-    rate_window_s: float
+    # RECSYS_RATE_LIMIT: one limit for every key of this process, over the plans (the bench's unthrottled
+    # load generator, a test's tiny limit); None lets each key's plan decide.
+    rate_limit: int | None
+    rate_window_s: float | None
     max_body_bytes: int
+    # The recommendations response cache (include/recsys/cache.py); None: no cache.
+    redis_url: str | None = None
+    cache_ttl_s: float = 300.0
 
     def __repr__(self) -> str:
         # Keeps secrets out of logs and tracebacks that print the settings.
         return (
             f"Settings(s3_endpoint={self.s3_endpoint!r}, kafka_bootstrap={self.kafka_bootstrap!r}, "
-            f"rate_limit={self.rate_limit}/{self.rate_window_s:g}s, max_body_bytes={self.max_body_bytes})"
+            f"rate_limit={'plans' if self.rate_limit is None else f'{self.rate_limit}/{self.rate_window_s:g}s'}, "
+            f"max_body_bytes={self.max_body_bytes})"
         )
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    limit, window = parse_rate_limit(env.get("RECSYS_RATE_LIMIT", "").strip() or "60/10")
+    raw_limit = env.get("RECSYS_RATE_LIMIT", "").strip()
+    limit, window = parse_rate_limit(raw_limit) if raw_limit else (None, None)
     max_body = env.get("RECSYS_MAX_BODY_BYTES", "").strip() or str(64 * 1024)
     if not max_body.isdigit() or int(max_body) < 1024:
         raise SettingsError(f"RECSYS_MAX_BODY_BYTES must be an integer >= 1024, got {max_body!r}")
+    cache_ttl = env.get("RECSYS_CACHE_TTL_S", "").strip() or "300"
+    try:
+        cache_ttl_s = float(cache_ttl)
+    except ValueError:
+        cache_ttl_s = 0.0
+    if not cache_ttl_s > 0:
+        raise SettingsError(f"RECSYS_CACHE_TTL_S must be a number of seconds > 0, got {cache_ttl!r}")
     return Settings(
         database_url=_required(env, "RECSYS_DATABASE_URL"),
         s3_endpoint=_required(env, "RECSYS_S3_ENDPOINT"),
@@ -79,6 +93,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         rate_limit=limit,
         rate_window_s=window,
         max_body_bytes=int(max_body),
+        redis_url=env.get("RECSYS_REDIS_URL", "").strip() or None,
+        cache_ttl_s=cache_ttl_s,
     )
 
 

@@ -32,7 +32,8 @@ class Telemetry:
             entry[1] += seconds
             entry[2][bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
 
-    def render(self, *, model_versions: dict[str, str]) -> str:
+    def render(self, *, model_versions: dict[str, str], cache: dict[str, int] | None = None) -> str:
+        """``cache``: the response cache's lookups by result (hit, miss, error, bypass); None without a cache."""
         with self._lock:
             snapshot = {key: (count, total, list(buckets)) for key, (count, total, buckets) in self._requests.items()}
         lines = [
@@ -61,4 +62,17 @@ class Telemetry:
         ]
         for tenant_id, version in sorted(model_versions.items()):
             lines.append(f"recsys_model_info{_labels(tenant_id=tenant_id, version=version)} 1")
+        if cache is not None:
+            lines += [
+                "# HELP recsys_cache_requests_total Response cache lookups by result: hit, miss, error (Redis failed),"
+                " bypass (skipped after a failure).",
+                "# TYPE recsys_cache_requests_total counter",
+            ]
+            lines += [f"recsys_cache_requests_total{_labels(result=result)} {n}" for result, n in cache.items()]
+            lookups = sum(cache.values())
+            lines += [
+                "# HELP recsys_cache_hit_ratio Hits over all lookups since the process started.",
+                "# TYPE recsys_cache_hit_ratio gauge",
+                f"recsys_cache_hit_ratio {cache['hit'] / lookups if lookups else 0.0:.6f}",
+            ]
         return "\n".join(lines) + "\n"

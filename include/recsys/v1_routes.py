@@ -8,6 +8,7 @@ in memory.
 
 from __future__ import annotations
 
+import json
 import time
 
 from fastapi import APIRouter, Request
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from include.recsys import contracts
 from include.recsys.auth import KeyOwner, bearer_token
+from include.recsys.cache import entry_key
 from include.recsys.errors import ApiError, validation_message
 from include.recsys.ratelimit import RateLimiter
 from include.recsys.web import platform, request_id, run_source
@@ -58,12 +60,17 @@ async def _authenticate(request: Request) -> KeyOwner:
         owner = await run_in_threadpool(state.keys.owner, key)
     if owner is None:
         raise ApiError(401, "unauthorized", "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    wait_s = state.limiter.acquire(owner.key_id)
+    settings = state.settings
+    if settings.rate_limit is not None:
+        limit, window_s, plan = settings.rate_limit, settings.rate_window_s, "RECSYS_RATE_LIMIT"
+    else:
+        limit, window_s, plan = owner.rate_limit, owner.rate_window_s, f"plan {owner.plan}"
+    wait_s = state.limiter.acquire(owner.key_id, limit=limit, window_s=window_s)
     if wait_s > 0:
         raise ApiError(
             429,
             "rate_limited",
-            f"rate limit of {state.limiter.limit} requests per {state.limiter.window_s:g}s exceeded for this key",
+            f"rate limit of {limit} requests per {window_s:g}s ({plan}) exceeded for this key",
             headers={"Retry-After": RateLimiter.retry_after_header(wait_s)},
         )
     return owner
@@ -95,22 +102,35 @@ async def _recommend(request: Request, owner: KeyOwner, path_tenant: str | None)
     else:
         model = state.registry.get(owner.tenant_id)
     if model is not None:
-        items, fallback = model.recommend(body.user_id, count=body.count, category=category)
+        key = entry_key(
+            tenant_id=owner.tenant_id, version=model.version, user_id=body.user_id, count=body.count, category=category
+        )
+        cached = await state.cache.get(key)
+        if cached is not None:
+            answer = {**json.loads(cached), "cached": True}
+        else:
+            items, fallback = model.recommend(body.user_id, count=body.count, category=category)
+            answer = _answer(body.user_id, model.version, fallback, items)
+            await state.cache.put(key, json.dumps(answer).encode())
+            answer["cached"] = False
     else:
+        # No model yet: the popularity fallback is already cached in process, and changes as data lands.
         popularity = await run_in_threadpool(state.popularity, owner.tenant_id)
-        items, fallback = popularity.top(body.count, category=category), True
+        answer = {**_answer(body.user_id, None, True, popularity.top(body.count, category=category)), "cached": False}
     state.served.add(owner.tenant_id, run_source(request, body.source))
-    rid = request_id(request)
-    return JSONResponse(
-        {
-            "user_id": body.user_id,
-            "model_version": model.version if model is not None else None,
-            "fallback": fallback,
-            "items": [{"item_id": r.item_id, "score": r.score, "category": r.category} for r in items],
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "request_id": rid,
-        }
-    )
+    answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    answer["request_id"] = request_id(request)
+    return JSONResponse(answer)
+
+
+def _answer(user_id: str, version: str | None, fallback: bool, items) -> dict:
+    """What a cache entry holds: everything but the request's own id, latency and cache flag."""
+    return {
+        "user_id": user_id,
+        "model_version": version,
+        "fallback": fallback,
+        "items": [{"item_id": r.item_id, "score": r.score, "category": r.category} for r in items],
+    }
 
 
 @router.post("/recommendations")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from include.stack import postgres, probes
 from include.stack.credentials import StackSecrets, write_private
-from include.stack.env import airflow_dsn, app_dsn
+from include.stack.env import airflow_dsn, app_dsn, redis_url
 from include.stack.settings import AIRFLOW_DB, APP_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
 
 WEED_PORT_FLAGS = {
@@ -175,6 +178,64 @@ def _kafka(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, s
     )
 
 
+def redis_server_binary() -> str:
+    """Debian's redis-server: installed with apt-get when missing and running as root (CI, these machines)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise RuntimeError(
+            "redis-server not found: install Debian's redis-server package (apt-get install redis-server), "
+            "or set REDIS_URL to an existing Redis"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    # --no-install-recommends: the package alone, no init-system service of its own on a port we do not pin.
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("apt-get installed redis-server but it is not on PATH")
+    return found
+
+
+def _redis(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, str]) -> Component:
+    """The recommendations response cache. A cache only: no persistence, a memory cap, LRU eviction."""
+    url = redis_url(settings, secrets)
+    if settings.redis_url:
+        parts = urlsplit(url)
+        return Component(
+            name="redis", address=f"{parts.hostname}:{parts.port or 6379}", probe=lambda: probes.probe_redis(url)
+        )
+    port = settings.port("redis")
+    data = settings.path("redis")
+    config_file = settings.path("run", "redis.conf")
+
+    def prepare() -> None:
+        os.makedirs(data, exist_ok=True)
+        # The password goes in a mode-600 file, not on the command line where `ps` would show it.
+        write_private(
+            config_file,
+            "\n".join([
+                f"bind {HOST}", f"port {port}", f"dir {data}", f"requirepass {secrets.redis_password}",
+                'save ""', "appendonly no", "maxmemory 256mb", "maxmemory-policy allkeys-lru", "protected-mode yes",
+                "daemonize no",
+            ]) + "\n",
+        )  # fmt: skip
+
+    return Component(
+        name="redis",
+        address=f"{HOST}:{port}",
+        probe=lambda: probes.probe_redis(url),
+        argv=lambda: [redis_server_binary(), config_file],
+        env=base_env,
+        ports=(port,),
+        before_start=prepare,
+    )
+
+
 def _app_components(settings: StackSettings, stack_env: dict[str, str], base_env: dict[str, str]) -> list[Component]:
     env = {**base_env, **stack_env}
     found = []
@@ -289,6 +350,7 @@ def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, s
         _postgres(settings, secrets, base_env),
         _seaweedfs(settings, secrets, base_env),
         _kafka(settings, secrets, base_env),
+        _redis(settings, secrets, base_env),
         *_app_components(settings, stack_env, base_env),
         *_airflow_components(settings, secrets, stack_env, base_env),
     ]

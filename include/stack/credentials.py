@@ -22,6 +22,7 @@ class StackSecrets:
     s3_secret_key: str
     admin_token: str
     airflow_admin_password: str  # the Airflow UI/API login "admin" (SimpleAuthManager) of `make airflow`
+    redis_password: str  # the stack's own redis-server (requirepass)
 
     def __repr__(self) -> str:
         return "StackSecrets(<redacted>)"

@@ -32,6 +32,13 @@ def airflow_dsn(settings: StackSettings, secrets: StackSecrets) -> str:
     )
 
 
+def redis_url(settings: StackSettings, secrets: StackSecrets) -> str:
+    """The response cache's Redis: REDIS_URL's, or the stack's own redis-server."""
+    if settings.redis_url:
+        return settings.redis_url
+    return f"redis://:{quote(secrets.redis_password, safe='')}@{HOST}:{settings.port('redis')}/0"
+
+
 def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
     pg_host, pg_port = settings.pg_endpoint()
     s3_port, kafka_port, api_port = settings.port("s3"), settings.port("kafka"), settings.port("api")
@@ -88,6 +95,7 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         "RECSYS_KAFKA_BOOTSTRAP": f"{HOST}:{kafka_port}",
         "RECSYS_ADMIN_TOKEN": secrets.admin_token,
         "RECSYS_RATE_LIMIT": settings.rate_limit,
+        "RECSYS_REDIS_URL": redis_url(settings, secrets),
         "RECSYS_API_URL": f"http://{HOST}:{api_port}",
         "PIPELINE_WORK_DIR": settings.path("work"),
     }

@@ -27,6 +27,20 @@ def probe_postgres(dsn: str) -> None:
         conn.close()
 
 
+def probe_redis(url: str) -> None:
+    """SET and GET a probe key (it expires by itself)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S)
+    try:
+        token = secrets.token_hex(8)
+        client.set("stack:probe", token, ex=60)
+        if client.get("stack:probe") != token.encode():
+            raise RuntimeError("redis answered GET with something else than what was SET")
+    finally:
+        client.close()
+
+
 def s3_client(endpoint: str, *, access_key: str, secret_key: str):
     from minio import Minio
     from urllib3 import PoolManager, Retry, Timeout

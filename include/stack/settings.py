@@ -39,6 +39,7 @@ BASE_PORTS: dict[str, int] = {
     # on seaweedfs 4.48), so the admin gRPC port has to sit exactly there.
     "weed_admin_grpc": 29646,
     "kafka": 19092,
+    "redis": 16379,
     "api": 18000,
     "airflow": 18080,
     # Where the scheduler and the triggerer serve task logs to the api-server (Airflow's defaults are
@@ -47,9 +48,9 @@ BASE_PORTS: dict[str, int] = {
     "airflow_trigger_logs": 18794,
 }
 
-# The API's per-key rate limit ("requests/seconds"). RECSYS_RATE_LIMIT overrides it for a stack that
-# must not throttle, e.g. the benchmark's load generator; the journey's 429 probe needs the default.
-DEFAULT_RATE_LIMIT = "60/10"
+# One rate limit over every key's plan ("requests/seconds"), for an API start that must not throttle, e.g. the
+# benchmark's load generator. Empty (the default): each key's rate-limit plan decides (include/sql/0005_*).
+DEFAULT_RATE_LIMIT = ""
 
 # Where a stack records the settings the environment chose for it (mode 600: an external server's password).
 STATE_FILE = "stack.json"
@@ -140,6 +141,14 @@ def _conflict(local_dir: str, where: str | None, name: str, *, given: str, recor
     )
 
 
+def _redis_identity(url: str | None) -> str:
+    """A Redis URL without its password, fit for an error message."""
+    if not url:
+        return "the stack's own redis-server"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
 @dataclass(frozen=True)
 class StackSettings:
     repo: str
@@ -148,6 +157,8 @@ class StackSettings:
     external_db: PgServer | None = None
     pg_bin_dir: str | None = None
     rate_limit: str = DEFAULT_RATE_LIMIT
+    # REDIS_URL: an existing Redis for the response cache instead of the stack's own redis-server.
+    redis_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackSettings:
@@ -177,6 +188,10 @@ class StackSettings:
         if pg_bin_dir and recorded.get("pg_bin_dir", pg_bin_dir) != pg_bin_dir:
             before = recorded["pg_bin_dir"] or "(unset)"
             raise _conflict(local_dir, where, "PG_BIN_DIR", given=pg_bin_dir, recorded=before)
+        redis_url = env.get("REDIS_URL", "").strip() or None
+        if redis_url and "redis_url" in recorded and recorded["redis_url"] != redis_url:
+            given, before = _redis_identity(redis_url), _redis_identity(recorded["redis_url"])
+            raise _conflict(local_dir, where, "REDIS_URL", given=given, recorded=before)
         return cls(
             repo=repo,
             local_dir=local_dir,
@@ -184,6 +199,7 @@ class StackSettings:
             external_db=external_db,
             pg_bin_dir=pg_bin_dir or recorded.get("pg_bin_dir"),
             rate_limit=env.get("RECSYS_RATE_LIMIT", "").strip() or DEFAULT_RATE_LIMIT,
+            redis_url=redis_url or recorded.get("redis_url"),
         )
 
     def record(self) -> None:
@@ -195,6 +211,7 @@ class StackSettings:
                 "host": db.host, "port": db.port, "user": db.user, "password": db.password, "dbname": db.dbname
             },
             "pg_bin_dir": self.pg_bin_dir,
+            "redis_url": self.redis_url,
         }  # fmt: skip
         write_private(self.path(STATE_FILE), json.dumps(state, indent=2, sort_keys=True) + "\n")
 

@@ -151,10 +151,24 @@ class RecsysApiHook(BaseHook):
         """Only a tenant without keys, data or models can go (409 otherwise)."""
         return self._admin_call("DELETE", f"/api/admin/tenants/{tenant_id}")
 
-    def create_api_key(self, tenant_id: str, *, name: str) -> tuple[str, str]:
-        """Returns (api_key, key_id). The key exists only in memory: never log, XCom or report it."""
-        body = self._admin_call("POST", f"/api/admin/tenants/{tenant_id}/apikeys", json={"name": name})
+    def create_api_key(self, tenant_id: str, *, name: str, plan: str | None = None) -> tuple[str, str]:
+        """Returns (api_key, key_id). The key exists only in memory: never log, XCom or report it. ``plan``
+        puts this key alone on a named rate-limit plan (e.g. "probe"); otherwise it follows its tenant's."""
+        body = self._admin_call(
+            "POST", f"/api/admin/tenants/{tenant_id}/apikeys", json={"name": name, **({"plan": plan} if plan else {})}
+        )
         return body["api_key"], body["id"]
+
+    def plan(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's rate-limit plan: {plan, requests, window_s, per_second, description}."""
+        return self._admin_call("GET", f"/api/admin/tenants/{tenant_id}/plan")
+
+    def set_plan(
+        self, tenant_id: str, *, plan: str | None = None, requests: int | None = None, window_s: float | None = None
+    ) -> dict[str, Any]:
+        """A named plan, or the tenant's own ``requests`` per ``window_s``; applies without a restart."""
+        body = {"plan": plan} if plan is not None else {"requests": requests, "window_s": window_s}
+        return self._admin_call("PUT", f"/api/admin/tenants/{tenant_id}/plan", json=body)
 
     def api_keys(
         self, tenant_id: str, *, source: str | None = None, active: bool | None = None
@@ -225,6 +239,13 @@ class RecsysApiHook(BaseHook):
             params["since"] = since
         body = self._admin_call("GET", "/api/admin/audit", params=params)
         return body["entries"] if isinstance(body, dict) else body
+
+    def metrics(self) -> str:
+        """The API's /metrics text (Prometheus exposition format)."""
+        response = self._send(self.tenant_session, "GET", "/metrics", timeout=10)
+        if response.status_code != 200:
+            raise RecsysApiError("GET", "/metrics", response.status_code, response.text)
+        return response.text
 
     def health(self) -> tuple[int, dict[str, Any]]:
         response = self._send(self.tenant_session, "GET", "/health", timeout=10)

@@ -28,8 +28,9 @@ from plugins.journey.run import JourneyRun
 from plugins.journey.train_model import catalog_upload
 
 RECOMMEND_PATH = "/api/v1/recommendations"
-# Larger than any sane per-key limit in a short window, small enough to stay a probe.
-BURST_REQUESTS = 150
+# The probe key's plan (include/sql/0005_rate_plans.sql: 5 requests per 60 s); the burst is twice that.
+PROBE_PLAN = "probe"
+BURST_REQUESTS = 10
 # The category filter is probed with this many of the catalog's most common categories, one per sampled user in turn.
 PROBE_CATEGORIES = 10
 NO_CATEGORIES_NOTE = "the catalog has no categories: category filter probes skipped"
@@ -70,7 +71,7 @@ def probe_categories(catalog: pd.DataFrame, *, limit: int = PROBE_CATEGORIES) ->
     return sorted(counts.index, key=lambda c: (-counts[c], c))[:limit]
 
 
-def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_key: str) -> list[dict[str, Any]]:
+def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_key: str, probe_key_id: str) -> list[dict[str, Any]]:
     body = {"user_id": "probe-user", "count": 5}
     probes = [
         ("401 without key", 401, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=None, json=body)),
@@ -90,16 +91,19 @@ def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_ke
         ("422 malformed body", 422, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json={"count": "ten"})),
     ]
     results = [{"probe": name, "expected_status": want, "actual_status": call().status_code} for name, want, call in probes]
-    # The burst uses its own key so the sample's key keeps its budget.
+    # The burst uses its own key, on the tiny probe plan, so the sample's key keeps its budget.
     statuses = [api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json=body) for _ in range(BURST_REQUESTS)]
     limited = next((r for r in statuses if r.status_code == 429), None)
     results.append(
         {
-            "probe": f"429 burst of {BURST_REQUESTS}",
+            "probe": f"429 burst of {BURST_REQUESTS} on the {PROBE_PLAN} plan",
             "expected_status": 429,
             "actual_status": 429 if limited is not None and limited.headers.get("Retry-After") else statuses[-1].status_code,
         }
     )
+    api.revoke_api_key(tenant_id, probe_key_id)
+    revoked = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json=body)
+    results.append({"probe": "401 revoked key", "expected_status": 401, "actual_status": revoked.status_code})
     return results
 
 
@@ -112,7 +116,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     tenant_id, version = seed["tenant_id"], done["deploy_model"]["version"]
     revoked = revoke_run_keys(api, tenant_id=tenant_id, run=run)
     api_key, key_id = api.create_api_key(tenant_id, name=f"journey {run.run_key}")
-    probe_key, probe_key_id = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}")
+    probe_key, probe_key_id = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}", plan=PROBE_PLAN)
     other = api.ensure_tenant(
         slug=probe_tenant_slug(tenant=run.tenant, run_key=run.run_key),
         name=f"isolation probe of {run.tenant} {run.run_key}",
@@ -143,7 +147,10 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
                     "body": response.json() if response.headers.get("content-type", "").startswith("application/json") else None,
                 }
             )
-    probes = _probes(api, tenant_id=tenant_id, other_tenant_id=other["tenant_id"], api_key=api_key, probe_key=probe_key)
+    probes = _probes(
+        api, tenant_id=tenant_id, other_tenant_id=other["tenant_id"], api_key=api_key, probe_key=probe_key,
+        probe_key_id=probe_key_id,
+    )  # fmt: skip
     with open(responses_path(run), "w") as fh:
         json.dump({"requests": requests, "probes": probes}, fh)
     latencies = [r["latency_ms"] for r in requests]

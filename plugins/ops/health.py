@@ -103,7 +103,8 @@ def check_object_store() -> dict[str, Any]:
 
 
 def check_recsys_api() -> dict[str, Any]:
-    """GET /health answers 200 "healthy"; a 503 names the platform's failing dependencies."""
+    """GET /health answers 200 "healthy"; a 503 names the platform's failing dependencies, a 200 "degraded"
+    the ones it serves without (the response cache): both fail the check, naming them."""
     from urllib.parse import urlsplit
 
     from plugins.hooks.recsys_api import RecsysApiHook
@@ -123,7 +124,8 @@ def check_recsys_api() -> dict[str, Any]:
     if status != 200 or body.get("status") != "healthy":
         checks = body.get("checks") or {}
         failing = "; ".join(
-            f"{name}: {(checks.get(name) or {}).get('error', '?')}" for name in body.get("failing") or []
+            f"{name}: {(checks.get(name) or {}).get('error', '?')}"
+            for name in [*(body.get("failing") or []), *(body.get("degraded") or [])]
         )
         raise ComponentUnhealthy(
             "recsys_api",

@@ -199,24 +199,64 @@ def test_no_plaintext_key_or_admin_token_in_airflow_logs_xcom_or_reports(env, tm
     assert console and not leaks, leaks[:10]
 
 
-def test_rate_limit_answers_429_with_retry_after_then_recovers(env, local_api, tenants):
-    assert (
-        load({**env, "RECSYS_RATE_LIMIT": ""}).rate_limit,
-        load({**env, "RECSYS_RATE_LIMIT": ""}).rate_window_s,
-    ) == (60, 10.0)
-    client = local_api(RECSYS_RATE_LIMIT="3/1")
+def test_rate_limit_answers_429_with_retry_after_then_recovers(env, admin, api, tenants):
+    """The tenant's plan limits its key on the running API: a change applies at the next request, no restart."""
+    assert load({**env, "RECSYS_RATE_LIMIT": ""}).rate_limit is None  # the stack's API: the plans decide
+    slug = tenants["a"]["slug"]
+    assert admin.get(f"/api/admin/tenants/{slug}/plan").json()["plan"] == "default"
     headers = {"Authorization": f"Bearer {tenants['key_a']}"}
 
     def call():
-        return client.post("/api/v1/recommendations", json={"user_id": "u"}, headers=headers)
+        return api.post("/api/v1/recommendations", json={"user_id": "u"}, headers=headers)
 
-    assert [call().status_code for _ in range(3)] == [200, 200, 200]
-    refused = call()
+    assert call().status_code == 200  # the key's owner, with its plan, is now cached by the API
+    changed = admin.put(f"/api/admin/tenants/{slug}/plan", json={"requests": 3, "window_s": 2})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["plan"] == f"custom-{slug}" and changed.json()["previous"]["plan"] == "default"
+    # The request made before the change counts in the new window too: two more are admitted, not three.
+    statuses = [call() for _ in range(3)]
+    assert [r.status_code for r in statuses[:2]] == [200, 200]
+    refused = statuses[2]
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert "3 requests per 2s" in refused.json()["error"] and f"custom-{slug}" in refused.json()["error"]
     wait = int(refused.headers["retry-after"])
-    assert wait == 1
+    assert 1 <= wait <= 2
     time.sleep(wait)
     assert call().status_code == 200
+    # Back on the default plan: admitted at once, without waiting for the small window.
+    assert admin.put(f"/api/admin/tenants/{slug}/plan", json={"plan": "default"}).status_code == 200
+    assert [call().status_code for _ in range(10)] == [200] * 10
+    audit = admin.get("/api/admin/audit", params={"tenant_id": tenants["a"]["tenant_id"], "action": "tenant.plan_changed"})
+    changes = [(e["details"]["plan"], e["details"]["previous"]["plan"]) for e in audit.json()["entries"]]
+    assert changes == [(f"custom-{slug}", "default"), ("default", f"custom-{slug}")]
+
+
+def test_plans_are_named_validated_and_a_key_may_carry_its_own(admin, api, tenants):
+    plans = {p["plan"]: p for p in admin.get("/api/admin/plans").json()["plans"]}
+    assert {"default", "gateway", "probe"} <= set(plans)
+    assert (plans["gateway"]["requests"], plans["gateway"]["window_s"]) == (60, 60.0)
+    assert plans["default"]["per_second"] >= 1000  # production-sized (README: "Rate-limit plans")
+    slug = tenants["b"]["slug"]
+    for bad, says in (
+        ({"plan": "platinum"}, "no rate-limit plan 'platinum'; named plans: default, gateway, probe"),
+        ({"requests": 10}, "give either plan (a named plan) or both requests and window_s"),
+        ({"plan": "gateway", "requests": 10, "window_s": 1}, "give either plan"),
+        ({"requests": 0, "window_s": 1}, "greater than or equal to 1"),
+    ):
+        response = admin.put(f"/api/admin/tenants/{slug}/plan", json=bad)
+        assert response.status_code in (404, 422) and says in response.json()["error"], response.text
+    assert admin.get(f"/api/admin/tenants/{slug}/plan").json()["plan"] == "default"  # nothing changed
+    created = admin.post(f"/api/admin/tenants/{slug}/apikeys", json={"name": "probe", "plan": "probe"}).json()
+    assert created["plan"] == "probe"
+    headers = {"Authorization": f"Bearer {created['api_key']}"}
+    statuses = [api.post("/api/v1/recommendations", json={"user_id": "u"}, headers=headers) for _ in range(6)]
+    assert [r.status_code for r in statuses] == [200] * 5 + [429]
+    assert statuses[-1].headers["retry-after"]
+    # The tenant's other key follows the tenant's plan, untouched by the probe key's.
+    other = {"Authorization": f"Bearer {tenants['key_b']}"}
+    assert api.post("/api/v1/recommendations", json={"user_id": "u"}, headers=other).status_code == 200
+    admin.delete(f"/api/admin/tenants/{slug}/apikeys/{created['id']}")
+    assert api.post("/api/v1/recommendations", json={"user_id": "u"}, headers=headers).status_code == 401
 
 
 def test_oversize_bodies_are_413_on_every_body_route(env, api, tenants):
@@ -270,7 +310,7 @@ def test_injection_in_every_string_field_of_every_create_endpoint_changes_nothin
         "/api/admin/tenants": lambda: {
             "name": "n", "slug": f"inj-{uuid.uuid4().hex[:8]}", "email": "a@b.co", "source": "s",
         },
-        "/api/admin/tenants/{tenant}/apikeys": lambda: {"name": "n", "source": "s"},
+        "/api/admin/tenants/{tenant}/apikeys": lambda: {"name": "n", "plan": "default", "source": "s"},
         "/api/admin/tenants/{tenant}/uploads": lambda: {
             "kind": "interactions", "bucket": config.RAW_BUCKET, "object_key": f"{target['slug']}/inj.csv",
             "rows": 1, "sha256": sha, "source": "s",

@@ -34,6 +34,7 @@ REQUIRED_SERVICES = (
     "postgres",
     "minio",
     "kafka",
+    "redis",
     "recsys-api",
     "recsys-ingest",
     "airflow-apiserver",
@@ -54,6 +55,7 @@ PLATFORM_PACKAGES = {
     "faiss-cpu",
     "numpy",
     "pandas",
+    "redis",
 }
 PLATFORM_SETTINGS = {
     "RECSYS_DATABASE_URL": "postgresql://app:dummy-app_db_password@postgres:5432/app",
@@ -63,7 +65,7 @@ PLATFORM_SETTINGS = {
     "RECSYS_S3_SECURE": "false",
     "RECSYS_KAFKA_BOOTSTRAP": "kafka:9092",
     "RECSYS_ADMIN_TOKEN": "dummy-recsys_admin_token",
-    "RECSYS_RATE_LIMIT": "60/10",
+    "RECSYS_REDIS_URL": "redis://:dummy-redis_password@redis:6379/0",
 }
 # The connections as Airflow will parse them; "dummy-<var>" marks a value taken from .env.
 EXPECTED_CONNECTIONS: dict[str, dict[str, Any]] = {
@@ -243,6 +245,19 @@ def test_airflow_components_share_the_work_volume_named_by_pipeline_work_dir(ser
 def test_platform_services_get_the_platform_settings(services, name):
     env = environment(services[name])
     assert {key: env.get(key) for key in PLATFORM_SETTINGS} == PLATFORM_SETTINGS
+
+
+def test_the_response_cache_is_a_password_protected_redis_the_platform_waits_for(services):
+    redis = services["redis"]
+    command = [interpolate(str(arg)) for arg in redis["command"]]
+    assert command[command.index("--requirepass") + 1] == "dummy-redis_password"
+    # A cache, not a store: nothing persisted, memory capped.
+    assert command[command.index("--save") + 1] == "" and command[command.index("--appendonly") + 1] == "no"
+    assert "--maxmemory" in command
+    password = environment(services["recsys-api"])["RECSYS_REDIS_URL"].split("@")[0].split(":")[-1]
+    assert password == "dummy-redis_password"
+    for name in ("recsys-api", "recsys-ingest"):
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
 
 
 def test_minio_init_creates_exactly_the_config_buckets(services):

@@ -6,6 +6,13 @@ import inspect
 from include.recsys import auth
 
 
+def _owner(tenant_id: str, *, key_id: str = "k1", limit: int = 20_000) -> auth.KeyOwner:
+    return auth.KeyOwner(
+        key_id=key_id, tenant_id=tenant_id, tenant_slug="acme", prefix="rk_x", plan="default",
+        rate_limit=limit, rate_window_s=10.0,
+    )  # fmt: skip
+
+
 def test_keys_are_long_random_and_stored_as_sha256_hex():
     first, second = auth.generate_key(), auth.generate_key()
     assert first != second
@@ -34,7 +41,7 @@ def test_admin_check_uses_constant_time_compare(compare_digest_calls):
 
 
 def test_key_cache_hits_memory_and_caches_unknown_keys_briefly():
-    owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
+    owner = _owner("t1")
     lookups = []
 
     def lookup(digest: str):
@@ -52,7 +59,7 @@ def test_key_cache_hits_memory_and_caches_unknown_keys_briefly():
 
 
 def test_a_forgotten_key_is_looked_up_again_so_a_revocation_takes_effect_at_once():
-    owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
+    owner = _owner("t1")
     revoked = set()
     cache = auth.KeyCache(lambda digest: None if digest in revoked else owner, ttl_s=60)
     assert cache.owner("key") is owner
@@ -63,6 +70,17 @@ def test_a_forgotten_key_is_looked_up_again_so_a_revocation_takes_effect_at_once
 
 
 def test_key_owner_matches_tenant_by_id_or_slug():
-    owner = auth.KeyOwner(key_id="k1", tenant_id="t1", tenant_slug="acme", prefix="rk_x")
+    owner = _owner("t1")
     assert owner.owns("t1") and owner.owns("acme")
     assert not owner.owns("other") and not owner.owns("")
+
+
+def test_forgetting_a_tenant_drops_only_its_keys_so_a_plan_change_applies_at_once():
+    tenant_of = {auth.hash_key("a"): "t1", auth.hash_key("b"): "t2"}
+    plans = {"t1": 100, "t2": 100}
+    cache = auth.KeyCache(lambda digest: _owner(tenant_of[digest], limit=plans[tenant_of[digest]]), ttl_s=60)
+    assert cache.owner("a").rate_limit == 100 and cache.owner("b").rate_limit == 100
+    plans.update(t1=5, t2=5)
+    cache.forget_tenant("t1")
+    assert cache.owner("a").rate_limit == 5  # looked up again: the new plan
+    assert cache.owner("b").rate_limit == 100  # the other tenant's key stays cached until its TTL
