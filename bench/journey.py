@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from plugins.journey.run import reports_root
+from include.config import reports_root
 
 RSS_POLL_S = 0.25
 # PSS costs ~0.1 s a poll (smaps of every process; the API maps torch and faiss), so it is read less often.

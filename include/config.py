@@ -8,6 +8,7 @@ and 12 topics" has one source of truth.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 # Object store buckets (MinIO in production, SeaweedFS locally).
@@ -76,3 +77,16 @@ def project_root() -> str:
 def local_dir() -> str:
     """Where local state lives (data dirs, logs, reports); git-ignored."""
     return os.environ.get("RECSYS_LOCAL_DIR") or os.path.join(project_root(), ".local")
+
+
+def work_root() -> str:
+    return os.environ.get("PIPELINE_WORK_DIR") or os.path.join(local_dir(), "work")
+
+
+def reports_root() -> str:
+    return os.environ.get("PIPELINE_REPORTS_DIR") or os.path.join(local_dir(), "reports")
+
+
+def safe_name(value: str) -> str:
+    """A run id as a path segment: Airflow run ids contain ':' and '+'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", value)

@@ -16,9 +16,9 @@ import subprocess
 import sys
 from datetime import date
 
+from include.config import reports_root
 from plugins.journey.rejections import describe
 from plugins.journey.report import NEWEST_LINK, summary_table
-from plugins.journey.run import reports_root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from include.config import CONN_IDS, EXPORTS_BUCKET, local_dir
+from include.config import CONN_IDS, EXPORTS_BUCKET, local_dir, safe_name
 from plugins.journey import TENANT_PATTERN
-from plugins.journey.run import safe_name
 
 WEBHOOK_CONN_ID = "alert_webhook"
 # DAGs whose runs write journey reports, so an alert can link the run's report page.

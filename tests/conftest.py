@@ -22,9 +22,11 @@ if os.path.exists(STACK_ENV_FILE):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the stack is an integration test: those under tests/integration, and any other
+    (the DAG and UI tests) that asks for ``stack_env``, so ``-m "not integration"`` runs without servers."""
     integration_dir = os.path.join(os.path.dirname(__file__), "integration") + os.sep
     for item in items:
-        if str(item.path).startswith(integration_dir):
+        if str(item.path).startswith(integration_dir) or "stack_env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
 
 

@@ -14,10 +14,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from include.config import MINIO_CONN_ID, QUARANTINE_BUCKET, REPORTS_BUCKET
+from include.config import MINIO_CONN_ID, QUARANTINE_BUCKET, REPORTS_BUCKET, safe_name
 from plugins.journey.report import DATA_DOCS_DIR, REPORT_FILE
-from plugins.journey.run import safe_name
-
 
 # Where the report task puts a tenant's history plots, beside report.json.
 HISTORY_DIR = "history"

@@ -15,9 +15,9 @@ import os
 import uuid
 from typing import Any
 
-from include.config import REPORTS_BUCKET
+from include.config import REPORTS_BUCKET, reports_root, safe_name
 from plugins.journey import ALL_STAGES, STAGES
-from plugins.journey.run import JourneyRun, reports_root, safe_name
+from plugins.journey.run import JourneyRun
 from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull, task_states
 
 LATEST_DIR = "latest"

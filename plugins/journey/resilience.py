@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -32,8 +32,6 @@ PAUSE_EVERY, PAUSE_S = 1_000, 0.05  # paces the broker drill's feed so the outag
 # The worker drill's feed is paced slower: a worker that lands a whole batch per transaction must still be
 # mid-feed when it is killed, however fast it lands.
 KILL_PAUSE_S = 0.25
-DRILLS = ("object_store_down_during_upload", "broker_down_during_feed", "worker_killed_mid_batch",
-          "database_down_for_api", "api_down")  # fmt: skip
 
 
 def drill_tenant(run: JourneyRun) -> str:
@@ -272,6 +270,17 @@ def api_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     return record, checks
 
 
+Drill = Callable[[JourneyRun, Any, dict[str, Any]], tuple[dict, list[dict]]]
+# The drills in the order they run: each breaks one component and returns (its record, its checks).
+DRILLS: dict[str, Drill] = {
+    "object_store_down_during_upload": object_store_down_during_upload,
+    "broker_down_during_feed": broker_down_during_feed,
+    "worker_killed_mid_batch": worker_killed_mid_batch,
+    "database_down_for_api": database_down_for_api,
+    "api_down": api_down,
+}
+
+
 def context(run: JourneyRun, *, journey_tenant_id: str | None) -> dict[str, Any]:
     """What the drills share: the drills tenant and its data, and the journey's served tenant (if any)."""
     from include.recsys.datagen import generate
@@ -303,8 +312,8 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     ctx = context(run, journey_tenant_id=done["seed_data"]["tenant_id"])
     faults = LocalStackFaults()
     drills, checks = [], []
-    for name in DRILLS:
-        record, outcomes = globals()[name](run, faults, ctx)
+    for drill in DRILLS.values():
+        record, outcomes = drill(run, faults, ctx)
         drills.append(record)
         checks.extend(outcomes)
     return {"drills": drills, "checks": checks}

@@ -11,30 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from include.config import local_dir
+from include.config import reports_root, safe_name, work_root
 
 # The params that decide what data a run produces; anything else (thresholds, sample sizes) does not.
 DATA_PARAMS: tuple[str, ...] = ("seed", "n_users", "n_items", "n_interactions", "interactions_uri", "items_uri")
 # How a tenant's own files map to the contract: they shape a bring-your-own-data run's data only.
 LAYOUT_PARAMS: tuple[str, ...] = ("columns", "interaction_type_map", "default_interaction_type", "timezone")
-
-
-def work_root() -> str:
-    return os.environ.get("PIPELINE_WORK_DIR") or os.path.join(local_dir(), "work")
-
-
-def reports_root() -> str:
-    return os.environ.get("PIPELINE_REPORTS_DIR") or os.path.join(local_dir(), "reports")
-
-
-def safe_name(value: str) -> str:
-    """A run id as a path segment: Airflow run ids contain ':' and '+'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", value)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,38 @@ counts rather than every attempt's together (the audit log itself is append-only
 
 from __future__ import annotations
 
-import importlib
 import socket
 import time
+from types import ModuleType
 from typing import Any
 
-from plugins.journey import ALL_STAGES
+from plugins.journey import (
+    ALL_STAGES,
+    audit,
+    deploy_model,
+    feed_kafka,
+    query_recommendations,
+    resilience,
+    seed_data,
+    train_model,
+    upload_to_minio,
+)
 from plugins.journey.pages import report_url
 from plugins.journey.run import JourneyRun
+
+# Each stage name to the module that runs and validates it (plugins/journey/<stage>.py).
+STAGE_MODULES: dict[str, ModuleType] = {
+    "seed_data": seed_data,
+    "upload_to_minio": upload_to_minio,
+    "feed_kafka": feed_kafka,
+    "train_model": train_model,
+    "deploy_model": deploy_model,
+    "query_recommendations": query_recommendations,
+    "audit": audit,
+    "resilience": resilience,
+}
+if tuple(STAGE_MODULES) != ALL_STAGES:
+    raise ImportError(f"STAGE_MODULES lists {tuple(STAGE_MODULES)}; plugins.journey.ALL_STAGES is {ALL_STAGES}")
 
 FAILURE_KEY = "failure"
 VALIDATION_KEY = "validation"
@@ -82,7 +106,7 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
 
     from plugins.hooks.app_db import AppDbHook
 
-    module = importlib.import_module(f"plugins.journey.{stage}")
+    module = STAGE_MODULES[stage]
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
     done = summaries(ti, through=ALL_STAGES[ALL_STAGES.index(stage) - 1]) if stage != ALL_STAGES[0] else {}
@@ -113,7 +137,7 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
 
     from plugins.validation import ValidationFailed
 
-    module = importlib.import_module(f"plugins.journey.{stage}")
+    module = STAGE_MODULES[stage]
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
     done = summaries(ti, through=stage)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from plugins.journey.run import reports_root, safe_name
+from include.config import reports_root, safe_name
 
 VALIDATION_KEY = "validation"
 

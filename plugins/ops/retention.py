@@ -31,8 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from include.config import EXPORTS_BUCKET, QUARANTINE_BUCKET, REPORTS_BUCKET, local_dir
-from plugins.journey.run import reports_root, work_root
+from include.config import EXPORTS_BUCKET, QUARANTINE_BUCKET, REPORTS_BUCKET, local_dir, reports_root, work_root
 
 ALERTS_PREFIX = "alerts/"
 

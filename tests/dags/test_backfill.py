@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.dags.test_onboarding_journey import SMALL, _object_checksums, _tenant_id, platform_state, stable_counts
+from tests.dags.journeys import SMALL, object_checksums, platform_state, stable_counts, tenant_id_of
 
 # The suite-wide 600 s is a hang guard for one test; each test here runs two journeys through the scheduler
 # (the first also one in this process), which takes 3 min on a quiet machine and three times that under load.
@@ -88,7 +88,7 @@ class AirflowApi:
 def newest() -> dict[str, Any]:
     """The tenant's newest day, run with dag.test before the scheduler gets the DAG unpaused (dag.test and a
     scheduler both driving one run of an unpaused DAG deadlock in the metadata DB): it takes the traffic."""
-    from tests.dags.test_onboarding_journey import run_journey
+    from tests.dags.journeys import run_journey
 
     _, newest = run_journey(logical_date=datetime.fromisoformat(f"{NEWEST}T00:00:00+00:00"), **CONF)
     assert newest["success"] and newest["deployment"]["role"] == "live", newest["deployment"]
@@ -148,7 +148,7 @@ def wait_for_runs(api: AirflowApi, days: tuple[str, ...], *, finished_after: str
 
 
 def report(run: dict[str, Any]) -> dict[str, Any]:
-    from plugins.journey.run import reports_root, safe_name
+    from include.config import reports_root, safe_name
 
     with open(os.path.join(reports_root(), safe_name(run["dag_run_id"]), TENANT, "report.json")) as fh:
         return json.load(fh)
@@ -157,7 +157,7 @@ def report(run: dict[str, Any]) -> dict[str, Any]:
 def live_version() -> str:
     from plugins.hooks.recsys_api import RecsysApiHook
 
-    return RecsysApiHook().deployment(_tenant_id(TENANT))["version"]
+    return RecsysApiHook().deployment(tenant_id_of(TENANT))["version"]
 
 
 def error_lines(run_id: str) -> list[str]:
@@ -190,7 +190,7 @@ def test_older_days_are_validated_as_candidates_behind_the_newer_live_model(airf
     # One run per day, each with that day's own data.
     assert reports[D1]["data_interval"] == [f"{D1}T00:00:00+00:00", f"{D2}T00:00:00+00:00"]
     assert reports[D1]["run_key"] != reports[D2]["run_key"]
-    assert _object_checksums(reports[D1]["run_key"], TENANT) != _object_checksums(reports[D2]["run_key"], TENANT)
+    assert object_checksums(reports[D1]["run_key"], TENANT) != object_checksums(reports[D2]["run_key"], TENANT)
     # Both older days passed every stage against their own model, pinned, while the newer one kept serving.
     for day, r in reports.items():
         assert r["deployment"] == {
@@ -224,8 +224,8 @@ def test_a_failed_day_cleared_and_rerun_alone_leaves_every_count_key_deployment_
     assert rerun[D2]["dag_run_id"] == runs[D2]["dag_run_id"]
     again = report(rerun[D2])
     assert again["success"] and again["run_key"] == first["run_key"]
-    assert _object_checksums(again["run_key"], TENANT) == _object_checksums(first["run_key"], TENANT)
-    landed = AppDbHook().landed(tenant_id=_tenant_id(TENANT), source=again["run_key"])
+    assert object_checksums(again["run_key"], TENANT) == object_checksums(first["run_key"], TENANT)
+    landed = AppDbHook().landed(tenant_id=tenant_id_of(TENANT), source=again["run_key"])
     assert len(landed) == SMALL["n_interactions"] and landed["event_id"].is_unique
     # No residue: the same counts (the audit counts the latest attempt), no key left active, the candidate's
     # deployment row reused, no tenant added; the newer model still live.

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from include.config import QUARANTINE_BUCKET, REPORTS_BUCKET
-from tests.dags.test_platform_health import run_dag, task_states, xcom
+from tests.dags.dag_runs import run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -37,7 +37,7 @@ def _write(path: str) -> str:
 
 
 def _files(age: str) -> dict[str, str]:
-    from plugins.journey.run import reports_root, work_root
+    from include.config import reports_root, work_root
 
     return {
         "report": os.path.join(reports_root(), f"manual__retention-{age}", TENANT, "report.json"),
@@ -61,9 +61,9 @@ def _exists(minio, bucket: str, key: str) -> bool:
 
 @pytest.fixture()
 def written():
+    from include.config import reports_root, work_root
     from plugins.hooks.minio import MinioHook
     from plugins.journey.report import LATEST_DIR, replace_link
-    from plugins.journey.run import reports_root, work_root
 
     minio = MinioHook()
     for age in ("old", "new"):
@@ -99,9 +99,9 @@ def _delete_run(dag_run) -> None:
 
 
 def test_files_and_objects_older_than_the_window_go_and_newer_ones_stay(written):
+    from include.config import reports_root
     from plugins.hooks.minio import MinioHook
     from plugins.journey.report import LATEST_DIR
-    from plugins.journey.run import reports_root
 
     dag_run = run_dag(
         "file_retention",

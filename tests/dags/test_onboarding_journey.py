@@ -8,27 +8,31 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from datetime import datetime, timezone
-from typing import Any
 
 import pandas as pd
 import pytest
 
 from include.config import QUARANTINE_BUCKET, RAW_BUCKET
-from tests.dags.journeys import load_journey, run_journey
+from tests.dags.journeys import (
+    SMALL,
+    load_journey,
+    object_checksums,
+    platform_state,
+    run_journey,
+    stable_counts,
+    tenant_id_of,
+)
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
-# Small enough for a test, big enough for the planted taste structure to be learnable.
-SMALL = {"n_users": 400, "n_items": 200, "n_interactions": 8000, "sample_users": 10}
 DAY = datetime(2026, 11, 10, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def first_run():
     dag_run, report = run_journey(logical_date=DAY, tenant="it-journey", **SMALL)
-    return dag_run, report, _object_checksums(report["run_key"], "it-journey")
+    return dag_run, report, object_checksums(report["run_key"], "it-journey")
 
 
 def test_journey_passes_every_suite(first_run):
@@ -50,46 +54,6 @@ def test_journey_passes_every_suite(first_run):
     assert report["deployment"]["reason"].startswith("deployed live at 100%")
 
 
-# Figures that depend on timing or batching, not on what the run did.
-VOLATILE = re.compile(r"(_s|_ms|_seconds|_per_s)$")
-
-
-def stable_counts(report: dict[str, Any]) -> dict[str, Any]:
-    """Every stage's counts in the report but timings, training metrics (floats of a CPU run) and the number
-    of ingestion audit entries (one per worker batch; the rows they account for are kept)."""
-    counts = {}
-    for stage in report["stages"]:
-        kept = {k: v for k, v in stage["counts"].items() if not VOLATILE.search(k) and k != "metrics"}
-        if "found" in kept:
-            kept["found"] = {a: n for a, n in kept["found"].items() if a != "interactions.ingested"}
-        counts[stage["name"]] = kept
-    return counts
-
-
-def platform_state(slug: str, run_key: str) -> dict[str, Any]:
-    """What a run must leave as it found it: the tenant's keys and deployments, and the platform's tenants."""
-    from plugins.hooks.app_db import AppDbHook
-    from plugins.journey.query_recommendations import probe_tenant_slug
-
-    db, tenant_id = AppDbHook(), _tenant_id(slug)
-    probe = probe_tenant_slug(tenant=slug, run_key=run_key)
-    return {
-        "active_keys": db.get_records(
-            "SELECT id FROM api_keys WHERE tenant_id = %s AND revoked_at IS NULL ORDER BY id", (tenant_id,)
-        ),
-        "run_keys_active": db.get_first(
-            "SELECT count(*) FROM api_keys WHERE tenant_id = %s AND source = %s AND revoked_at IS NULL",
-            (tenant_id, run_key),
-        )[0],
-        "deployments": db.get_records(
-            "SELECT id, version, role, traffic_percent, active FROM deployments WHERE tenant_id = %s ORDER BY id",
-            (tenant_id,),
-        ),
-        "tenants": db.get_first("SELECT count(*) FROM tenants")[0],
-        "probe_tenant": db.get_first("SELECT count(*) FROM tenants WHERE slug = %s", (probe,))[0],
-    }
-
-
 def test_rerun_of_the_same_day_is_identical_adds_no_rows_and_leaves_no_residue(first_run, capfd):
     from plugins.hooks.app_db import AppDbHook
 
@@ -101,8 +65,8 @@ def test_rerun_of_the_same_day_is_identical_adds_no_rows_and_leaves_no_residue(f
     log = "".join(capfd.readouterr())
     assert dag_run.state == "success"
     assert second["run_key"] == first["run_key"]
-    assert _object_checksums(second["run_key"], "it-journey") == first_checksums
-    landed = AppDbHook().landed(tenant_id=_tenant_id("it-journey"), source=second["run_key"])
+    assert object_checksums(second["run_key"], "it-journey") == first_checksums
+    landed = AppDbHook().landed(tenant_id=tenant_id_of("it-journey"), source=second["run_key"])
     assert len(landed) == SMALL["n_interactions"]
     assert landed["event_id"].is_unique
     # The same counts (the audit counts the latest attempt), no key left active, no deployment row or tenant added.
@@ -115,25 +79,8 @@ def test_rerun_of_the_same_day_is_identical_adds_no_rows_and_leaves_no_residue(f
     assert errors == [], errors[:5]
 
 
-def _tenant_id(slug: str) -> str:
-    from plugins.hooks.recsys_api import RecsysApiHook
-
-    return RecsysApiHook().ensure_tenant(slug=slug, name=slug, email=f"admin@{slug}.example.com")["tenant_id"]
-
-
-def _object_checksums(run_key: str, tenant: str) -> dict[str, str]:
-    from plugins.hooks.minio import MinioHook
-
-    minio = MinioHook()
-    return {
-        name: minio.read_back(bucket=RAW_BUCKET, key=f"{tenant}/{run_key}/{name}.csv").sha256
-        for name in ("items", "users", "interactions")
-    }
-
-
 def test_corrupted_input_fails_at_upload_and_is_quarantined():
     from include.recsys.datagen import generate
-
     from plugins.hooks.minio import MinioHook
     from plugins.journey.tenant_files import inbox_dir
 
@@ -194,7 +141,7 @@ def test_params_default_to_the_canaries_and_reject_bad_tenants():
 
 
 def test_several_tenants_run_in_parallel_map_indexes_each_with_its_own_report():
-    from plugins.journey.run import reports_root, safe_name
+    from include.config import reports_root, safe_name
 
     tenants = ["it-canary-a", "it-canary-b"]
     dag_run = load_journey().test(logical_date=DAY, run_conf={"tenants": tenants, **SMALL})
@@ -208,7 +155,7 @@ def test_several_tenants_run_in_parallel_map_indexes_each_with_its_own_report():
     # Same day and sizes, so the same run key; the data is the tenant's own.
     run_key = reports[tenants[0]]["run_key"]
     assert reports[tenants[1]]["run_key"] == run_key
-    assert _object_checksums(run_key, tenants[0]) != _object_checksums(run_key, tenants[1])
+    assert object_checksums(run_key, tenants[0]) != object_checksums(run_key, tenants[1])
 
 
 def test_fault_drills_break_each_component_and_lose_nothing():

@@ -2,18 +2,17 @@
 fails ``kafka`` naming the consumer group; a stopped broker fails ``kafka`` naming the broker.
 
 The stack must be an isolated one (RECSYS_LOCAL_DIR / RECSYS_PORT_OFFSET): this test stops and restarts
-its Kafka broker and ingestion worker through the stack's Python API. The helpers at the top are shared
-by the other ops DAG tests.
+its Kafka broker and ingestion worker through the stack's Python API.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
+
+from tests.dags.dag_runs import alert, run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -23,45 +22,6 @@ T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 11, 2, 0, 15, tzinfo=UTC)
 T2 = datetime(2026, 11, 2, 0, 30, tzinfo=UTC)
 T3 = datetime(2026, 11, 2, 0, 45, tzinfo=UTC)
-
-
-def run_dag(dag_id: str, **test_kwargs: Any):
-    """dag.test on a freshly parsed DAG: dag.test keeps one run's conf in the DAG object's params, and a
-    later run of the same object would inherit it (a worker parses the DAG anew for every task)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from include.config import project_root
-
-    bag = DagBag(dag_folder=os.path.join(project_root(), "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id].test(**test_kwargs)
-
-
-def task_states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-
-
-def xcom(dag_run, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        query = XComModel.get_many(run_id=dag_run.run_id, key=key, dag_ids=dag_run.dag_id, task_ids=task_id)
-        row = session.scalars(query).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-
-def alert(dag_run, task_id: str) -> dict[str, Any]:
-    """The alert the failure callback wrote, read back from the exports bucket; the local copy must match."""
-    from include.config import EXPORTS_BUCKET
-    from plugins.alerts import alert_path, alerts_dir
-    from plugins.hooks.minio import MinioHook
-
-    where = alert_path({"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "task_id": task_id})
-    stored = json.loads(MinioHook().read_back(bucket=EXPORTS_BUCKET, key=f"alerts/{where}").data)
-    with open(os.path.join(alerts_dir(), where)) as fh:
-        assert json.load(fh) == stored
-    return stored
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from tests.dags.test_data_quality_check import onboard
-from tests.dags.test_platform_health import alert, run_dag, task_states, xcom
+from tests.dags.dag_runs import alert, run_dag, task_states, xcom
+from tests.dags.onboarding import onboard
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 

@@ -26,59 +26,9 @@ from include import config
 from include.recsys import artifacts as model_artifacts
 from include.recsys import storage
 from include.recsys.contracts import CATEGORIES
-from include.recsys.settings import load
 
 N_ITEMS, N_USERS, DIM = 300, 40, 16
 INJECTION = "'; DROP TABLE users; --"
-
-
-@pytest.fixture(scope="module")
-def env(stack_env) -> dict[str, str]:
-    return stack_env
-
-
-@pytest.fixture(scope="module")
-def admin(env):
-    with httpx.Client(
-        base_url=env["RECSYS_API_URL"], headers={"Authorization": f"Bearer {env['RECSYS_ADMIN_TOKEN']}"}, timeout=30
-    ) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def api(env):
-    with httpx.Client(base_url=env["RECSYS_API_URL"], timeout=10) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def db(env):
-    conn = psycopg2.connect(env["RECSYS_DATABASE_URL"])
-    conn.autocommit = True
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def s3(env):
-    return storage.client(load(env))
-
-
-def new_tenant(admin, prefix: str, run_key: str) -> dict:
-    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    response = admin.post(
-        "/api/admin/tenants", json={"name": slug, "slug": slug, "email": f"ops@{slug}.example", "source": run_key}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def new_key(admin, tenant: dict, run_key: str) -> str:
-    response = admin.post(
-        f"/api/admin/tenants/{tenant['slug']}/apikeys", json={"name": "test"}, headers={"X-Run-Key": run_key}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["api_key"]
 
 
 def items_csv() -> bytes:
@@ -92,55 +42,61 @@ def items_csv() -> bytes:
     return out.getvalue().encode()
 
 
-def serving_tenant(admin, db, s3, prefix: str, *, seed: int = 3) -> dict:
-    """A tenant with a catalog, users' history and model artifacts in the models bucket (nothing registered);
-    every such tenant has the same item and user ids, and ``seed`` draws its embeddings."""
-    run_key = f"api-test-{uuid.uuid4().hex[:8]}"
-    tenant = new_tenant(admin, prefix, run_key)
-    data = items_csv()
-    object_key = f"{tenant['slug']}/{run_key}/items.csv"
-    storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
-    upload = {
-        "kind": "items",
-        "bucket": config.RAW_BUCKET,
-        "object_key": object_key,
-        "rows": N_ITEMS,
-        "sha256": storage.sha256_hex(data),
-        "source": run_key,
-    }
-    response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
-    assert response.status_code == 201, response.text
-    assert response.json()["items_upserted"] == N_ITEMS
+@pytest.fixture(scope="module")
+def serving_tenant(new_tenant, admin, db, s3):
+    """Makes tenants with a catalog, users' history and model artifacts in the models bucket (nothing
+    registered): ``serving_tenant(prefix, seed=3)``. Every such tenant has the same item and user ids, and
+    ``seed`` draws its embeddings."""
 
-    history = {f"user_{u:03d}": [f"item_{(u * 7 + j) % N_ITEMS:04d}" for j in range(5)] for u in range(N_USERS)}
-    with db.cursor() as cur:
-        for user, items in history.items():
-            for j, item in enumerate(items):
-                cur.execute(
-                    "INSERT INTO interactions (event_id, tenant_id, user_id, item_id, interaction_type, ts, source,"
-                    " kafka_partition, kafka_offset) VALUES (%s, %s, %s, %s, 'view', now(), %s, 0, 0)",
-                    (f"{run_key}-{user}-{j}", tenant["tenant_id"], user, item, run_key),
-                )
-    rng = np.random.default_rng(seed)
-    artifacts = model_artifacts.TrainResult(
-        item_ids=[f"item_{i:04d}" for i in range(N_ITEMS)],
-        item_embeddings=rng.normal(size=(N_ITEMS, DIM)).astype(np.float32),
-        user_ids=list(history),
-        user_embeddings=rng.normal(size=(N_USERS, DIM)).astype(np.float32),
-        popular_items=[f"item_{i:04d}" for i in range(N_ITEMS)],
-        config={"dim": DIM},
-        metrics={"ndcg_at_10": 0.41, "recall_at_10": 0.2, "popularity_ndcg_at_10": 0.1},
-    )
-    uri = model_artifacts.save_artifacts(
-        artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v1/"
-    )["artifact_uri"]
-    return {"tenant": tenant, "history": history, "artifacts": artifacts, "artifact_uri": uri, "run_key": run_key}
+    def make(prefix: str, *, seed: int = 3) -> dict:
+        run_key = f"api-test-{uuid.uuid4().hex[:8]}"
+        tenant = new_tenant(prefix, run_key)
+        data = items_csv()
+        object_key = f"{tenant['slug']}/{run_key}/items.csv"
+        storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
+        upload = {
+            "kind": "items",
+            "bucket": config.RAW_BUCKET,
+            "object_key": object_key,
+            "rows": N_ITEMS,
+            "sha256": storage.sha256_hex(data),
+            "source": run_key,
+        }
+        response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
+        assert response.status_code == 201, response.text
+        assert response.json()["items_upserted"] == N_ITEMS
+
+        history = {f"user_{u:03d}": [f"item_{(u * 7 + j) % N_ITEMS:04d}" for j in range(5)] for u in range(N_USERS)}
+        with db.cursor() as cur:
+            for user, items in history.items():
+                for j, item in enumerate(items):
+                    cur.execute(
+                        "INSERT INTO interactions (event_id, tenant_id, user_id, item_id, interaction_type, ts, source,"
+                        " kafka_partition, kafka_offset) VALUES (%s, %s, %s, %s, 'view', now(), %s, 0, 0)",
+                        (f"{run_key}-{user}-{j}", tenant["tenant_id"], user, item, run_key),
+                    )
+        rng = np.random.default_rng(seed)
+        artifacts = model_artifacts.TrainResult(
+            item_ids=[f"item_{i:04d}" for i in range(N_ITEMS)],
+            item_embeddings=rng.normal(size=(N_ITEMS, DIM)).astype(np.float32),
+            user_ids=list(history),
+            user_embeddings=rng.normal(size=(N_USERS, DIM)).astype(np.float32),
+            popular_items=[f"item_{i:04d}" for i in range(N_ITEMS)],
+            config={"dim": DIM},
+            metrics={"ndcg_at_10": 0.41, "recall_at_10": 0.2, "popularity_ndcg_at_10": 0.1},
+        )
+        uri = model_artifacts.save_artifacts(
+            artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v1/"
+        )["artifact_uri"]
+        return {"tenant": tenant, "history": history, "artifacts": artifacts, "artifact_uri": uri, "run_key": run_key}
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def deployed(env, admin, db, s3):
+def deployed(serving_tenant, admin, new_key):
     """A tenant with catalog, history, a registered and deployed model (no logical date), and an API key."""
-    made = serving_tenant(admin, db, s3, "serve")
+    made = serving_tenant("serve")
     tenant, artifacts, uri, run_key = made["tenant"], made["artifacts"], made["artifact_uri"], made["run_key"]
     response = admin.post(
         f"/api/admin/tenants/{tenant['slug']}/models",
@@ -152,7 +108,7 @@ def deployed(env, admin, db, s3):
     )
     assert response.status_code == 200, response.text
     assert response.json()["index_size"] == N_ITEMS
-    return {**made, "key": new_key(admin, tenant, run_key)}
+    return {**made, "key": new_key(tenant, run_key)}
 
 
 def recommend(api, key: str, body: dict, **kwargs) -> httpx.Response:
@@ -197,9 +153,9 @@ def test_category_filter_and_fallback(api, deployed):
     assert cold["fallback"] is True and [i["item_id"] for i in cold["items"]] == ["item_0000", "item_0001", "item_0002"]
 
 
-def test_tenant_isolation_on_every_route(api, admin, deployed):
-    other = new_tenant(admin, "other", deployed["run_key"])
-    other_key = new_key(admin, other, deployed["run_key"])
+def test_tenant_isolation_on_every_route(api, admin, deployed, new_tenant, new_key):
+    other = new_tenant("other", deployed["run_key"])
+    other_key = new_key(other, deployed["run_key"])
     tenant = deployed["tenant"]
     auth = {"Authorization": f"Bearer {other_key}"}
     assert recommend(api, other_key, {"user_id": "user_001", "tenant_id": tenant["tenant_id"]}).status_code == 403
@@ -379,9 +335,9 @@ def test_every_action_is_audited_and_the_log_is_append_only(admin, api, db, depl
         cur.execute("DELETE FROM audit_log WHERE id = %s", (entries[0]["id"],))
 
 
-def test_recommendation_latency(env, admin, api, deployed):
+def test_recommendation_latency(env, admin, api, deployed, new_key):
     """Sequential latency through the stack's API, on one key of the default plan (far above 300 requests)."""
-    key = new_key(admin, deployed["tenant"], deployed["run_key"])
+    key = new_key(deployed["tenant"], deployed["run_key"])
     samples = []
     for n in range(300):
         started = time.perf_counter()
@@ -483,11 +439,11 @@ def register_catalog(admin, s3, tenant: dict, run_key: str, rows: list[dict]) ->
     return response.json()
 
 
-def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api, db, s3):
+def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api, db, s3, new_tenant, new_key):
     """A tenant re-onboarded with a new catalog: the model trained on it is indexed and filtered by that catalog's
     categories (the tenant's own taxonomy), not by the union of everything it ever sent."""
     run_key = f"snap-{uuid.uuid4().hex[:8]}"
-    tenant = new_tenant(admin, "snapshot", run_key)
+    tenant = new_tenant("snapshot", run_key)
     # The first catalog has only ids: no title, category or price at all.
     first = register_catalog(admin, s3, tenant, f"{run_key}-1", [{"item_id": f"m{i}"} for i in range(6)])
     second = register_catalog(
@@ -513,7 +469,7 @@ def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api
     )  # fmt: skip
     uri = model_artifacts.save_artifacts(artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v2/")["artifact_uri"]
     model = {"version": "v2", "artifact_uri": uri, "source": run_key}
-    other = new_tenant(admin, "snapshot-other", run_key)
+    other = new_tenant("snapshot-other", run_key)
     refused = admin.post(f"/api/admin/tenants/{other['slug']}/models", json={**model, "catalog_upload_id": second["upload_id"]})
     assert refused.status_code == 422 and "must name an items upload of tenant" in refused.json()["error"]
     registered = admin.post(f"/api/admin/tenants/{tenant['slug']}/models", json={**model, "catalog_upload_id": second["upload_id"]})
@@ -521,7 +477,7 @@ def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api
     deployed = admin.post(f"/api/admin/tenants/{tenant['slug']}/models/v2/deploy", json={"source": run_key})
     assert deployed.status_code == 200 and deployed.json()["index_size"] == 6
 
-    key = new_key(admin, tenant, run_key)
+    key = new_key(tenant, run_key)
     body = recommend(api, key, {"user_id": "u1", "count": 10, "filters": {"category": "Film-Noir"}}).json()
     assert {i["item_id"] for i in body["items"]} == {"m3", "m5", "m7"}
     assert {i["category"] for i in body["items"]} == {"Film-Noir"}
@@ -532,7 +488,7 @@ def audited(admin, tenant: dict, action: str, object_ref: str) -> list[dict]:
     return [e for e in entries["entries"] if e["object"] == object_ref]
 
 
-def test_api_keys_are_a_resource_and_a_revoked_key_answers_401_at_once(api, admin, deployed):
+def test_api_keys_are_a_resource_and_a_revoked_key_answers_401_at_once(api, admin, deployed, new_tenant):
     tenant, run_key = deployed["tenant"], deployed["run_key"]
     created = admin.post(
         f"/api/admin/tenants/{tenant['slug']}/apikeys", json={"name": "to revoke"}, headers={"X-Run-Key": run_key}
@@ -557,7 +513,7 @@ def test_api_keys_are_a_resource_and_a_revoked_key_answers_401_at_once(api, admi
     still_active = admin.get(f"/api/admin/tenants/{tenant['slug']}/apikeys", params={"active": "true"}).json()
     assert created["id"] not in {k["id"] for k in still_active["api_keys"]}
 
-    other = new_tenant(admin, "keyless", run_key)
+    other = new_tenant("keyless", run_key)
     elsewhere = admin.delete(f"/api/admin/tenants/{other['slug']}/apikeys/{created['id']}")
     assert elsewhere.status_code == 404 and elsewhere.json()["code"] == "apikey_not_found"
     assert recommend(api, deployed["key"], {"user_id": "user_005"}).status_code == 200  # other keys unaffected
@@ -575,9 +531,9 @@ def deploy(admin, made: dict, version: str, **body) -> httpx.Response:
     return admin.post(f"/api/admin/tenants/{made['tenant']['slug']}/models/{version}/deploy", json=body)
 
 
-def test_an_older_model_never_replaces_a_newer_live_one_and_serves_only_when_pinned(api, admin, db, s3):
-    made = serving_tenant(admin, db, s3, "dated")
-    slug, key = made["tenant"]["slug"], new_key(admin, made["tenant"], made["run_key"])
+def test_an_older_model_never_replaces_a_newer_live_one_and_serves_only_when_pinned(api, admin, db, s3, new_key, serving_tenant):
+    made = serving_tenant("dated")
+    slug, key = made["tenant"]["slug"], new_key(made["tenant"], made["run_key"])
     register(admin, made, "v-1110", "2026-11-10T00:00:00+00:00")
     register(admin, made, "v-1105", "2026-11-05T00:00:00+00:00")
     register(admin, made, "v-undated", None)
@@ -644,8 +600,8 @@ def test_a_live_model_without_a_logical_date_is_protected(admin, deployed):
     assert admin.get(f"/api/admin/tenants/{deployed['tenant']['slug']}/deployment").json()["version"] == "v1"
 
 
-def test_only_a_tenant_holding_nothing_can_be_deleted(admin, deployed):
-    probe = new_tenant(admin, "probe", deployed["run_key"])
+def test_only_a_tenant_holding_nothing_can_be_deleted(admin, deployed, new_tenant):
+    probe = new_tenant("probe", deployed["run_key"])
     gone = admin.delete(f"/api/admin/tenants/{probe['slug']}")
     assert gone.status_code == 200 and gone.json()["deleted"] is True
     assert admin.get(f"/api/admin/tenants/{probe['slug']}").status_code == 404
@@ -662,17 +618,17 @@ def metric(text: str, name: str) -> float:
     return float(next(line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + " ")))
 
 
-def test_cached_answers_never_cross_tenants_with_the_same_user_ids_and_version(api, admin, db, s3, deployed):
+def test_cached_answers_never_cross_tenants_with_the_same_user_ids_and_version(api, admin, db, s3, deployed, new_key, serving_tenant):
     """Both tenants serve a "v1" over the same item and user ids, with different embeddings: a cache keyed
     by anything less than the tenant would hand one tenant the other's answer."""
-    other = serving_tenant(admin, db, s3, "serve-twin", seed=4)
+    other = serving_tenant("serve-twin", seed=4)
     tenant, run_key = other["tenant"], other["run_key"]
     admin.post(
         f"/api/admin/tenants/{tenant['slug']}/models",
         json={"version": "v1", "metrics": other["artifacts"].metrics, "artifact_uri": other["artifact_uri"]},
     ).raise_for_status()
     admin.post(f"/api/admin/tenants/{tenant['slug']}/models/v1/deploy", json={}).raise_for_status()
-    twin_key = new_key(admin, tenant, run_key)
+    twin_key = new_key(tenant, run_key)
     for user in ("user_001", "user_002", "user_003"):
         for body in ({"user_id": user, "count": 5}, {"user_id": user, "count": 5, "filters": {"category": CATEGORIES[1]}}):
             first = recommend(api, deployed["key"], body).json()

@@ -13,15 +13,13 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
-import httpx
-import psycopg2
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from include import config
 from include.recsys import contracts
+from tests.integration.interactions import landed, message
 
 
 @pytest.fixture(scope="module")
@@ -35,42 +33,10 @@ def only_test_workers(stack_env):
 
 
 @pytest.fixture(scope="module")
-def db(stack_env):
-    conn = psycopg2.connect(stack_env["RECSYS_DATABASE_URL"])
-    conn.autocommit = True
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
 def producer(stack_env):
     kafka = KafkaProducer(bootstrap_servers=stack_env["RECSYS_KAFKA_BOOTSTRAP"], acks="all", linger_ms=20)
     yield kafka
     kafka.close()
-
-
-def create_tenant(env: dict[str, str], prefix: str) -> tuple[str, str]:
-    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    response = httpx.post(
-        f"{env['RECSYS_API_URL']}/api/admin/tenants",
-        json={"name": slug, "slug": slug, "email": f"ops@{slug}.example"},
-        headers={"Authorization": f"Bearer {env['RECSYS_ADMIN_TOKEN']}"},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    return slug, response.json()["tenant_id"]
-
-
-def message(slug: str, source: str, n: int) -> dict:
-    return {
-        "tenant": slug,
-        "source": source,
-        "event_id": f"{source}-{n:06d}",
-        "user_id": f"user_{n % 97:03d}",
-        "item_id": f"item_{n % 501:04d}",
-        "interaction_type": contracts.INTERACTION_TYPES[n % 4],
-        "timestamp": (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n)).isoformat(),
-    }
 
 
 def produce(producer: KafkaProducer, messages: list[dict]) -> None:
@@ -90,23 +56,11 @@ def start_worker(tmp_path, name: str) -> subprocess.Popen:
     )
 
 
-def landed(db, tenant_id: str, source: str) -> int:
-    with db.cursor() as cur:
-        cur.execute("SELECT count(*) FROM interactions WHERE tenant_id = %s AND source = %s", (tenant_id, source))
-        return cur.fetchone()[0]
-
-
-def wait_for(predicate, *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def test_ten_thousand_messages_survive_a_worker_crash(stack_env, only_test_workers, db, producer, tmp_path):
-    slug, tenant_id = create_tenant(stack_env, "ingest")
+def test_ten_thousand_messages_survive_a_worker_crash(
+    stack_env, only_test_workers, db, producer, tmp_path, new_tenant, wait_for
+):
+    tenant = new_tenant("ingest")
+    slug, tenant_id = tenant["slug"], tenant["tenant_id"]
     source = f"restart-{uuid.uuid4().hex[:8]}"
     messages = [message(slug, source, n) for n in range(10_000)]
     produce(producer, messages[:5_000])
@@ -149,9 +103,10 @@ def test_ten_thousand_messages_survive_a_worker_crash(stack_env, only_test_worke
 
 
 def test_poison_messages_reach_the_dead_letter_topic_with_a_reason(
-    stack_env, only_test_workers, db, producer, tmp_path
+    stack_env, only_test_workers, db, producer, tmp_path, new_tenant, wait_for
 ):
-    slug, tenant_id = create_tenant(stack_env, "poison")
+    tenant = new_tenant("poison")
+    slug, tenant_id = tenant["slug"], tenant["tenant_id"]
     source = f"poison-{uuid.uuid4().hex[:8]}"
     marker = source.encode()
     good = [message(slug, source, n) for n in range(3)]

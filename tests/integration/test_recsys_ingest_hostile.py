@@ -5,25 +5,16 @@ produced, matched by message key), and the worker that took them is the same pro
 still ingests. Unlike test_recsys_ingest.py, nothing here stops the stack's worker.
 """
 
-# ruff: noqa: F811  (fixtures are imported from the sibling test module and shadowed by test arguments)
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
-
-import pytest
 
 from include import config
 from include.recsys import contracts, ingest
 from include.recsys.settings import load
-from tests.integration.test_recsys_ingest import create_tenant, db, landed, message, wait_for  # noqa: F401
-
-# Messages that crashed the worker before the fixes in ingest.decode / contracts.parse_timestamp: sent
-# only to a worker that runs that code, since an older one would die on them and stop ingestion for
-# everyone sharing the stack.
-CRASHED_OLD_WORKERS = ("deep nesting", "lone surrogate", "offset Postgres refuses", "year beyond 9999 in UTC")
+from tests.integration.interactions import landed, message
 
 
 def worker_pid() -> int:
@@ -32,26 +23,6 @@ def worker_pid() -> int:
     (worker,) = [s for s in lifecycle.status() if s.name == "recsys-ingest"]
     assert worker.state == "running" and worker.pid, f"the stack's ingestion worker is not running: {worker}"
     return worker.pid
-
-
-def started_at(pid: int) -> float:
-    with open("/proc/stat") as fh:
-        boot = next(float(line.split()[1]) for line in fh if line.startswith("btime"))
-    with open(f"/proc/{pid}/stat") as fh:
-        ticks = int(fh.read().rpartition(")")[2].split()[19])
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def runs_current_code(pid: int) -> bool:
-    code = [os.path.join(config.project_root(), "include", "recsys", f) for f in ("ingest.py", "contracts.py")]
-    return started_at(pid) > max(os.path.getmtime(path) for path in code)
-
-
-def settle_new_tenants() -> None:
-    """A worker started before the fix in ingest.Tenants.resolve dead-letters a new tenant's messages
-    for up to TENANT_REFRESH_S after its last refresh; the stack's worker may be one."""
-    if not runs_current_code(worker_pid()):
-        time.sleep(ingest.TENANT_REFRESH_S + 0.5)
 
 
 def hostile_messages(slug: str, tenant_id: str, suspended: str, source: str) -> dict[str, tuple[bytes | None, str]]:
@@ -105,16 +76,16 @@ def dead_letters(keys: set[bytes], *, timeout_s: float) -> dict[bytes, dict[str,
         consumer.close()
 
 
-def send_and_reconcile(env, db, cases: set[str]) -> None:
+def send_and_reconcile(db, new_tenant, wait_for, cases: set[str]) -> None:
     """Sends these hostile cases interleaved with good messages to the stack's worker, then reconciles."""
     from plugins.hooks.kafka import KafkaHook
 
     pid = worker_pid()
-    slug, tenant_id = create_tenant(env, "hostile")
-    suspended, suspended_id = create_tenant(env, "suspended")
+    tenant, suspended_tenant = new_tenant("hostile"), new_tenant("suspended")
+    slug, tenant_id = tenant["slug"], tenant["tenant_id"]
+    suspended, suspended_id = suspended_tenant["slug"], suspended_tenant["tenant_id"]
     with db.cursor() as cur:
         cur.execute("UPDATE tenants SET status = 'suspended' WHERE id = %s", (suspended_id,))
-    settle_new_tenants()
     source = f"hostile-{uuid.uuid4().hex[:8]}"
     poison = {c: sent for c, sent in hostile_messages(slug, tenant_id, suspended, source).items() if c in cases}
     good = [message(slug, source, n) for n in range(len(poison) + 5)]
@@ -146,26 +117,18 @@ def send_and_reconcile(env, db, cases: set[str]) -> None:
         assert cur.fetchone()[0] == 0
 
 
-def test_malformed_and_wrong_tenant_messages_are_dead_lettered_and_the_worker_survives(stack_env, db):
-    every = set(hostile_messages("t", "id", "s", "src"))
-    send_and_reconcile(stack_env, db, every - set(CRASHED_OLD_WORKERS))
+def test_malformed_and_wrong_tenant_messages_are_dead_lettered_and_the_worker_survives(db, new_tenant, wait_for):
+    send_and_reconcile(db, new_tenant, wait_for, set(hostile_messages("t", "id", "s", "src")))
 
 
-def test_former_poison_pills_are_dead_lettered_and_the_worker_survives(stack_env, db):
-    if not runs_current_code(worker_pid()):
-        pytest.skip("the stack's worker predates the poison-pill fixes; restart it (make down && make up) to run this")
-    send_and_reconcile(stack_env, db, set(CRASHED_OLD_WORKERS))
-
-
-def test_two_tenants_numbering_their_events_alike_both_land_in_full(stack_env, db):
+def test_two_tenants_numbering_their_events_alike_both_land_in_full(db, new_tenant, wait_for):
     """Event ids are each tenant's own numbering: tenants A and B both send events 1, 2, 3 through the
     stack's worker, and each keeps its own three rows, untouched by the other's."""
     from plugins.hooks.kafka import KafkaHook
 
-    assert runs_current_code(worker_pid()), "the stack's worker predates include/recsys/ingest.py: restart the stack"
     source = f"shared-ids-{uuid.uuid4().hex[:8]}"
-    (slug_a, id_a), (slug_b, id_b) = create_tenant(stack_env, "shared-ids"), create_tenant(stack_env, "shared-ids")
-    settle_new_tenants()
+    a, b = new_tenant("shared-ids"), new_tenant("shared-ids")
+    (slug_a, id_a), (slug_b, id_b) = (a["slug"], a["tenant_id"]), (b["slug"], b["tenant_id"])
     numbered = {
         f"{source}:{slug}:{n}".encode(): {**message(slug, source, n), "event_id": str(n), "user_id": user}
         for slug, user in ((slug_a, "alice"), (slug_b, "bob"))
@@ -188,11 +151,12 @@ def test_two_tenants_numbering_their_events_alike_both_land_in_full(stack_env, d
     assert dead_letters({key for key, _value in sent}, timeout_s=3) == {}  # nothing of either was set aside
 
 
-def test_landing_upserts_a_tenants_own_event_and_never_another_tenants(stack_env, db):
+def test_landing_upserts_a_tenants_own_event_and_never_another_tenants(stack_env, db, new_tenant):
     """The worker's landing step on the real database, without joining the consumer group: B's event 1 lands
     beside A's, and A re-sending its event 1 updates A's row only."""
     source = f"shared-ids-{uuid.uuid4().hex[:8]}"
-    (slug_a, id_a), (slug_b, id_b) = create_tenant(stack_env, "shared-ids"), create_tenant(stack_env, "shared-ids")
+    a, b = new_tenant("shared-ids"), new_tenant("shared-ids")
+    (slug_a, id_a), (slug_b, id_b) = (a["slug"], a["tenant_id"]), (b["slug"], b["tenant_id"])
     worker = ingest.Worker(load(stack_env))
     first = {**message(slug_a, source, 1), "event_id": "1"}
     values = [first, {**first, "tenant": slug_b, "user_id": "someone-else"}, {**first, "item_id": "item_resent"}]

@@ -5,7 +5,6 @@ test) without editing it. Tests that need this checkout's API code rather than t
 process (which may predate it) use an in-process app on the stack's database: ``local_api``.
 """
 
-# ruff: noqa: F811  (fixtures are imported from the sibling test module and shadowed by test arguments)
 from __future__ import annotations
 
 import csv
@@ -31,7 +30,6 @@ from include.recsys.api import create_app
 from include.recsys.csvsafe import FORMULA_PREFIXES
 from include.recsys.platform import Platform
 from include.recsys.settings import load
-from tests.integration.test_recsys_api import admin, api, db, env, new_key, new_tenant, s3  # noqa: F401
 
 PUBLIC = {("GET", "/health"), ("GET", "/metrics")}  # health probes and Prometheus scrapes: no secrets
 PLAINTEXT_KEY = re.compile(r"rk_[A-Za-z0-9_-]{40,}")
@@ -59,15 +57,15 @@ def concrete(path: str, tenant: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tenants(admin):
+def tenants(new_tenant, new_key):
     """Two tenants with a key each; b is never the target of an injection, so its rows must not move."""
     run_key = f"security-{uuid.uuid4().hex[:8]}"
-    a, b = new_tenant(admin, "sec-a", run_key), new_tenant(admin, "sec-b", run_key)
+    a, b = new_tenant("sec-a", run_key), new_tenant("sec-b", run_key)
     return {
         "a": a,
         "b": b,
-        "key_a": new_key(admin, a, run_key),
-        "key_b": new_key(admin, b, run_key),
+        "key_a": new_key(a, run_key),
+        "key_b": new_key(b, run_key),
         "run_key": run_key,
     }
 
@@ -134,10 +132,10 @@ def test_a_tenant_key_cannot_touch_another_tenant_on_any_tenant_route(env, api, 
     assert response.status_code == 403
 
 
-def test_api_keys_are_stored_hashed_and_nowhere_in_plaintext(env, admin, api, db, tenants):
+def test_api_keys_are_stored_hashed_and_nowhere_in_plaintext(env, admin, api, db, tenants, new_key):
     from plugins.hooks.app_db import AppDbHook
 
-    key = new_key(admin, tenants["a"], tenants["run_key"])
+    key = new_key(tenants["a"], tenants["run_key"])
     api.post("/api/v1/recommendations", json={"user_id": "u"}, headers={"Authorization": f"Bearer {key}"})
     api.post("/api/v1/recommendations", json={"user_id": "u"}, headers={"Authorization": f"Bearer {key}x"})
 

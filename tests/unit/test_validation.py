@@ -18,7 +18,7 @@ import pytest
 import plugins.validation as validation
 from include.recsys.contracts import CATEGORIES, INTERACTION_TYPES
 from plugins.validation import StageValidation, ValidationFailed, build_data_docs, load_suite, validate_stage
-from tests.unit.test_suites import seed_data_input, train_model_input
+from tests.unit.stage_inputs import seed_data_input, train_model_input
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # A real Airflow run id: the ':' and '+' end up in Data Docs paths and links.

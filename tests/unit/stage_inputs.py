@@ -1,0 +1,207 @@
+"""For every journey stage, one frame set and params that its GX suite passes: the suite tests break them one
+expectation at a time, and the validation tests reuse them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from include.recsys.contracts import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
+
+WINDOW_START = pd.Timestamp("2024-03-01T00:00:00Z")
+WINDOW_END = pd.Timestamp("2024-03-02T00:00:00Z")
+
+Frames = dict[str, pd.DataFrame]
+Params = dict[str, Any]
+
+
+def seed_data_input() -> tuple[Frames, Params]:
+    items = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3", "i4"],
+            "title": ["Phone", "Laptop", "Tablet", "Earbuds"],
+            "category": ["smartphones", "laptops", "tablets", "audio"],
+            "price": [499.0, 1299.0, 329.0, 0.5],
+            "image_url": [f"https://img.example/i{i}.jpg" for i in range(1, 5)],
+        }
+    )
+    users = pd.DataFrame(
+        {"user_id": ["u1", "u2", "u3"], "country": ["DE", "FR", "US"], "signup_date": ["2023-01-01"] * 3}
+    )
+    timestamps = [
+        "2024-03-01T00:00:00Z",
+        "2024-03-01T01:00:00Z",
+        "2024-03-01T09:30:00Z",
+        "2024-03-01T12:00:00Z",
+        "2024-03-01T18:45:00Z",
+        "2024-03-02T00:00:00Z",
+    ]
+    interactions = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(6)],
+            "user_id": ["u1", "u1", "u2", "u3", "u3", "u2"],
+            "item_id": ["i1", "i2", "i3", "i4", "i1", "i2"],
+            "interaction_type": ["view", "click", "add_to_cart", "purchase", "view", "view"],
+            "timestamp": timestamps,
+        }
+    )
+    interactions["ts"] = pd.to_datetime(interactions["timestamp"], utc=True)
+    params = {
+        "item_ids": items["item_id"].tolist(),
+        "user_ids": users["user_id"].tolist(),
+        "categories": CATEGORIES,
+        "max_category_length": 128,
+        "interaction_types": INTERACTION_TYPES,
+        # Both forms the DAG may hold: a Timestamp and an ISO string from XCom.
+        "window_start": WINDOW_START,
+        "window_end": WINDOW_END.isoformat(),
+        "min_interactions": 5,
+    }
+    return {"items": items, "users": users, "interactions": interactions}, params
+
+
+def upload_to_minio_input() -> tuple[Frames, Params]:
+    names = ["items", "users", "interactions"]
+    objects = pd.DataFrame(
+        {
+            "name": names,
+            "key": [f"acme/2024-03-01/{n}.csv" for n in names],
+            "rows_local": [4, 3, 6],
+            "rows_read_back": [4, 3, 6],
+            "sha256_local": ["a" * 64, "b" * 64, "c" * 64],
+            "sha256_metadata": ["a" * 64, "b" * 64, "c" * 64],
+            "sha256_read_back": ["a" * 64, "b" * 64, "c" * 64],
+            "bytes": [310, 120, 540],
+        }
+    )
+    rows_accounting = pd.DataFrame(
+        {
+            "name": names,
+            "rows_total": [5, 3, 6],
+            "rows_good": [4, 3, 6],
+            "rows_quarantined": [1, 0, 0],
+            "bad_share": [0.2, 0.0, 0.0],
+            "max_bad_share": [0.25, 0.25, 0.25],
+        }
+    )
+    read_back = seed_data_input()[0]["interactions"][list(INTERACTION_COLUMNS)]
+    return {"objects": objects, "rows_accounting": rows_accounting, "read_back": read_back}, {}
+
+
+def feed_kafka_input() -> tuple[Frames, Params]:
+    counts = pd.DataFrame({"generated": [6], "produced": [6], "acked": [6], "landed": [6], "dead_lettered": [0]})
+    landed = seed_data_input()[0]["interactions"].drop(columns=["timestamp"])
+    landed["kafka_partition"] = [0, 0, 1, 2, 2, 1]
+    landed["kafka_offset"] = [0, 1, 0, 0, 1, 1]
+    user_order = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "in_order": [True, True, True]})
+    params = {"max_dead_lettered": 0, "n_users_expected": 3}
+    return {"counts": counts, "landed": landed, "user_order": user_order}, params
+
+
+def train_model_input() -> tuple[Frames, Params]:
+    metrics = pd.DataFrame(
+        {
+            "ndcg_at_10": [0.41],
+            "recall_at_10": [0.55],
+            "popularity_ndcg_at_10": [0.12],
+            "ndcg_lift": [0.29],
+            "train_seconds": [12.5],
+            "n_items_catalog": [5000],
+            "n_items_embedded": [5000],
+            "n_users_embedded": [10000],
+            "nonfinite_values": [0],
+            "embedding_dim": [64],
+        }
+    )
+    return {"metrics": metrics}, {"ndcg_threshold": 0.30, "min_lift": 0.05}
+
+
+def deploy_model_input() -> tuple[Frames, Params]:
+    # v3 validated as a candidate (0% traffic) while the newer v4 stays live.
+    deployment = pd.DataFrame(
+        {
+            "registered_version": ["v3"],
+            "served_version": ["v3"],
+            "index_size": [5000],
+            "catalog_size": [5000],
+            "traffic_percent": [0],
+            "expected_traffic_percent": [0],
+            "live_version": ["v4"],
+            "expected_live_version": ["v4"],
+            "health_status": ["healthy"],
+        }
+    )
+    return {"deployment": deployment}, {}
+
+
+def query_recommendations_input() -> tuple[Frames, Params]:
+    # r1: unfiltered, 3 of 3 returned; r2: filtered to "audio", only 2 audio items exist.
+    recommendations = pd.DataFrame(
+        {
+            "request_id": ["r1", "r1", "r1", "r2", "r2"],
+            "user_id": ["u1", "u1", "u1", "u2", "u2"],
+            "rank": [1, 2, 3, 1, 2],
+            "item_id": ["i1", "i2", "i3", "i4", "i5"],
+            "score": [0.9, 0.8, 0.8, 0.7, 0.4],
+            "category": ["smartphones", "laptops", "tablets", "audio", "audio"],
+            "filter_category": [None, None, None, "audio", "audio"],
+            "in_catalog": [True] * 5,
+        }
+    )
+    recommendations["prev_score"] = recommendations.groupby("request_id")["score"].shift(1)
+    requests = pd.DataFrame(
+        {
+            "request_id": ["r1", "r2"],
+            "user_id": ["u1", "u2"],
+            "status": [200, 200],
+            "count_requested": [3, 3],
+            "count_expected": [3, 2],
+            "count_returned": [3, 2],
+            "model_version": ["v3", "v3"],
+            "fallback": [False, False],
+            "latency_ms": [12.0, 15.5],
+            "filtered": [False, True],
+        }
+    )
+    probes = pd.DataFrame(
+        {
+            "probe": ["no_key", "bad_key", "other_tenant", "burst", "bad_body"],
+            "expected_status": [401, 401, 403, 429, 422],
+            "actual_status": [401, 401, 403, 429, 422],
+        }
+    )
+    latency = pd.DataFrame({"p50_ms": [10.0], "p95_ms": [40.0], "p99_ms": [80.0], "error_rate": [0.0]})
+    params = {
+        "catalog_item_ids": [f"i{i}" for i in range(1, 21)], "max_p95_ms": 250.0, "max_error_rate": 0.01,
+        "model_version": "v3",
+    }  # fmt: skip
+    return {"recommendations": recommendations, "requests": requests, "probes": probes, "latency": latency}, params
+
+
+def audit_input() -> tuple[Frames, Params]:
+    required = [
+        "tenant_created",
+        "data_uploaded",
+        "interactions_ingested",
+        "model_trained",
+        "model_deployed",
+        "api_key_created",
+    ]
+    actions = pd.DataFrame({"action": required, "found": [1, 3, 1, 1, 1, 1]})
+    audit_rows = pd.DataFrame(
+        {"action": [*required, "data_uploaded", "data_uploaded"], "tenant_id": ["acme"] * 8, "source": ["api"] * 8}
+    )
+    return {"actions": actions, "audit_rows": audit_rows}, {"tenant_id": "acme", "required_actions": required}
+
+
+INPUTS: dict[str, Callable[[], tuple[Frames, Params]]] = {
+    "seed_data": seed_data_input,
+    "upload_to_minio": upload_to_minio_input,
+    "feed_kafka": feed_kafka_input,
+    "train_model": train_model_input,
+    "deploy_model": deploy_model_input,
+    "query_recommendations": query_recommendations_input,
+    "audit": audit_input,
+}
