@@ -68,7 +68,7 @@ test: venv
 	$(STACK) up || { $(STACK) down; exit 1; }
 	$(WITH_ENV) rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
 
-# Benchmarks are not tests: nothing here asserts a time. Their extra tools (matplotlib, wrk) are installed
+# Benchmarks are not tests: nothing here asserts a time. Their extra tools (wrk, zstandard) are installed
 # only for these targets; the stack is left running, like `make demo`.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): requirements-bench.txt $(VENV_STAMP)

@@ -99,6 +99,27 @@ PARAMS = {
         "view", type=["null", "string"], enum=[None, *INTERACTION_TYPES],
         description="The interaction type of every event when the file has no interaction_type column.",
     ),  # fmt: skip
+    "train_epochs": Param(
+        None, type=["null", "integer"], minimum=1, maximum=1000,
+        description="LightGCN epochs; empty: the tuned default (include/recsys/lightgcn.py). Fewer trains a weaker model.",
+    ),  # fmt: skip
+    # Run history (plugins/journey/history.py): every figure against the median of the tenant's last successful days.
+    "baseline_runs": Param(7, type="integer", minimum=1, maximum=90, description="Successful days the trailing baseline takes the median of."),
+    "baseline_min_runs": Param(3, type="integer", minimum=1, maximum=90, description="Successful days needed before any comparison."),
+    "regression_threshold": Param(
+        0.2, type="number", exclusiveMinimum=0, description="A figure this much worse than its baseline (0.2 = 20%) is a regression."
+    ),
+    "regression_policy": Param(
+        "warn", type="string", enum=["warn", "fail"], description="warn: a regression alerts; fail: it also fails the run."
+    ),
+    # Upload drift against the tenant's previous upload (plugins/journey/drift.py), in upload_to_minio's suite.
+    "drift_min_row_ratio": Param(0.5, type="number", minimum=0, description="Least rows per table, as a share of the previous upload's."),
+    "drift_max_row_ratio": Param(2.0, type="number", minimum=0, description="Most rows per table, as a multiple of the previous upload's."),
+    "drift_max_new_share": Param(0.2, type="number", minimum=0, maximum=1, description="Most users / items never seen in the previous upload."),
+    "drift_max_kl": Param(
+        0.1, type="number", exclusiveMinimum=0,
+        description="Largest KL divergence of the interaction-type mix and the item-popularity deciles from the previous upload's.",
+    ),  # fmt: skip
     "timezone": Param(
         None, type=["null", "string"], minLength=1, maxLength=64,
         description="IANA zone of timestamps written without a UTC offset, e.g. Europe/Berlin.",

@@ -63,7 +63,10 @@ POSTGRES_CONN_ID = "postgres_app"
 MINIO_CONN_ID = "minio_default"
 KAFKA_CONN_ID = "kafka_default"
 RECSYS_API_CONN_ID = "recsys_api"
-CONN_IDS: tuple[str, ...] = (POSTGRES_CONN_ID, MINIO_CONN_ID, KAFKA_CONN_ID, RECSYS_API_CONN_ID)
+# The pipeline's own database: one row per run, tenant and logical date (plugins/hooks/history.py). Never the
+# platform's app DB (the pipeline may validate a deployment it does not own) nor Airflow's metadata tables.
+HISTORY_CONN_ID = "validation_history"
+CONN_IDS: tuple[str, ...] = (POSTGRES_CONN_ID, MINIO_CONN_ID, KAFKA_CONN_ID, RECSYS_API_CONN_ID, HISTORY_CONN_ID)
 
 # Consumers on Tansu must use these, or a group join waits ~23 s (measured).
 CONSUMER_SESSION_TIMEOUT_MS = 6000
@@ -72,6 +75,11 @@ CONSUMER_HEARTBEAT_MS = 2000
 
 def project_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def history_sql_dir() -> str:
+    """The history database's versioned migrations (include/recsys/migrate.py runs them, as it runs include/sql/'s)."""
+    return os.path.join(project_root(), "include", "sql", "validation_history")
 
 
 def local_dir() -> str:

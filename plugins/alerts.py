@@ -15,6 +15,10 @@ failure, and the callback itself never raises. The alert carries no secrets: the
 connections' passwords are registered with Airflow's secrets masker before the text is redacted,
 and credentials in URLs, bearer tokens, passwords and raw API keys are masked by pattern.
 
+:func:`on_warning` sends the same alert, to the same places, for something that did not fail the task: a
+regression against the trailing baseline under ``regression_policy=warn``. Its file name carries the kind
+(``report.0.regression.json``), so a later failure alert of the same task never replaces it.
+
 Imports are light (the DAG files import this module at parse time); clients load on first alert.
 """
 
@@ -62,6 +66,8 @@ def alert_path(payload: dict[str, Any]) -> str:
     """
     index = payload.get("map_index", -1)
     suffix = f".{index}" if index >= 0 else ""
+    if payload.get("kind", "failure") != "failure":
+        suffix += f".{payload['kind']}"
     return f"{payload['dag_id']}/{safe_name(payload['run_id'])}/{payload['task_id']}{suffix}.json"
 
 
@@ -119,20 +125,26 @@ def _register_connection_secrets() -> None:
             continue
 
 
-def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any]:
+def build_payload(
+    context: Any, *, now: datetime | None = None, message: str | None = None, kind: str = "failure"
+) -> dict[str, Any]:
+    """``message``: the alert's text when it is not the task's exception (a warning)."""
     ti = context["ti"]
     exception = context.get("exception")
-    if exception is None:
+    if message is not None:
+        error, exception_kind = message, None
+    elif exception is None:
         error = "no exception recorded (failed by state change, e.g. marked failed or timed out externally)"
-        kind = None
+        exception_kind = None
     else:
         error = str(exception) or type(exception).__name__
-        kind = type(exception).__name__
+        exception_kind = type(exception).__name__
     error = redact(error)[:MAX_ERROR_CHARS]
     suite, expectations = failed_expectations(error)
     logical_date = context.get("logical_date")
     tenant = getattr(ti, "rendered_map_index", None)
     return {
+        "kind": kind,
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "task_id": ti.task_id,
@@ -140,7 +152,7 @@ def build_payload(context: Any, *, now: datetime | None = None) -> dict[str, Any
         "stage": stage_of(ti.task_id),
         "try_number": ti.try_number,
         "logical_date": logical_date.isoformat() if logical_date else None,
-        "exception": kind,
+        "exception": exception_kind,
         "error": error,
         "suite": suite,
         "failed_expectations": expectations,
@@ -220,6 +232,20 @@ def on_failure(context: Any) -> None:
     except Exception as exc:  # a callback that raises would only add noise to the failure it reports
         log.exception("ALERT could not be built: %s", exc)
         return
+    _deliver(payload, verb="failed")
+
+
+def on_warning(context: Any, *, message: str, kind: str) -> None:
+    """An alert for a task that goes on (e.g. ``kind="regression"``); like :func:`on_failure`, never raises."""
+    try:
+        payload = build_payload(context, message=message, kind=kind)
+    except Exception as exc:
+        log.exception("ALERT could not be built: %s", exc)
+        return
+    _deliver(payload, verb=f"warned ({kind})")
+
+
+def _deliver(payload: dict[str, Any], *, verb: str) -> None:
     bucket = _attempt(write_bucket, payload)
     local = _attempt(write_local, payload)
     webhook = _attempt(post_webhook, payload)
@@ -229,9 +255,10 @@ def on_failure(context: Any) -> None:
     if payload["failed_expectations"]:
         headline += "; failed: " + "; ".join(payload["failed_expectations"])
     log.error(
-        "ALERT %s.%s failed (run %s, try %s): %s | report: %s | bucket: %s | file: %s | webhook: %s",
+        "ALERT %s.%s %s (run %s, try %s): %s | report: %s | bucket: %s | file: %s | webhook: %s",
         payload["dag_id"],
         payload["task_id"],
+        verb,
         payload["run_id"],
         payload["try_number"],
         headline[:600],

@@ -157,6 +157,24 @@ def validate_stage(
     return validation
 
 
+def observed_values(result_path: str | os.PathLike[str], *, batch: str) -> list[dict[str, Any]]:
+    """GX's observed value of every expectation of one batch, as stored by :func:`validate_stage` (a KL
+    divergence, a row count): reported as GX computed it, not recomputed."""
+    stored = json.loads(Path(result_path).read_text())
+    found = []
+    for outcome in stored["results"][batch]["results"]:
+        config = outcome["expectation_config"]
+        found.append(
+            {
+                "type": config["type"],
+                "column": config["kwargs"].get("column"),
+                "observed_value": (outcome.get("result") or {}).get("observed_value"),
+                "success": outcome["success"],
+            }
+        )
+    return found
+
+
 def build_data_docs(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> str:
     """Render every stage result stored in ``results_dir`` into one Data Docs site; returns index.html's path."""
     from great_expectations.core.expectation_suite import ExpectationSuite

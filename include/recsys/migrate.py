@@ -5,7 +5,9 @@ in ``schema_migrations`` with a SHA-256 of its text. An applied file whose text 
 disappeared) stops the run: the database no longer matches the code and a human must decide. A
 Postgres advisory lock serialises concurrent runners (several stack starters, API replicas).
 
-    python -m include.recsys.migrate [--sql-dir DIR]     # DSN from RECSYS_DATABASE_URL
+    python -m include.recsys.migrate [--sql-dir DIR] [--dsn-env NAME]     # DSN from $NAME, default RECSYS_DATABASE_URL
+
+The pipeline's history database (include/sql/validation_history/) is migrated by the same runner.
 """
 
 from __future__ import annotations
@@ -120,10 +122,11 @@ def migrate(dsn: str, *, sql_dir: str | None = None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.recsys.migrate", description=__doc__.splitlines()[0])
     parser.add_argument("--sql-dir", default=None, help="directory of NNNN_name.sql files (default include/sql)")
+    parser.add_argument("--dsn-env", default="RECSYS_DATABASE_URL", help="env var holding the database's URL")
     args = parser.parse_args(argv)
-    dsn = os.environ.get("RECSYS_DATABASE_URL", "").strip()
+    dsn = os.environ.get(args.dsn_env, "").strip()
     if not dsn:
-        print("RECSYS_DATABASE_URL must be set to the app database's postgresql:// URL", file=sys.stderr)
+        print(f"{args.dsn_env} must be set to the database's postgresql:// URL", file=sys.stderr)
         return 2
     try:
         applied = migrate(dsn, sql_dir=args.sql_dir)

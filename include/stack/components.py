@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from include.stack import postgres, probes
 from include.stack.credentials import StackSecrets, write_private
-from include.stack.env import airflow_dsn, app_dsn, redis_url
-from include.stack.settings import AIRFLOW_DB, APP_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
+from include.stack.env import airflow_dsn, app_dsn, history_dsn, redis_url
+from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
 
 WEED_PORT_FLAGS = {
     "-s3.port": "s3",
@@ -65,11 +65,16 @@ def tansu_binary() -> str:
 
 
 def _postgres(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, str]) -> Component:
-    passwords = {AIRFLOW_DB: secrets.airflow_db_password, APP_DB: secrets.app_db_password}
+    passwords = {
+        AIRFLOW_DB: secrets.airflow_db_password,
+        APP_DB: secrets.app_db_password,
+        HISTORY_DB: secrets.history_db_password,
+    }
 
     def check_roles() -> None:
         probes.probe_postgres(app_dsn(settings, secrets))
         probes.probe_postgres(airflow_dsn(settings, secrets))
+        probes.probe_postgres(history_dsn(settings, secrets))
 
     if settings.external_db is not None:
         server = settings.external_db

@@ -18,6 +18,7 @@ class StackSecrets:
     pg_superuser_password: str
     airflow_db_password: str
     app_db_password: str
+    history_db_password: str
     s3_access_key: str
     s3_secret_key: str
     admin_token: str

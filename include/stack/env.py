@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from include import config
 from include.stack.credentials import StackSecrets, write_private
-from include.stack.settings import AIRFLOW_DB, APP_DB, HOST, StackSettings
+from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, HOST, StackSettings
 
 
 def _pg_url(scheme: str, *, user: str, password: str, host: str, port: int, dbname: str) -> str:
@@ -37,6 +37,13 @@ def redis_url(settings: StackSettings, secrets: StackSecrets) -> str:
     if settings.redis_url:
         return settings.redis_url
     return f"redis://:{quote(secrets.redis_password, safe='')}@{HOST}:{settings.port('redis')}/0"
+
+
+def history_dsn(settings: StackSettings, secrets: StackSecrets) -> str:
+    host, port = settings.pg_endpoint()
+    return _pg_url(
+        "postgresql", user=HISTORY_DB, password=secrets.history_db_password, host=host, port=port, dbname=HISTORY_DB
+    )
 
 
 def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
@@ -66,6 +73,14 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
             "port": api_port,
             "schema": "http",
             "password": secrets.admin_token,
+        },
+        config.HISTORY_CONN_ID: {
+            "conn_type": "postgres",
+            "host": pg_host,
+            "port": pg_port,
+            "login": HISTORY_DB,
+            "password": secrets.history_db_password,
+            "schema": HISTORY_DB,
         },
     }
     env = {

@@ -10,10 +10,11 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from include import config
 from include.recsys import migrate as app_migrate
 from include.stack import bootstrap, components, credentials, process
 from include.stack.components import Component
-from include.stack.env import airflow_dsn, app_dsn, write_env
+from include.stack.env import airflow_dsn, app_dsn, history_dsn, write_env
 from include.stack.settings import HOST, StackSettings
 
 
@@ -154,6 +155,10 @@ def _bootstrap(stack: _Stack, *, airflow_db: bool, log: Callable[[str], None]) -
         ),
         "topics_created": bootstrap.ensure_topics(env["RECSYS_KAFKA_BOOTSTRAP"]),
         "app_migrations_applied": app_migrate.migrate(app_dsn(settings, stack.secrets)),
+        # The pipeline's run history: its own database, its own migrations, the same runner.
+        "history_migrations_applied": app_migrate.migrate(
+            history_dsn(settings, stack.secrets), sql_dir=config.history_sql_dir()
+        ),
     }
     if airflow_db:
         done["airflow_db_migrated"] = bootstrap.migrate_airflow_db(

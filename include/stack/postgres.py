@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 
-from include.stack.settings import AIRFLOW_DB, APP_DB, PG_SUPERUSER, PgServer, StackSettings
+from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, PG_SUPERUSER, PgServer, StackSettings
 
 
 # Where root's clusters and PG binaries go when the checkout sits below a directory nobody cannot enter.
@@ -179,7 +179,7 @@ def provision(server: PgServer, *, passwords: dict[str, str]) -> None:
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with conn.cursor() as cur:
-            for name in (AIRFLOW_DB, APP_DB):
+            for name in (AIRFLOW_DB, APP_DB, HISTORY_DB):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
                 verb = "ALTER" if cur.fetchone() else "CREATE"
                 cur.execute(

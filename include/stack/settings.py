@@ -58,6 +58,7 @@ STATE_FILE = "stack.json"
 # The database roles and databases the stack provisions, one role per database.
 AIRFLOW_DB = "airflow"
 APP_DB = "app"
+HISTORY_DB = "validation_history"  # the pipeline's run history (include/sql/validation_history/)
 PG_SUPERUSER = "postgres"
 
 

@@ -1,6 +1,11 @@
 """report: one report.json and one GX Data Docs site for every run, passed or failed, stored locally
 (``<reports>/<run_id>/<tenant>/``) and in the reports bucket.
 
+Every report also carries what the tenant's past says (plugins/journey/history.py): ``trend`` (today's figures
+against the trailing baseline), ``drift`` (the upload against the previous one, from upload_to_minio's suite) and
+``plots`` (the tenant's history as PNGs and an HTML index in ``history/`` beside report.json); the run's row in
+the history store is written before the report, so the plots include the day.
+
 Two kinds of link point at the newest reports: ``<reports>/latest/<tenant>`` at each tenant's, and
 ``<reports>/newest`` at the last one written for any tenant. Every writer replaces a link through a temporary
 link of its own (``os.replace`` is atomic), so tenants finishing at once never fail and readers never find a
@@ -17,6 +22,7 @@ from typing import Any
 
 from include.config import REPORTS_BUCKET, reports_root, safe_name
 from plugins.journey import ALL_STAGES, STAGES
+from plugins.journey.history import PLOTS_DIR
 from plugins.journey.run import JourneyRun
 from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull, task_states
 
@@ -136,8 +142,25 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
         # Live, or validated as a candidate behind a newer live model, and why.
         "deployment": {k: deployed.get(k) for k in DEPLOYMENT_FIELDS},
         "cleanup": cleaned,
+        # The upload's objects and their SHA-256: the history keeps them, the next day's drift check reads them.
+        "checksums": {name: {k: o.get(k) for k in ("key", "sha256", "rows")}
+                      for name, o in ((summaries["upload_to_minio"] or {}).get("objects") or {}).items()} or None,  # fmt: skip
+        "drift": _drift(run),
+        "trend": None,
+        "plots": None,
         "data_docs": None,
     }
+
+
+def _drift(run: JourneyRun) -> dict[str, Any] | None:
+    """What upload_to_minio's suite found against the previous upload (None when that stage did not validate)."""
+    from plugins.journey.upload_to_minio import drift_path
+
+    try:
+        with open(drift_path(run)) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
 
 
 def write(run: JourneyRun, report: dict[str, Any]) -> str:
@@ -156,12 +179,14 @@ def write(run: JourneyRun, report: dict[str, Any]) -> str:
     minio = MinioHook()
     prefix = bucket_prefix(tenant=run.tenant, run_key=run.run_key, run_id=run.run_id)
     minio.put_file(bucket=REPORTS_BUCKET, key=prefix + REPORT_FILE, path=path, content_type="application/json")
-    if report["data_docs"]:
-        for root, _, files in os.walk(docs_dir):
-            for name in files:
-                local = os.path.join(root, name)
-                key = prefix + f"{DATA_DOCS_DIR}/" + os.path.relpath(local, docs_dir)
-                minio.put_file(bucket=REPORTS_BUCKET, key=key, path=local, content_type=content_type(name))
+    for name, directory in ((DATA_DOCS_DIR, docs_dir), (PLOTS_DIR, os.path.join(run.report_dir, PLOTS_DIR))):
+        if name == DATA_DOCS_DIR and not report["data_docs"]:
+            continue
+        for root, _, files in os.walk(directory):
+            for file_name in files:
+                local = os.path.join(root, file_name)
+                key = prefix + f"{name}/" + os.path.relpath(local, directory)
+                minio.put_file(bucket=REPORTS_BUCKET, key=key, path=local, content_type=content_type(file_name))
     return path
 
 
@@ -212,16 +237,28 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def write_for_context(context: Any, *, tenant: str) -> str:
-    """The report task's body: write everything, then fail the run if the tenant's journey did not pass."""
+    """The report task's body: compare with the tenant's history and record the day, write everything, then fail
+    the run if the tenant's journey did not pass (or regressed, under regression_policy=fail)."""
     from airflow.sdk.exceptions import AirflowFailException
+
+    from plugins import alerts
+    from plugins.journey import history, trend
 
     run = JourneyRun.from_context(context, tenant=tenant)
     report = build(run, context["ti"], logical_date=context.get("logical_date"))
+    regressions = history.record(run, report, run_type=str(context["dag_run"].run_type))
     path = write(run, report)
     print(summary_table(report))
+    for line in trend.trend_lines(report["trend"]):
+        print(f"trend: {line}")
     if report["deployment"]["reason"]:
         print(f"model {report['deployment']['version']}: {report['deployment']['reason']}")
     print(f"report: {path}")
+    if regressions:
+        message = f"{tenant}'s figures regressed against the trailing baseline: " + "; ".join(regressions)
+        if report["failed_stage"] == history.TREND_STAGE:
+            raise AirflowFailException(f"{message}; report at {path}")  # the failure callback alerts
+        alerts.on_warning(context, message=f"{message}; report at {path}", kind="regression")
     if not report["success"]:
         # The report itself is the DAG's last task: without this the run would look green.
         raise AirflowFailException(f"{tenant}'s journey failed at {report['failed_stage']}; report at {path}")

@@ -52,9 +52,9 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     catalog = db.catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))
     if interactions.empty:
         raise ValueError(f"no landed interactions for tenant {run.tenant} and run {run.run_key}: nothing to train on")
-    result = train_tenant(
-        interactions, item_ids=catalog["item_id"].tolist(), config=TrainConfig(seed=int(run.params["seed"]))
-    )
+    epochs = run.params.get("train_epochs")
+    config = TrainConfig(seed=int(run.params["seed"]), **({"epochs": int(epochs)} if epochs else {}))
+    result = train_tenant(interactions, item_ids=catalog["item_id"].tolist(), config=config)
     stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
     metrics = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in result.metrics.items()}
     metrics["ndcg_lift"] = round(lift(metrics), 3)

@@ -4,12 +4,15 @@ rows in quarantine.
 
 Every object carries the SHA-256 of its bytes in its metadata. The GX suite reads each object back and proves
 same rows and same checksums, and that clean + quarantined rows account for every input row with no more than
-``max_bad_share`` set aside.
+``max_bad_share`` set aside. The same suite checks the upload for drift against the tenant's previous upload
+(plugins/journey/drift.py); what it found goes to ``drift.json`` in the run's report directory, for the report.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 from typing import Any
 
 import pandas as pd
@@ -60,17 +63,16 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
 def validate(run: JourneyRun, done: dict[str, Any]):
     seed, upload = done["seed_data"], done["upload_to_minio"]
     from plugins.hooks.minio import MinioHook, sha256_file
-    from plugins.validation import validate_stage
+    from plugins.validation import observed_values, validate_stage
 
     minio = MinioHook()
     objects, accounting = [], []
-    read_back_interactions = None
+    read_back: dict[str, pd.DataFrame] = {}
     max_bad_share = float(run.params["max_bad_share"])
     for name in TABLES:
         back = minio.read_back(bucket=RAW_BUCKET, key=raw_key(run, name))
         frame = read_table(back.data, name)
-        if name == "interactions":
-            read_back_interactions = frame
+        read_back[name] = frame
         objects.append(
             {
                 "name": name,
@@ -98,12 +100,53 @@ def validate(run: JourneyRun, done: dict[str, Any]):
                 "max_bad_share": max_bad_share,
             }
         )
+    drift_batches, parameters, drift_section = _drift(run, read_back, minio=minio)
     frames = {
         "objects": pd.DataFrame(objects),
         "rows_accounting": pd.DataFrame(accounting),
-        "read_back": read_back_interactions,
+        "read_back": read_back["interactions"],
+        **drift_batches,
     }
-    return validate_stage("upload_to_minio", frames, parameters={}, results_dir=run.gx_dir, run_name=run.run_id)
+    result = validate_stage("upload_to_minio", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)
+    drift_section["divergence"] = {
+        found["column"]: found["observed_value"]
+        for found in observed_values(result.result_path, batch="drift_interactions")
+        if found["type"] == "expect_column_kl_divergence_to_be_less_than"
+    }
+    drift_section["success"] = not any(f["batch"].startswith("drift") for f in result.failed_expectations)
+    with open(drift_path(run), "w") as fh:
+        json.dump(drift_section, fh, indent=2, default=str)
+    return result
+
+
+def drift_path(run: JourneyRun) -> str:
+    return os.path.join(run.report_dir, "drift.json")
+
+
+def _drift(run: JourneyRun, now: dict[str, pd.DataFrame], *, minio: Any) -> tuple[dict, dict, dict[str, Any]]:
+    """The drift batches against the tenant's previous upload, read back from the raw bucket."""
+    from minio.error import S3Error
+
+    from plugins.hooks.history import HistoryHook
+    from plugins.journey import drift
+
+    found = HistoryHook().previous_upload(dag_id=run.dag_id, tenant=run.tenant, before=run.window_start.date())
+    previous, note = None, None
+    if found is None:
+        note = f"first upload of tenant {run.tenant}: no previous upload to compare with (no baseline)"
+    else:
+        try:
+            previous = {
+                name: read_table(minio.read_back(bucket=RAW_BUCKET, key=found["checksums"][name]["key"]).data, name)
+                for name in TABLES
+            }
+        except S3Error as exc:
+            note = f"the previous upload's objects ({found['logical_date']}) are gone ({exc.code}): only its profile compared"
+    profile = ((found or {}).get("upload") or {}).get("profile")
+    batches, parameters, section = drift.batches(now, previous, previous_profile=profile, params=run.params)
+    section["baseline"] = {"logical_date": str(found["logical_date"]), "run_id": found["run_id"]} if found else None
+    section["note"] = note
+    return batches, parameters, section
 
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from include.recsys.contracts import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
+from plugins.journey import drift
 
 WINDOW_START = pd.Timestamp("2024-03-01T00:00:00Z")
 WINDOW_END = pd.Timestamp("2024-03-02T00:00:00Z")
@@ -86,8 +87,14 @@ def upload_to_minio_input() -> tuple[Frames, Params]:
             "max_bad_share": [0.25, 0.25, 0.25],
         }
     )
-    read_back = seed_data_input()[0]["interactions"][list(INTERACTION_COLUMNS)]
-    return {"objects": objects, "rows_accounting": rows_accounting, "read_back": read_back}, {}
+    seeded = seed_data_input()[0]
+    read_back = seeded["interactions"][list(INTERACTION_COLUMNS)]
+    # The previous upload: the same tables (a day whose upload did not drift).
+    drift_batches, params, _ = drift.batches(seeded, seeded, previous_profile=drift.profile(seeded), params=DRIFT_PARAMS)
+    return {"objects": objects, "rows_accounting": rows_accounting, "read_back": read_back, **drift_batches}, params
+
+
+DRIFT_PARAMS = {"drift_min_row_ratio": 0.5, "drift_max_row_ratio": 2.0, "drift_max_new_share": 0.2, "drift_max_kl": 0.1}
 
 
 def feed_kafka_input() -> tuple[Frames, Params]:

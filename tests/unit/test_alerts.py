@@ -287,3 +287,13 @@ def test_other_dags_alerts_carry_no_report_url(env, webhook):
     ctx["ti"].dag_id = "platform_health"
     alerts.on_failure(ctx)
     assert webhook.received[0]["body"]["report_url"] is None
+
+
+def test_a_regression_warning_is_an_alert_of_its_own_kind_beside_any_failure_alert(env, webhook, alert_log):
+    message = "acme's figures regressed against the trailing baseline: ndcg_at_10 0.25 vs baseline 0.35 (-28.6%)"
+    alerts.on_warning(context(RuntimeError("unused"), task_id="report"), message=message, kind="regression")
+    path = env / "alerts" / "onboarding_journey" / "manual__2026-11-10T00_00_00_00_00" / "report.regression.json"
+    alert = json.loads(path.read_text())
+    assert alert["kind"] == "regression" and alert["error"] == message and alert["exception"] is None
+    assert webhook.received[0]["body"]["kind"] == "regression"
+    assert any("warned (regression)" in line and "ndcg_at_10 0.25 vs baseline 0.35" in line for line in alert_log)

@@ -20,6 +20,7 @@ import yaml
 from include.config import (
     BUCKETS,
     CONN_IDS,
+    HISTORY_CONN_ID,
     KAFKA_CONN_ID,
     MINIO_CONN_ID,
     POSTGRES_CONN_ID,
@@ -92,6 +93,14 @@ EXPECTED_CONNECTIONS: dict[str, dict[str, Any]] = {
         "port": 8000,
         "schema": "http",
         "password": "dummy-recsys_admin_token",
+    },
+    HISTORY_CONN_ID: {
+        "conn_type": "postgres",
+        "host": "postgres",
+        "port": 5432,
+        "login": "validation_history",
+        "password": "dummy-history_db_password",
+        "schema": "validation_history",
     },
 }
 # `$$` is compose's escape for a literal `$`; `${NAME}`, `${NAME:?msg}`, `${NAME:-default}` are substituted.

@@ -29,6 +29,7 @@ ROWS_EQUAL = "expect_table_row_count_to_equal"
 COLUMNS = "expect_table_columns_to_match_set"
 CONTAINS = "expect_column_distinct_values_to_contain_set"
 COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+KL = "expect_column_kl_divergence_to_be_less_than"
 
 
 def put(batch: str, row: int, column: str, value: Any) -> Breakage:
@@ -127,6 +128,14 @@ BREAKAGES = [
         shows="1 unexpected",
     ),
     broken("upload_to_minio", put("read_back", 5, "event_id", "e1"), ("read_back", UNIQUE, "event_id"), shows="e1"),
+    broken("upload_to_minio", put("drift", 1, "new_share", 0.5), ("drift", BETWEEN, "new_share"), shows="0.5"),
+    broken("upload_to_minio", put("drift", 0, "row_ratio", 2.5), ("drift", BETWEEN, "row_ratio"), shows="2.5"),
+    broken(
+        "upload_to_minio",
+        transform("drift_interactions", lambda f: f.assign(interaction_type="purchase")),
+        ("drift_interactions", KL, "interaction_type"),
+        shows="drift_interactions[interaction_type]",
+    ),
     broken("feed_kafka", put("counts", 0, "landed", 5), ("counts", PAIR_EQUAL, "acked, landed"), shows="1 unexpected"),
     broken(
         "feed_kafka",
