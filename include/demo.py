@@ -19,6 +19,7 @@ from datetime import date
 from include.config import reports_root
 from plugins.journey.rejections import describe
 from plugins.journey.report import NEWEST_LINK, summary_table
+from plugins.journey.trend import trend_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +70,16 @@ def _print_report(report: dict, report_path: str) -> None:
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
     if (report.get("deployment") or {}).get("reason"):
         print(f"deployment: {report['deployment']['reason']}")
+    # Only figures with a baseline: a tenant's first days have nothing to compare with.
+    trend = report.get("trend") or {}
+    for line in trend_lines(trend):
+        print(f"trend: {line}")
+    if trend.get("note"):
+        print(f"trend: {trend['note']}")
     print(f"report: {report_path}")
     print(f"data docs: {report.get('data_docs')}")
+    if report.get("plots"):
+        print(f"history plots: {report['plots']['files']['index']}")
 
 
 if __name__ == "__main__":

@@ -246,7 +246,8 @@ def write_for_context(context: Any, *, tenant: str) -> str:
 
     run = JourneyRun.from_context(context, tenant=tenant)
     report = build(run, context["ti"], logical_date=context.get("logical_date"))
-    regressions = history.record(run, report, run_type=str(context["dag_run"].run_type))
+    run_type = context["dag_run"].run_type
+    regressions = history.record(run, report, run_type=str(getattr(run_type, "value", run_type)))
     path = write(run, report)
     print(summary_table(report))
     for line in trend.trend_lines(report["trend"]):

@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.dags.journeys import run_journey
-from tests.dags.test_onboarding_journey import SMALL
+from tests.dags.journeys import SMALL, run_journey
 
 pytestmark = [pytest.mark.usefixtures("stack_env"), pytest.mark.timeout(1800)]
 
@@ -31,14 +30,13 @@ def history_rows(day: datetime) -> list[dict]:
     from plugins.hooks.history import HistoryHook
 
     return HistoryHook()._rows(
-        "SELECT run_id, success, failed_stage, trend, written_at FROM runs WHERE dag_id = %s AND tenant = %s AND logical_date = %s",
+        "SELECT run_id, run_type, success, failed_stage, trend, written_at FROM runs WHERE dag_id = %s AND tenant = %s AND logical_date = %s",
         ("onboarding_journey", TENANT, day.date()),
     )
 
 
 def alert(dag_run, name: str) -> dict:
-    from include.config import local_dir
-    from plugins.journey.run import safe_name
+    from include.config import local_dir, safe_name
 
     with open(os.path.join(local_dir(), "alerts", "onboarding_journey", safe_name(dag_run.run_id), name)) as fh:
         return json.load(fh)
@@ -73,6 +71,7 @@ def test_every_day_leaves_one_row_and_the_first_upload_has_no_baseline(seeded):
     assert "no baseline yet: 0 successful run(s)" in first["trend"]["note"]
     rows = history_rows(D1)
     assert len(rows) == 1 and rows[0]["success"] is True and rows[0]["run_id"] == run1.run_id
+    assert rows[0]["run_type"] == "manual"  # dag.test; the scheduler's and backfills' runs say scheduled, backfill
     # The plots are drawn from the history, today included.
     assert second["plots"]["days"] == 2
     assert all(os.path.getsize(path) > 0 for path in second["plots"]["files"].values())
