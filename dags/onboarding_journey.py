@@ -29,7 +29,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 from include.config import CANARY_TENANTS
 from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
-from plugins.journey import ALL_STAGES, TENANT_PATTERN
+from plugins.journey import ALL_STAGES, OPTIONAL_STAGES, TENANT_PATTERN
 
 # Transient errors are retried after 10 s, 20 s, 40 s.
 DEFAULT_ARGS = default_args(retries=3, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=5))
@@ -78,6 +78,41 @@ PARAMS = {
         False, type="boolean",
         description="Then break S3, the broker, the worker, the app DB and the API one at a time and prove nothing was lost (local stack only; one tenant).",
     ),  # fmt: skip
+    "load_test": Param(
+        False, type=["boolean", "string"], enum=[False, True, "load", "stress", "soak"],
+        description="Then load the API with k6 as the integration guide does: true/load (its ramp profile), stress (step VUs up to the knee) or soak (constant load, RSS sampled).",
+    ),  # fmt: skip
+    "load_stages_s": Param(
+        [30, 60, 30, 60, 30], type="array", items={"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        minItems=5, maxItems=5, description="Load profile durations (s): ramp to load_vus[0], hold, ramp to load_vus[1], hold, ramp down.",
+    ),  # fmt: skip
+    "load_vus": Param(
+        [20, 50], type="array", items={"type": "integer", "minimum": 1, "maximum": 2000}, minItems=2, maxItems=2,
+        description="The load profile's two plateaus of virtual users (the guide: 20, then 50).",
+    ),  # fmt: skip
+    "load_think_s": Param(
+        0.25, type="number", minimum=0, maximum=60,
+        description="Each VU's pause between page views (the guide's script: 1 s, which caps 50 VUs at ~100 req/s).",
+    ),  # fmt: skip
+    "load_users": Param(
+        1000, type="integer", minimum=1, maximum=1_000_000, description="The tenant's most active users the load draws from."
+    ),
+    "load_max_p95_ms": Param(100.0, type="number", exclusiveMinimum=0, description="Load test: p95 budget (guide: 100 ms)."),
+    "load_max_error_rate": Param(
+        0.01, type="number", minimum=0, maximum=1, description="Load test: share of failed requests allowed (guide: 1%)."
+    ),
+    "load_min_rps": Param(100.0, type="number", minimum=0, description="Load test: minimum throughput (guide: 100 req/s)."),
+    "load_min_cache_hit_rate": Param(
+        0.8, type="number", minimum=0, maximum=1, description="Load test: minimum response-cache hit rate (guide: 80%)."
+    ),
+    "stress_step_vus": Param(25, type="integer", minimum=1, maximum=1000, description="Stress: VUs added per step."),
+    "stress_max_vus": Param(400, type="integer", minimum=1, maximum=5000, description="Stress: the ceiling of VUs."),
+    "stress_step_s": Param(15, type="number", minimum=1, maximum=600, description="Stress: seconds per step."),
+    "soak_s": Param(600, type="number", minimum=5, maximum=86_400, description="Soak: seconds of constant load (default 10 min)."),
+    "soak_vus": Param(20, type="integer", minimum=1, maximum=2000, description="Soak: constant VUs."),
+    "soak_max_rss_growth": Param(
+        2.0, type="number", exclusiveMinimum=0, description="Soak: the API's RSS may grow at most this factor."
+    ),
     "items_uri": Param(
         None, type=["null", "string"], minLength=1, maxLength=1024, description="The catalog file that goes with interactions_uri."
     ),
@@ -188,7 +223,10 @@ def journey(tenant: str) -> None:
     previous = None
     for stage in ALL_STAGES:
         with TaskGroup(group_id=stage) as group:
-            run.override(task_id="run")(stage, tenant) >> validate.override(task_id="validate")(stage, tenant)
+            # An optional stage runs after one that skipped itself (not asked for), never after a failure.
+            rule = TriggerRule.NONE_FAILED if stage in OPTIONAL_STAGES else TriggerRule.ALL_SUCCESS
+            stage_run = run.override(task_id="run", trigger_rule=rule)(stage, tenant)
+            stage_run >> validate.override(task_id="validate")(stage, tenant)
         if previous is not None:
             previous >> group
         previous = group

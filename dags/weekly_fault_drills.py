@@ -1,5 +1,6 @@
-"""weekly_fault_drills: once a week, the canary's onboarding journey with its fault drills switched on.
+"""weekly_fault_drills: once a week, the canary's onboarding journey with its load test and fault drills on.
 
+The load test runs the integration guide's k6 profile against the canary (plugins/journey/load_test.py).
 The daily run validates the journey with the platform healthy; this one also breaks S3, the broker, the
 ingestion worker, the app database and the API, one at a time, and proves nothing was lost (the
 ``resilience`` stage of onboarding_journey, plugins/journey/resilience.py). It triggers a run of
@@ -34,7 +35,7 @@ def weekly_fault_drills():
         task_id="journey_with_fault_drills",
         trigger_dag_id="onboarding_journey",
         trigger_run_id="fault_drills__{{ ts_nodash }}",
-        conf={"tenant": CANARY_TENANTS[0], "fault_drills": True},
+        conf={"tenant": CANARY_TENANTS[0], "fault_drills": True, "load_test": True},
         wait_for_completion=True,
         poke_interval=30,
         allowed_states=["success"],

@@ -68,6 +68,16 @@ def _print_report(report: dict, report_path: str) -> None:
               f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')}")
     if recs.get("requests"):
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
+    load = report.get("load") or {}
+    if load.get("requests"):
+        hit = load.get("cache_hit_rate")
+        print(f"load ({load['mode']}, k6): {load['requests']} requests, {load['rps']} req/s, p95 {load['p95_ms']} ms,"
+              f" p99 {load['p99_ms']} ms, error rate {load['error_rate']:.2%} {load['errors_by_status'] or ''},"
+              f" cache hit rate {'-' if hit is None else f'{hit:.1%}'}")  # fmt: skip
+    if load.get("knee"):
+        print(f"stress knee: {load['knee']['vus']} VUs, {load['knee']['rps']} req/s (p95 {load['knee']['p95_ms']} ms)")
+    if (load.get("rss") or {}).get("growth") is not None:
+        print(f"soak: API RSS {load['rss']['first_mb']} -> {load['rss']['last_mb']} MB, growth {load['rss']['growth']}x")
     if (report.get("deployment") or {}).get("reason"):
         print(f"deployment: {report['deployment']['reason']}")
     # Only figures with a baseline: a tenant's first days have nothing to compare with.

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from bisect import bisect_left
 from collections import defaultdict
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def resident_memory_bytes() -> int | None:
+    """This process's current RSS (Linux /proc), the standard process_resident_memory_bytes; None elsewhere."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _escape(value: str) -> str:
@@ -62,6 +72,14 @@ class Telemetry:
         ]
         for tenant_id, version in sorted(model_versions.items()):
             lines.append(f"recsys_model_info{_labels(tenant_id=tenant_id, version=version)} 1")
+        rss = resident_memory_bytes()
+        if rss is not None:
+            # What the load stage's soak samples: memory that keeps growing under constant load is a leak.
+            lines += [
+                "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+                "# TYPE process_resident_memory_bytes gauge",
+                f"process_resident_memory_bytes {rss}",
+            ]
         if cache is not None:
             lines += [
                 "# HELP recsys_cache_requests_total Response cache lookups by result: hit, miss, error (Redis failed),"

@@ -120,7 +120,8 @@ async def _recommend(request: Request, owner: KeyOwner, path_tenant: str | None)
     state.served.add(owner.tenant_id, run_source(request, body.source))
     answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
     answer["request_id"] = request_id(request)
-    return JSONResponse(answer)
+    # A header too, so a load generator that discards bodies (k6) can count hits.
+    return JSONResponse(answer, headers={"X-Cache": "hit" if answer["cached"] else "miss"})
 
 
 def _answer(user_id: str, version: str | None, fallback: bool, items) -> dict:

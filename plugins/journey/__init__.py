@@ -14,10 +14,14 @@ STAGES: tuple[str, ...] = (
     "audit",
 )
 
-# Fault drills: run after the journey only when the param ``fault_drills`` is set; they break shared
-# platform components on purpose (plugins/journey/resilience.py).
+# Optional stages, run after the journey only when asked for: the k6 load test (param ``load_test``,
+# plugins/journey/load_test.py) and the fault drills (param ``fault_drills``), which break shared platform
+# components on purpose (plugins/journey/resilience.py). Each skips itself when not asked for, and a skipped
+# one does not skip the next.
+LOAD_STAGE = "load_test"
 DRILLS_STAGE = "resilience"
-ALL_STAGES: tuple[str, ...] = (*STAGES, DRILLS_STAGE)
+OPTIONAL_STAGES: tuple[str, ...] = (LOAD_STAGE, DRILLS_STAGE)
+ALL_STAGES: tuple[str, ...] = (*STAGES, *OPTIONAL_STAGES)
 
 # A tenant's slug, as the DAG's params and the Journey UI's URLs accept it.
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"

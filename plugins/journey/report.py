@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from include.config import REPORTS_BUCKET, reports_root, safe_name
-from plugins.journey import ALL_STAGES, STAGES
+from plugins.journey import ALL_STAGES, DRILLS_STAGE, LOAD_STAGE, STAGES
 from plugins.journey.history import PLOTS_DIR
 from plugins.journey.run import JourneyRun
 from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull, task_states
@@ -89,6 +89,19 @@ def stage_entry(stage: str, *, summary: Any, failure: Any, validation: Any, stat
     return entry
 
 
+LOAD_FIELDS = ("mode", "requests", "rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "errors",
+               "errors_by_status", "cache_hit_rate", "filtered", "unfiltered", "users", "think_s", "plan", "profile",
+               "knee", "knee_reached", "beyond_knee", "steps", "rss")  # fmt: skip
+
+
+def load_section(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The k6 load test's figures (None when it did not run): percentiles, throughput, errors by status, cache
+    hit rate; a stress run's steps and knee; a soak's RSS growth."""
+    if not summary:
+        return None
+    return {k: summary[k] for k in LOAD_FIELDS if k in summary}
+
+
 def _pull_if(ti: Any, states: dict[str, str], task_id: str, when: tuple[str, ...], *, key: str = "return_value") -> Any:
     """The XCom, if the task's state says it was written (a successful run's return value, a failure, a validation)."""
     return pull(ti, task_id, key=key) if states.get(task_id) in when else None
@@ -96,7 +109,10 @@ def _pull_if(ti: Any, states: dict[str, str], task_id: str, when: tuple[str, ...
 
 def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
     states = task_states(ti)
-    names = ALL_STAGES if run.params.get("fault_drills") else STAGES
+    from plugins.journey.load_test import mode as load_mode
+
+    asked = {LOAD_STAGE: load_mode(run.params) is not None, DRILLS_STAGE: bool(run.params.get("fault_drills"))}
+    names = [stage for stage in ALL_STAGES if stage in STAGES or asked[stage]]
     summaries = {stage: _pull_if(ti, states, f"{stage}.run", ("success",)) for stage in names}
     stages = [
         stage_entry(
@@ -139,6 +155,7 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
             "gates": trained.get("gates"),
         },
         "recommendations": {k: queried.get(k) for k in RECOMMENDATION_FIELDS},
+        "load": load_section(summaries.get(LOAD_STAGE)),
         # Live, or validated as a candidate behind a newer live model, and why.
         "deployment": {k: deployed.get(k) for k in DEPLOYMENT_FIELDS},
         "cleanup": cleaned,

@@ -20,9 +20,11 @@ from typing import Any
 
 from plugins.journey import (
     ALL_STAGES,
+    OPTIONAL_STAGES,
     audit,
     deploy_model,
     feed_kafka,
+    load_test,
     query_recommendations,
     resilience,
     seed_data,
@@ -41,6 +43,7 @@ STAGE_MODULES: dict[str, ModuleType] = {
     "deploy_model": deploy_model,
     "query_recommendations": query_recommendations,
     "audit": audit,
+    "load_test": load_test,
     "resilience": resilience,
 }
 if tuple(STAGE_MODULES) != ALL_STAGES:
@@ -82,9 +85,15 @@ def task_states(ti: Any) -> dict[str, str]:
 
 
 def summaries(ti: Any, *, through: str) -> dict[str, Any]:
-    """Run summaries of every stage up to and including ``through``."""
+    """Run summaries of every stage up to and including ``through``; an earlier optional stage's only if it ran
+    (asking for a skipped one's XCom would log an error)."""
     names = ALL_STAGES[: ALL_STAGES.index(through) + 1]
-    return {name: pull(ti, f"{name}.run") for name in names}
+    optional = [name for name in names if name in OPTIONAL_STAGES and name != through]
+    states = task_states(ti) if optional else {}
+    return {
+        name: pull(ti, f"{name}.run") if name not in optional or states.get(f"{name}.run") == "success" else None
+        for name in names
+    }
 
 
 class UnknownConfKeys(ValueError):
