@@ -1,7 +1,9 @@
 """`make demo`: run the whole onboarding journey once on the local stack and print what it proved.
 
-Runs ``airflow dags test onboarding_journey <date>`` (a real Airflow run, in one process), then prints the
-per-stage table and the report path from the run's report.json. Extra DAG params may be passed as JSON:
+Runs ``airflow dags test onboarding_journey <date>`` (a real Airflow run, in one process). Airflow's own log
+(hundreds of lines) goes to a file whose path is printed first; the terminal gets one progress line per stage as
+it finishes (name, status, seconds, expectations), then the per-stage table, the figures and the report page URL
+from the run's report.json. Extra DAG params may be passed as JSON:
 ``python -m include.demo --date 2026-11-20 --conf '{"tenant": "acme"}'``. A run validates every tenant in
 ``tenants`` (default: the canaries in include/config.py) and prints one table per tenant.
 """
@@ -14,11 +16,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 
-from include.config import reports_root
+from include.config import local_dir, reports_root
+from plugins.journey.pages import report_url
 from plugins.journey.rejections import describe
 from plugins.journey.report import NEWEST_LINK, summary_table
+from plugins.journey.tasks import PROGRESS
 from plugins.journey.trend import trend_lines
 
 
@@ -31,16 +35,18 @@ def main(argv: list[str] | None = None) -> int:
 
     newest = os.path.join(reports_root(), NEWEST_LINK)
     before = os.path.realpath(newest) if os.path.lexists(newest) else None
-    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-    completed = subprocess.run([airflow, "dags", "test", "onboarding_journey", args.date, "-c", args.conf])
+    log_path = os.path.join(local_dir(), "logs", f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    print(f"onboarding_journey for {args.date}: Airflow's full log in {log_path}")
+    returncode = run_airflow(["dags", "test", "onboarding_journey", args.date, "-c", args.conf], log_path=log_path)
     if not os.path.lexists(newest) or os.path.realpath(newest) == before:
         # Never a success: a run that wrote no report validated nothing.
         print(
-            f"FAILED: the journey for {args.date} wrote no report (airflow exited {completed.returncode}), so nothing"
-            " was validated; see the log above for the task that did not run",
+            f"FAILED: the journey for {args.date} wrote no report (airflow exited {returncode}), so nothing"
+            f" was validated; see {log_path} for the task that did not run",
             file=sys.stderr,
         )
-        return completed.returncode or 1
+        return returncode or 1
     # newest points at one tenant's report; the run validated every tenant whose directory sits beside it.
     run_dir = os.path.dirname(os.path.realpath(newest))
     reports = []
@@ -49,6 +55,27 @@ def main(argv: list[str] | None = None) -> int:
             reports.append(json.load(fh))
         _print_report(reports[-1], report_path)
     return 0 if all(report["success"] for report in reports) else 1
+
+
+def run_airflow(argv: list[str], *, log_path: str) -> int:
+    """Run an airflow command with its output in ``log_path``, printing only the stages' progress lines."""
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([airflow, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in process.stdout:
+            log.write(line)
+            progress = PROGRESS.match(line.rstrip("\n"))
+            if progress:
+                print(progress_text(progress), flush=True)
+        return process.wait()
+
+
+def progress_text(progress) -> str:
+    checked = (
+        f"{int(progress['evaluated']) - int(progress['unsuccessful'])}/{progress['evaluated']} expectations"
+        if progress["evaluated"] else (progress["rest"] or "")[:120]
+    )  # fmt: skip
+    return f"  {progress['stage']:<22} {progress['tenant']:<12} {progress['status']:<8} {float(progress['seconds']):>7.2f} s  {checked}"
 
 
 def _print_report(report: dict, report_path: str) -> None:
@@ -90,6 +117,7 @@ def _print_report(report: dict, report_path: str) -> None:
     print(f"data docs: {report.get('data_docs')}")
     if report.get("plots"):
         print(f"history plots: {report['plots']['files']['index']}")
+    print(f"report page: {report_url(report['run_id'], report['tenant'])}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ counts rather than every attempt's together (the audit log itself is append-only
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from types import ModuleType
@@ -51,6 +52,15 @@ if tuple(STAGE_MODULES) != ALL_STAGES:
 
 FAILURE_KEY = "failure"
 VALIDATION_KEY = "validation"
+# Each stage's last task prints one line in this shape when it ends; `make demo` shows just these lines.
+PROGRESS = re.compile(
+    r"^stage (?P<stage>\S+) \((?P<tenant>\S+)\): (?P<status>\w+) in (?P<seconds>[\d.]+) s"
+    r"(?:; GX suite '[^']+': (?P<evaluated>\d+) evaluated, (?P<unsuccessful>\d+) unsuccessful)?(?:; (?P<rest>.*))?$"
+)
+
+
+def progress_line(*, stage: str, tenant: str, status: str, seconds: float, rest: str) -> str:
+    return f"stage {stage} ({tenant}): {status} in {seconds:.2f} s; {rest}"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -127,9 +137,11 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
         raise  # a stage that was not asked for (the fault drills): not a failure
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        ti.xcom_push(key=FAILURE_KEY, value={"error": error[:4000], "duration_s": round(time.monotonic() - start, 3)})
+        seconds = round(time.monotonic() - start, 3)
+        ti.xcom_push(key=FAILURE_KEY, value={"error": error[:4000], "duration_s": seconds})
         if is_transient(exc):
             raise
+        print(progress_line(stage=stage, tenant=tenant, status="failed", seconds=seconds, rest=error.splitlines()[0][:300]))
         raise AirflowFailException(f"{stage} failed (not retried: not a transient error): {error}") from exc
     return {**summary, "attempt_started_at": attempt_started_at, "duration_s": round(time.monotonic() - start, 3)}
 
@@ -153,9 +165,13 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     result = module.validate(journey, done)
     ti.xcom_push(key=VALIDATION_KEY, value=result.to_dict())
     # The log ends with what the suite proved and where the run's report page is (the report task writes it).
-    proved = (
-        f"GX suite {result.suite!r}: {result.evaluated} evaluated, {result.unsuccessful} unsuccessful;"
-        f" report: {report_url(journey.run_id, tenant)}"
+    proved = progress_line(
+        stage=stage,
+        tenant=tenant,
+        status="success" if result.success else "failed",
+        seconds=float((done.get(stage) or {}).get("duration_s") or 0) + result.duration_s,
+        rest=f"GX suite {result.suite!r}: {result.evaluated} evaluated, {result.unsuccessful} unsuccessful;"
+        f" report: {report_url(journey.run_id, tenant)}",
     )
     try:
         result.raise_for_failure()
