@@ -6,13 +6,14 @@ long, how many operations had to be retried, and the reconciliation: events expe
 duplicated, and named checks. The suite expectations/resilience.json then proves nothing was lost.
 
 Drills use their own tenant (``<tenant>-drills``) and their own sources, so the journey's own data is not
-touched; the database drill needs a served model and so uses the journey's tenant read-only. They run only
+touched; the database and cache drills need a served model and so use the journey's tenant read-only. They run only
 against a local stack started by `make up` (a drill pointed at a real deployment is refused), and they
 break shared components: run them with one tenant, not beside other runs.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -270,6 +271,80 @@ def api_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     return record, checks
 
 
+CACHE_LOAD_S, CACHE_LOAD_VUS, CACHE_THINK_S = 24.0, 10, 0.1
+CACHE_OUTAGE_S = 6.0
+
+
+def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
+    """Redis stopped under k6 load: every request is still answered 200 (slower, computed per request), /health
+    says the cache is degraded with HTTP 200 (not the platform down), and once Redis is back the cache answers
+    again (a repeated request is a hit)."""
+    from plugins.hooks.app_db import AppDbHook
+    from plugins.hooks.recsys_api import RecsysApiHook
+    from plugins.journey import k6
+    from plugins.journey.load_test import load_users
+    from plugins.journey.query_recommendations import RECOMMEND_PATH
+
+    drill, api = "cache_down", RecsysApiHook(run_key=run.run_key)
+    tenant_id = ctx["journey_tenant_id"]
+    api_key, _ = api.create_api_key(tenant_id, name=f"drill cache {run.run_key}")
+    users = load_users(AppDbHook().landed(tenant_id=tenant_id), size=200)
+    outcome: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            outcome["summary"] = k6.run(
+                base_url=api.base_url, api_key=api_key, users=users, categories=[], think_s=CACHE_THINK_S, count=10,
+                profile=k6.Profile(vus=CACHE_LOAD_VUS, duration_s=CACHE_LOAD_S),
+                work_dir=os.path.join(run.work_dir, "drills"), name=drill,
+            )  # fmt: skip
+        except Exception as exc:  # reported as the drill's failure below, not lost in the thread
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+
+    loader = threading.Thread(target=load, name="cache-drill-load")
+    loader.start()
+    time.sleep(CACHE_LOAD_S / 4)  # the cache is warm and answering when it goes
+    stopped = time.monotonic()
+    faults.stop("redis")
+    degraded: dict[str, Any] = {}
+    try:
+        def says_degraded() -> bool:
+            status, body = api.health()
+            degraded.update(status=status, body=body)
+            return "cache" in (body.get("degraded") or []) or "cache" in (body.get("failing") or [])
+
+        _wait_for(says_degraded, timeout_s=15, what="/health naming the cache")
+        time.sleep(max(0.0, CACHE_OUTAGE_S - (time.monotonic() - stopped)))
+    except TimeoutError:
+        pass
+    finally:
+        faults.start("redis")
+    outage = time.monotonic() - stopped
+    recovered_in = _wait_for(lambda: api.health()[1].get("status") == "healthy", timeout_s=RECOVERY_TIMEOUT_S,
+                             what="/health healthy with the cache back")  # fmt: skip
+    loader.join()
+    body = {"user_id": users[0], "count": 10}
+    repeated = [api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body) for _ in range(3)]
+    summary = outcome.get("summary") or {"requests": 0, "errors": 0, "errors_by_status": {}}
+    served = summary["requests"] - summary["errors"]
+    record = {"drill": drill, "broken": "redis (response cache)", "outage_s": round(outage, 2), "retried": 0,
+              "expected": summary["requests"], "landed": served, "missing": summary["errors"], "duplicates": 0,
+              "p95_ms": summary.get("p95_ms"), "cache_hit_rate": summary.get("cache_hit_rate"),
+              "health_during": degraded.get("status"), "recovered_in_s": round(recovered_in, 2)}  # fmt: skip
+    checks = [
+        _outcome(drill, "load_ran", "summary" in outcome and summary["requests"] > 0, outcome.get("error", "no requests")),
+        _outcome(drill, "no_request_lost", summary["requests"] > 0 and summary["errors"] == 0,
+                 f"{summary['errors']} of {summary['requests']} failed: {summary['errors_by_status']}"),  # fmt: skip
+        _outcome(drill, "health_degraded_not_down",
+                 degraded.get("status") == 200 and "cache" in (degraded.get("body") or {}).get("degraded", []),
+                 f"/health answered {degraded.get('status')} {str(degraded.get('body'))[:200]}"),  # fmt: skip
+        _outcome(drill, "hit_rate_recovers", [r.status_code for r in repeated] == [200] * 3
+                 and repeated[-1].headers.get("X-Cache") == "hit",
+                 f"after recovery: {[(r.status_code, r.headers.get('X-Cache')) for r in repeated]}"),  # fmt: skip
+    ]
+    return record, checks
+
+
 Drill = Callable[[JourneyRun, Any, dict[str, Any]], tuple[dict, list[dict]]]
 # The drills in the order they run: each breaks one component and returns (its record, its checks).
 DRILLS: dict[str, Drill] = {
@@ -278,6 +353,7 @@ DRILLS: dict[str, Drill] = {
     "worker_killed_mid_batch": worker_killed_mid_batch,
     "database_down_for_api": database_down_for_api,
     "api_down": api_down,
+    "cache_down": cache_down,
 }
 
 
