@@ -30,6 +30,7 @@ from include.config import CANARY_TENANTS
 from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
 from plugins.journey import ALL_STAGES, OPTIONAL_STAGES, TENANT_PATTERN
+from plugins.journey.train_model import gate_params
 
 # Transient errors are retried after 10 s, 20 s, 40 s.
 DEFAULT_ARGS = default_args(retries=3, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=5))
@@ -61,7 +62,7 @@ PARAMS = {
         None, type=["null", "number"], minimum=0, maximum=1,
         description="Minimum NDCG@10 to pass; empty: 0.30 (the platform's target) for generated data, none for a real sample.",
     ),  # fmt: skip
-    "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
+    **gate_params(),
     "sample_users": Param(20, type="integer", minimum=1, maximum=500, description="Users to query (x2: with and without a filter)."),
     "rec_count": Param(10, type="integer", minimum=1, maximum=100, description="Recommendations asked for per request."),
     "max_p95_ms": Param(200.0, type="number", minimum=1, description="Latency budget of the recommendation sample."),
@@ -136,7 +137,7 @@ PARAMS = {
     ),  # fmt: skip
     "train_epochs": Param(
         None, type=["null", "integer"], minimum=1, maximum=1000,
-        description="LightGCN epochs; empty: the tuned default (include/recsys/lightgcn.py). Fewer trains a weaker model.",
+        description="LightGCN's epoch cap; empty: the default (include/recsys/lightgcn.py), early stopping decides below it. Fewer trains a weaker model.",
     ),  # fmt: skip
     # Run history (plugins/journey/history.py): every figure against the median of the tenant's last successful days.
     "baseline_runs": Param(7, type="integer", minimum=1, maximum=90, description="Successful days the trailing baseline takes the median of."),

@@ -26,6 +26,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from plugins.dag_defaults import default_args
+from plugins.journey.train_model import gate_params
 
 DEFAULT_ARGS = default_args(
     retries=2, retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=10),
@@ -53,7 +54,7 @@ PARAMS = {
     "ndcg_threshold": Param(
         0.30, type="number", minimum=0, maximum=1, description="Minimum NDCG@10 to pass validation."
     ),
-    "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
+    **gate_params(),
     "seed": Param(42, type="integer", minimum=0, description="Training seed (part of the version's fingerprint)."),
 }
 

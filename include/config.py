@@ -58,6 +58,10 @@ CANARY_TENANTS: tuple[str, ...] = ("canary",)
 # locally and in the buckets) before the daily file_retention DAG removes them.
 RETENTION_DAYS = 30
 
+# Seconds a training run may take before it stops with what it has (a run's train_time_budget_s overrides it).
+# The default fits the journey at the platform's scale with room for a loaded machine.
+TRAIN_TIME_BUDGET_SECONDS = float(os.environ.get("RECSYS_TRAIN_TIME_BUDGET_SECONDS", "50"))
+
 # Airflow connection ids; the local stack and docker-compose both define exactly these.
 POSTGRES_CONN_ID = "postgres_app"
 MINIO_CONN_ID = "minio_default"

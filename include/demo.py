@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from include.config import local_dir, reports_root
 from plugins.journey.pages import report_url
 from plugins.journey.rejections import describe
-from plugins.journey.report import NEWEST_LINK, summary_table
+from plugins.journey.report import NEWEST_LINK, model_table, summary_table
 from plugins.journey.tasks import PROGRESS
 from plugins.journey.trend import trend_lines
 
@@ -91,8 +91,14 @@ def _print_report(report: dict, report_path: str) -> None:
         gates = model.get("gates") or {}
         threshold = gates.get("ndcg_threshold")
         print(f"model {model['version']}: NDCG@10 {model['ndcg_at_10']:.3f} (popularity {model['popularity_ndcg_at_10']:.3f},"
-              f" lift {model['ndcg_lift']:.2f}x), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
-              f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')}")
+              f" lift {model['ndcg_lift']:.2f}x; item-kNN {model['knn_ndcg_at_10']:.3f}, ratio {model['knn_ratio']:.2f}), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
+              f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')},"
+              f" item-kNN ratio >= {gates.get('min_ratio_over_knn')}")
+        print(model_table(model))
+        if model.get("epochs") is not None:
+            print(f"training: {model['epochs']:g} epochs ({model['steps']} steps, batch {model['batch_size']}), kept epoch"
+                  f" {model['early_stopping_epoch']} (validation NDCG@10 {model['validation_ndcg_at_10'] or 0:.3f}),"
+                  f" stopped by {model['stopped_by']}")
     if recs.get("requests"):
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
     load = report.get("load") or {}

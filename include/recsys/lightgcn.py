@@ -4,10 +4,15 @@ Embeddings are propagated over the symmetric-normalized user-item graph D^-1/2 A
 per fit) for K layers and averaged with the layer-0 (ego) embeddings; training minimizes BPR loss on
 (user, seen item, uniformly sampled item) triples with L2 on the batch's ego embeddings.
 
+Early stopping: with a validator (train.py passes validation NDCG@10 on items carved out of train)
+the fit measures every ``eval_every_steps`` steps, stops after ``patience`` measurements without gain
+and keeps the best embeddings; without one it runs its epoch cap.
+
 Determinism: initial weights, batch order and negatives come from generators seeded by
-``TrainConfig.seed``, and every op in the training step is deterministic on CPU, so a CPU fit with
-the same data and seed repeats bit for bit (tested). Not covered: CUDA kernels (atomic adds), and a
-fit cut short by its time budget, which stops after a machine-dependent number of epochs.
+``TrainConfig.seed``, and every op in the training step and in validation is deterministic on CPU, so a
+CPU fit with the same data and seed repeats bit for bit, early stopping included (tested). Not covered:
+CUDA kernels (atomic adds), and a fit cut short by its time budget, which stops after a
+machine-dependent number of steps.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,13 +35,15 @@ from include.recsys.contracts import ContractError, require_columns
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every hyper-parameter of a tenant's training run, with defaults tuned on the seed generator."""
+    """Every hyper-parameter of a tenant's training run, in one place; defaults chosen on the generator and on
+    the real-shaped logs of tests/data/tenant_logs.py (sweep in the README)."""
 
     dim: int = 64
     layers: int = 3
     lr: float = 0.01
     l2: float = 1e-4
-    epochs: int = 30
+    # An upper bound: early stopping on the validation NDCG@10 decides how many epochs a tenant's data gets.
+    epochs: int = 200
     batch_size: int = 4096
     # Each step propagates over the whole graph, so a step costs about the same whatever the batch and
     # the time budget buys a number of steps, not of epochs. Larger graphs therefore get larger batches,
@@ -46,19 +53,43 @@ class TrainConfig:
     # 10 steps per epoch, 71 steps, 0.337. At the default scale (80K pairs, batch 8000) 30 epochs reach
     # the NDCG@10 of 4096-pair batches (0.341) in half the steps.
     max_steps_per_epoch: int = 10
+    # Small logs get small batches too, so they see as many steps per epoch as large ones (a 2.5K-pair log
+    # trained 1 step per epoch with 4096-pair batches and stayed below item-kNN).
+    min_batch_size: int = 256
+    # Epochs scale with the data: a small log has few steps per epoch and gets more epochs, up to this
+    # many steps in all (and ``epochs``), whichever early stopping or the time budget does not end first.
+    max_steps: int = 600
     seed: int = 0
     time_budget_seconds: float = 50.0
     holdout_fraction: float = 0.2
     min_user_items: int = 3  # users with fewer distinct items are only trained on, never evaluated
+    # Early stopping: validation NDCG@10 on items carved out of train (up to ``validation_users`` users,
+    # ``holdout_fraction`` of each one's items), measured every ``eval_every_steps`` steps (at an epoch's
+    # end); training stops after ``patience`` measurements without a gain above ``min_delta`` and keeps
+    # the best embeddings.
+    validation_users: int = 1000
+    eval_every_steps: int = 10
+    patience: int = 5
+    min_delta: float = 1e-4
+    knn_neighbours: int = 100  # the item-kNN baseline's neighbours per item
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def scaled_for(self, n_pairs: int) -> tuple[int, float]:
-        """(batch size, learning rate) for ``n_pairs`` training pairs: the configured ones unless an epoch
-        would take more than ``max_steps_per_epoch`` steps."""
-        batch = max(self.batch_size, -(-n_pairs // max(1, self.max_steps_per_epoch)))
-        return batch, self.lr * math.sqrt(batch / self.batch_size)
+        """(batch size, learning rate) for ``n_pairs`` training pairs: ``max_steps_per_epoch`` steps per epoch
+        (batches no smaller than ``min_batch_size``), the learning rate grown by sqrt(batch / batch_size)
+        above ``batch_size`` and never shrunk below ``lr``."""
+        batch = max(self.min_batch_size, -(-n_pairs // max(1, self.max_steps_per_epoch)))
+        return batch, self.lr * math.sqrt(max(1.0, batch / self.batch_size))
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """The epoch cap for a graph of ``batches_per_epoch`` steps per epoch."""
+        return max(1, min(self.epochs, self.max_steps // max(1, batches_per_epoch)))
+
+
+# Validation NDCG of (user embeddings, item embeddings); higher is better.
+Validator = Callable[[torch.Tensor, torch.Tensor], float]
 
 
 def device() -> torch.device:
@@ -112,6 +143,10 @@ class LightGCN:
         self.seen_users = np.zeros(0, dtype=np.int64)
         self.seen_items = np.zeros(0, dtype=np.int64)
         self.epochs_run: float = 0  # fractional when the time budget stopped training mid-epoch
+        self.steps_run = 0
+        self.best_epoch: float | None = None  # epoch of the kept embeddings, when validated
+        self.best_validation_ndcg: float | None = None
+        self.stopped_by: str = "epochs"  # epochs | early_stopping | time_budget
         self.train_seconds = 0.0
         self.batch_size, self.lr = config.batch_size, config.lr  # as scaled by the last fit
         self._adjacency: torch.Tensor | None = None  # only alive during fit
@@ -122,9 +157,11 @@ class LightGCN:
         *,
         user_ids: Sequence[str] | None = None,
         item_ids: Sequence[str] | None = None,
+        validator: Validator | None = None,
     ) -> LightGCN:
         """Train on ``interactions`` (user_id, item_id). ``user_ids`` / ``item_ids`` fix the id universe
-        (e.g. the whole catalog, so items without interactions still get embeddings)."""
+        (e.g. the whole catalog, so items without interactions still get embeddings). With a ``validator``
+        training stops early (see TrainConfig) and keeps the embeddings it scored best."""
         require_columns(interactions.columns, ("user_id", "item_id"), what="interactions")
         if interactions.empty:
             raise ContractError("interactions must have at least one row, got 0")
@@ -133,7 +170,7 @@ class LightGCN:
         users, items = self.codes(interactions)
         self.seen_users, self.seen_items = dedupe_pairs(users, items, n_items=len(self.item_ids))
         started = time.perf_counter()
-        ego = self._train()
+        ego = self._train(validator)
         self.train_seconds = time.perf_counter() - started
         with torch.no_grad():
             final = self._propagate(ego).cpu().numpy()
@@ -193,7 +230,7 @@ class LightGCN:
             model.seen_users, model.seen_items = arrays["seen_users"], arrays["seen_items"]
         return model
 
-    def _train(self) -> torch.Tensor:
+    def _train(self, validator: Validator | None) -> torch.Tensor:
         cfg, dev = self.config, device()
         n_users, n_items = len(self.user_ids), len(self.item_ids)
         adjacency = normalized_adjacency(self.seen_users, self.seen_items, n_users=n_users, n_items=n_items)
@@ -207,14 +244,17 @@ class LightGCN:
         pairs_items = torch.from_numpy(self.seen_items).to(dev)
         deadline = time.perf_counter() + cfg.time_budget_seconds
         batches_per_epoch = -(-len(self.seen_users) // self.batch_size)
-        steps = 0
-        for _ in range(cfg.epochs):
+        max_epochs = cfg.epochs_for(batches_per_epoch)
+        steps, last_eval, since_best = 0, 0, 0
+        best: tuple[float, float, torch.Tensor] | None = None  # (validation NDCG, epoch, ego)
+        self.stopped_by = "epochs"
+        for epoch in range(1, max_epochs + 1):
             order = torch.from_numpy(rng.permutation(len(self.seen_users))).to(dev)
             for batch in order.split(self.batch_size):
                 # Checked per step, not per epoch: at 1M interactions one epoch alone can exceed the budget.
                 if steps and time.perf_counter() >= deadline:
-                    self.epochs_run = round(steps / batches_per_epoch, 2)
-                    return ego.detach()
+                    self.stopped_by = "time_budget"
+                    break
                 users, positives = pairs_users[batch], pairs_items[batch] + n_users
                 negatives = torch.randint(n_items, (len(batch),), generator=generator).to(dev) + n_users
                 nodes = torch.cat([users, positives, negatives])
@@ -228,8 +268,32 @@ class LightGCN:
                 loss.backward()
                 optimizer.step()
                 steps += 1
-        self.epochs_run = cfg.epochs
-        return ego.detach()
+            self.steps_run, self.epochs_run = steps, round(steps / batches_per_epoch, 2)
+            if self.stopped_by == "time_budget":
+                break
+            if validator is None or (steps - last_eval < cfg.eval_every_steps and epoch < max_epochs):
+                continue
+            last_eval = steps
+            with torch.no_grad():
+                final = self._propagate(ego)
+                ndcg = validator(final[:n_users].cpu(), final[n_users:].cpu())
+            if best is None or ndcg > best[0] + cfg.min_delta:
+                best, since_best = (ndcg, self.epochs_run, ego.detach().clone()), 0
+            else:
+                since_best += 1
+                if since_best >= cfg.patience:
+                    self.stopped_by = "early_stopping"
+                    break
+        if best is None:
+            return ego.detach()
+        self.best_validation_ndcg, self.best_epoch = best[0], best[1]
+        # The time budget may cut training after a better measurement than any before: measure it too.
+        if self.stopped_by == "time_budget":
+            with torch.no_grad():
+                final = self._propagate(ego)
+                if validator(final[:n_users].cpu(), final[n_users:].cpu()) > best[0]:
+                    return ego.detach()
+        return best[2]
 
     def _propagate(self, ego: torch.Tensor) -> torch.Tensor:
         layer, total = ego, ego

@@ -1,8 +1,24 @@
-"""Offline evaluation: a per-user holdout split and top-k ranking metrics (NDCG@k, Recall@k).
+"""Offline evaluation: the protocol every figure of a model version is measured with, in one place.
 
-Relevance is binary (a held-out item the user interacted with). Items the user was trained on are
-excluded from the ranking, as serving would exclude them. Users are scored in batches with
-torch.topk, so 10K users x 5K items evaluates in well under a second.
+Protocol (stated in report.json as ``model.protocol``):
+- Split: per user, ``holdout_fraction`` (0.2) of the user's distinct items, at least one, drawn with
+  ``seed`` (the run's seed) and independent of row order, go to test; every event of a held-out (user,
+  item) pair goes with it. Users with fewer than ``min_user_items`` (3) distinct items stay in train only.
+  Training carves its early-stopping validation set out of train the same way (see lightgcn.py), so test
+  is never seen before the final measurement.
+- Ranking: full ranking over the whole catalog of the run (no sampled negatives); items the user has in
+  train are excluded, as serving excludes a user's history; ties broken by torch.topk.
+- Metrics: binary relevance (a held-out item); NDCG@10 = DCG with 1/log2(rank+1) over the ideal DCG of
+  min(10, |relevant|) hits; Recall@10 = hits / |relevant| (trec_eval's ``ndcg_cut_10`` and
+  ``recall_10``, cross-checked against pytrec_eval in tests/unit/test_metrics_crosscheck.py);
+  averaged over users with at least one held-out item.
+- Every model (LightGCN, item-kNN, popularity) is measured on the same split with the same code.
+- Beyond accuracy, on the same top-10 lists: catalog coverage@10, mean training popularity of what is
+  recommended against the catalog's mean (popularity bias), the Gini index of exposure over the
+  catalog, and NDCG@10 of the cold-start slice (users with fewer than ``COLD_START_MAX_ITEMS`` (5)
+  distinct training items).
+
+Users are scored in batches with torch.topk, so 10K users x 5K items evaluates in well under a second.
 """
 
 from __future__ import annotations
@@ -16,6 +32,10 @@ import torch
 
 from include.recsys.contracts import ContractError, require_columns
 from include.recsys.lightgcn import seen_rows
+
+
+# Users with fewer distinct training items than this form the cold-start slice.
+COLD_START_MAX_ITEMS = 5
 
 
 class Holdout(NamedTuple):
@@ -64,6 +84,52 @@ def recall_from_hits(hits: torch.Tensor, n_relevant: torch.Tensor) -> torch.Tens
     return torch.where(n_relevant > 0, recall, torch.zeros_like(recall))
 
 
+class Ranking(NamedTuple):
+    """Per evaluated user (codes ascending): the top-k item codes, best first, and NDCG@k / Recall@k."""
+
+    users: np.ndarray
+    top: np.ndarray
+    ndcg: np.ndarray
+    recall: np.ndarray
+
+
+def rank_topk(
+    score: Callable[[np.ndarray], torch.Tensor],
+    *,
+    train_pairs: tuple[np.ndarray, np.ndarray],
+    test_pairs: tuple[np.ndarray, np.ndarray],
+    n_users: int,
+    k: int = 10,
+    batch_size: int = 2048,
+) -> Ranking:
+    """Rank the whole catalog for every user with held-out items and score the top k.
+
+    ``score(users)`` returns a new [len(users), n_items] tensor (it is written to: trained-on items are
+    masked out before ranking); pairs are (user codes, item codes), distinct and sorted by user.
+    """
+    test_users, test_items = test_pairs
+    users = np.unique(test_users)
+    if len(users) == 0:
+        raise ContractError("evaluation needs at least one user with held-out items, got none")
+    tops, ndcgs, recalls = [], [], []
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        # No defensive copy: a copy of 2000 x 5000 scores costs as much as computing them.
+        scores = score(batch).to(torch.float32).cpu()
+        rows, cols = seen_rows(*train_pairs, batch, n_users=n_users)
+        scores[rows, cols] = -torch.inf
+        top = torch.topk(scores, min(k, scores.shape[1]), dim=1).indices
+        relevant = torch.zeros(scores.shape, dtype=torch.bool)
+        rel_rows, rel_cols = seen_rows(test_users, test_items, batch, n_users=n_users)
+        relevant[rel_rows, rel_cols] = True
+        hits = relevant.gather(1, top)
+        n_relevant = torch.from_numpy(np.bincount(rel_rows, minlength=len(batch)))
+        tops.append(top.numpy())
+        ndcgs.append(ndcg_from_hits(hits, n_relevant).numpy())
+        recalls.append(recall_from_hits(hits, n_relevant).numpy())
+    return Ranking(users=users, top=np.concatenate(tops), ndcg=np.concatenate(ndcgs), recall=np.concatenate(recalls))
+
+
 def evaluate_topk(
     score: Callable[[np.ndarray], torch.Tensor],
     *,
@@ -73,30 +139,44 @@ def evaluate_topk(
     k: int = 10,
     batch_size: int = 2048,
 ) -> dict[str, float]:
-    """Mean NDCG@k and Recall@k over users with held-out items.
+    """Mean NDCG@k and Recall@k over users with held-out items (see :func:`rank_topk`)."""
+    ranking = rank_topk(score, train_pairs=train_pairs, test_pairs=test_pairs, n_users=n_users, k=k, batch_size=batch_size)
+    return {"ndcg": float(ranking.ndcg.mean()), "recall": float(ranking.recall.mean()), "users": int(len(ranking.users))}
 
-    ``score(users)`` returns a [len(users), n_items] tensor; pairs are (user codes, item codes),
-    distinct and sorted by user. Trained-on items are masked out before ranking.
+
+def gini(values: np.ndarray) -> float:
+    """Gini index of non-negative values: 0 when all are equal, (n-1)/n when one holds everything."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    n, total = len(ordered), ordered.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    return float(((2 * np.arange(1, n + 1) - n - 1) * ordered).sum() / (n * total))
+
+
+def beyond_accuracy(
+    ranking: Ranking, *, train_pairs: tuple[np.ndarray, np.ndarray], n_items: int, k: int = 10
+) -> dict[str, float | int | None]:
+    """Coverage, popularity bias and exposure Gini of the top-k lists, and NDCG@k of the cold-start slice.
+
+    Popularity is an item's number of distinct training users (what the popularity baseline ranks by);
+    exposure is how many users' top k hold the item, over every catalog item (never recommended = 0).
     """
-    test_users, test_items = test_pairs
-    users = np.unique(test_users)
-    if len(users) == 0:
-        raise ContractError("evaluation needs at least one user with held-out items, got none")
-    ndcg_sum = recall_sum = 0.0
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        scores = score(batch).to(torch.float32).cpu().clone()
-        rows, cols = seen_rows(*train_pairs, batch, n_users=n_users)
-        scores[rows, cols] = -torch.inf
-        top = torch.topk(scores, min(k, scores.shape[1]), dim=1).indices
-        relevant = torch.zeros(scores.shape, dtype=torch.bool)
-        rel_rows, rel_cols = seen_rows(test_users, test_items, batch, n_users=n_users)
-        relevant[rel_rows, rel_cols] = True
-        hits = relevant.gather(1, top)
-        n_relevant = torch.from_numpy(np.bincount(rel_rows, minlength=len(batch)))
-        ndcg_sum += ndcg_from_hits(hits, n_relevant).sum().item()
-        recall_sum += recall_from_hits(hits, n_relevant).sum().item()
-    return {"ndcg": ndcg_sum / len(users), "recall": recall_sum / len(users), "users": int(len(users))}
+    top = ranking.top[:, :k]
+    popularity = np.bincount(train_pairs[1], minlength=n_items).astype(np.float64)
+    exposure = np.bincount(top.ravel(), minlength=n_items)
+    train_items_per_user = np.bincount(train_pairs[0], minlength=int(ranking.users.max()) + 1)[ranking.users]
+    cold = train_items_per_user < COLD_START_MAX_ITEMS
+    catalog_mean = float(popularity.mean())
+    recommended_mean = float(popularity[top].mean())
+    return {
+        "coverage_at_10": float((exposure > 0).sum() / n_items),
+        "rec_mean_popularity": recommended_mean,
+        "catalog_mean_popularity": catalog_mean,
+        "popularity_bias": recommended_mean / catalog_mean if catalog_mean > 0 else None,
+        "exposure_gini": gini(exposure),
+        "cold_start_users": int(cold.sum()),
+        "cold_start_ndcg_at_10": float(ranking.ndcg[cold].mean()) if cold.any() else None,
+    }
 
 
 def popularity_scorer(
@@ -104,4 +184,4 @@ def popularity_scorer(
 ) -> Callable[[np.ndarray], torch.Tensor]:
     """The baseline: every user gets items ranked by how many users interacted with them in train."""
     counts = torch.from_numpy(np.bincount(train_pairs[1], minlength=n_items).astype(np.float32))
-    return lambda users: counts.expand(len(users), n_items)
+    return lambda users: counts.repeat(len(users), 1)

@@ -23,7 +23,15 @@ import torch
 from include.recsys.artifacts import TrainResult, load_artifacts, load_artifacts_dir, save_artifacts, save_artifacts_dir
 from include.recsys.contracts import ContractError, require_columns
 from include.recsys.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device
-from include.recsys.metrics import evaluate_topk, popularity_scorer, split_holdout
+from include.recsys.itemknn import ItemKNN
+from include.recsys.metrics import (
+    COLD_START_MAX_ITEMS,
+    beyond_accuracy,
+    evaluate_topk,
+    popularity_scorer,
+    rank_topk,
+    split_holdout,
+)
 
 # Callers get the whole training surface from this module; the artifact format lives in artifacts.py.
 __all__ = [
@@ -50,33 +58,72 @@ def train_tenant(
     holdout = split_holdout(
         interactions, seed=config.seed, holdout_fraction=config.holdout_fraction, min_user_items=config.min_user_items
     )
-    model = LightGCN(config).fit(holdout.train, user_ids=users, item_ids=catalog)
-
+    fit_on, validation = _carve_validation(holdout.train, config=config)
+    model = LightGCN(config)
     n_items = len(catalog)
-    train_pairs = (model.seen_users, model.seen_items)
-    test_users, test_items = model.codes(holdout.test)
-    test_pairs = dedupe_pairs(test_users, test_items, n_items=n_items)
+    model.user_ids, model.item_ids = pd.Index(users, dtype=str), pd.Index(catalog, dtype=str)
+
+    def pairs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return dedupe_pairs(*model.codes(frame), n_items=n_items)
+
+    fit_pairs = pairs(fit_on)
+    validator = None
+    if validation is not None:
+        val_pairs = pairs(validation)
+
+        def validator(user_emb: torch.Tensor, item_emb: torch.Tensor) -> float:
+            return evaluate_topk(
+                lambda batch: user_emb[batch] @ item_emb.T,
+                train_pairs=fit_pairs, test_pairs=val_pairs, n_users=len(users), k=EVAL_K,
+            )["ndcg"]  # fmt: skip
+
+    model.fit(fit_on, user_ids=users, item_ids=catalog, validator=validator)
+    train_seconds = model.train_seconds
+
+    # Every model is measured against everything it may not recommend: the whole train split.
+    train_pairs = pairs(holdout.train)
+    test_pairs = pairs(holdout.test)
     user_emb, item_emb = torch.from_numpy(model.user_embeddings), torch.from_numpy(model.item_embeddings)
     evaluation = dict(train_pairs=train_pairs, test_pairs=test_pairs, n_users=len(users), k=EVAL_K)
-    lightgcn = evaluate_topk(lambda batch: user_emb[batch] @ item_emb.T, **evaluation)
-    popularity = evaluate_topk(popularity_scorer(train_pairs, n_items=n_items), **evaluation)
+    lightgcn = rank_topk(lambda batch: user_emb[batch] @ item_emb.T, **evaluation)
+    knn_started = time.perf_counter()
+    knn_model = ItemKNN(neighbours=config.knn_neighbours).fit(
+        users=train_pairs[0], items=train_pairs[1], n_users=len(users), n_items=n_items
+    )
+    knn = rank_topk(knn_model.score, **evaluation)
+    knn_seconds = time.perf_counter() - knn_started
+    popularity = rank_topk(popularity_scorer(train_pairs, n_items=n_items), **evaluation)
+    beyond = beyond_accuracy(lightgcn, train_pairs=train_pairs, n_items=n_items, k=EVAL_K)
 
     metrics = {
-        "ndcg_at_10": lightgcn["ndcg"],
-        "recall_at_10": lightgcn["recall"],
-        "popularity_ndcg_at_10": popularity["ndcg"],
-        "popularity_recall_at_10": popularity["recall"],
-        "evaluated_users": lightgcn["users"],
-        "train_seconds": round(model.train_seconds, 3),
+        "ndcg_at_10": float(lightgcn.ndcg.mean()),
+        "recall_at_10": float(lightgcn.recall.mean()),
+        "knn_ndcg_at_10": float(knn.ndcg.mean()),
+        "knn_recall_at_10": float(knn.recall.mean()),
+        "popularity_ndcg_at_10": float(popularity.ndcg.mean()),
+        "popularity_recall_at_10": float(popularity.recall.mean()),
+        "evaluated_users": int(len(lightgcn.users)),
+        **beyond,
+        **_prefixed("knn", beyond_accuracy(knn, train_pairs=train_pairs, n_items=n_items, k=EVAL_K)),
+        **_prefixed("popularity", beyond_accuracy(popularity, train_pairs=train_pairs, n_items=n_items, k=EVAL_K)),
+        "train_seconds": round(train_seconds, 3),
+        "knn_seconds": round(knn_seconds, 3),
         "total_seconds": round(time.perf_counter() - started, 3),
         "epochs": model.epochs_run,
-        "stopped_by_time_budget": model.epochs_run < config.epochs,
+        "steps": model.steps_run,
+        "max_epochs": config.epochs_for(-(-len(fit_pairs[0]) // model.batch_size)),
+        "early_stopping_epoch": model.best_epoch,
+        "validation_ndcg_at_10": model.best_validation_ndcg,
+        "stopped_by": model.stopped_by,
+        "stopped_by_time_budget": model.stopped_by == "time_budget",
         "batch_size": model.batch_size,
         "lr": model.lr,
         "n_users": len(users),
         "n_items": n_items,
         "n_interactions": len(interactions),
-        "n_train_pairs": len(model.seen_users),
+        "n_train_pairs": len(train_pairs[0]),
+        "n_fit_pairs": len(fit_pairs[0]),
+        "n_validation_pairs": len(val_pairs[0]) if validation is not None else 0,
         "n_test_pairs": len(test_pairs[0]),
     }
     return TrainResult(
@@ -86,8 +133,52 @@ def train_tenant(
         item_embeddings=model.item_embeddings,
         popular_items=_popular_items(interactions, catalog),
         metrics=metrics,
-        config={**config.to_dict(), "eval_k": EVAL_K, "algorithm": "lightgcn", "device": str(device())},
+        config={**config.to_dict(), "eval_k": EVAL_K, "algorithm": "lightgcn", "device": str(device()),
+                "protocol": protocol(config)},  # fmt: skip
     )
+
+
+def _prefixed(model: str, figures: dict[str, object]) -> dict[str, object]:
+    """A baseline's beyond-accuracy figures under its name (its cold-start slice is the model's: same users)."""
+    return {f"{model}_{name}": value for name, value in figures.items() if name not in ("cold_start_users", "catalog_mean_popularity")}
+
+
+def protocol(config: TrainConfig) -> dict[str, object]:
+    """How every figure of the model version was measured (see include/recsys/metrics.py)."""
+    return {
+        "ranking": "full ranking over the run's catalog; items the user has in train excluded",
+        "relevance": "binary: the user's held-out items",
+        "holdout": (
+            f"per user, {config.holdout_fraction:g} of distinct items (at least 1) to test, drawn with seed"
+            f" {config.seed}; users with fewer than {config.min_user_items} distinct items train only"
+        ),
+        "validation": (
+            f"early stopping on NDCG@{EVAL_K} of items carved from train the same way (seed {config.seed + 1},"
+            f" up to {config.validation_users} users); test is never seen in training"
+        ),
+        "metrics": f"NDCG@{EVAL_K}, Recall@{EVAL_K} (trec_eval ndcg_cut/recall), mean over users with held-out items",
+        "cold_start": f"users with fewer than {COLD_START_MAX_ITEMS} distinct training items",
+        "seed": config.seed,
+        "baselines": f"item-kNN (cosine, {config.knn_neighbours} neighbours) and popularity on the same split",
+    }
+
+
+def _carve_validation(train: pd.DataFrame, *, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(what the model fits on, validation rows): the items a ``split_holdout`` with the next seed holds out
+    from a seeded sample of up to ``validation_users`` users; None when nobody has enough items."""
+    if config.validation_users <= 0:
+        return train, None
+    users = pd.Index(np.sort(train["user_id"].astype(str).unique()))
+    if len(users) > config.validation_users:
+        users = users[np.sort(np.random.default_rng(config.seed + 1).choice(len(users), config.validation_users, replace=False))]
+    sampled = train["user_id"].astype(str).isin(users)
+    carved = split_holdout(
+        train[sampled], seed=config.seed + 1, holdout_fraction=config.holdout_fraction,
+        min_user_items=config.min_user_items,
+    )  # fmt: skip
+    if carved.test.empty:
+        return train, None
+    return pd.concat([train[~sampled], carved.train]), carved.test
 
 
 def _validate(interactions: pd.DataFrame, item_ids: Sequence[str] | None) -> None:

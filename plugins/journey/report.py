@@ -30,7 +30,15 @@ LATEST_DIR = "latest"
 NEWEST_LINK = "newest"
 DEPLOYMENT_FIELDS = ("role", "version", "live_version", "reason")
 
-MODEL_FIELDS = ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "popularity_recall_at_10", "ndcg_lift", "train_seconds")
+MODEL_FIELDS = (
+    "ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "popularity_recall_at_10", "knn_ndcg_at_10", "knn_recall_at_10",
+    "ndcg_lift", "knn_ratio", "train_seconds", "epochs", "steps", "max_epochs", "early_stopping_epoch",
+    "validation_ndcg_at_10", "stopped_by", "batch_size", "lr",
+)  # fmt: skip
+# The three models side by side: (row name, metrics prefix).
+MODEL_ROWS = (("model", ""), ("item-kNN", "knn_"), ("popularity", "popularity_"))
+# Per model: accuracy and the figures beyond it, all on the same holdout.
+MODEL_COLUMNS = ("ndcg_at_10", "recall_at_10", "coverage_at_10", "popularity_bias", "exposure_gini", "cold_start_ndcg_at_10")
 # Catalog fields nothing downstream depends on: their absence is in the report's input section, not its notes.
 DESCRIPTIVE = ("title", "price", "image_url")
 RECOMMENDATION_FIELDS = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "fallback", "probes")
@@ -153,6 +161,7 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
             "version": trained.get("version"),
             **{k: (trained.get("metrics") or {}).get(k) for k in MODEL_FIELDS},
             "gates": trained.get("gates"),
+            **model_section(trained),
         },
         "recommendations": {k: queried.get(k) for k in RECOMMENDATION_FIELDS},
         "load": load_section(summaries.get(LOAD_STAGE)),
@@ -240,6 +249,40 @@ def content_type(name: str) -> str:
              ".png": "image/png", ".svg": "image/svg+xml", ".ico": "image/x-icon", ".woff": "font/woff",
              ".woff2": "font/woff2", ".ttf": "font/ttf", ".csv": "text/csv"}  # fmt: skip
     return types.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
+
+
+def model_section(trained: dict[str, Any]) -> dict[str, Any]:
+    """The three models on the same split, each gate with its observed figure, the protocol, and the tenant's
+    previous model version's figures (as the platform recorded them) beside this one's."""
+    from plugins.journey.train_model import gate_table
+
+    metrics = trained.get("metrics") or {}
+    if not metrics:
+        return {}
+    previous = trained.get("previous") or {}
+    return {
+        "models": {name: {c: metrics.get(prefix + c) for c in MODEL_COLUMNS} for name, prefix in MODEL_ROWS},
+        "cold_start_users": metrics.get("cold_start_users"),
+        "gate_results": gate_table(metrics, trained.get("gates") or {}),
+        "protocol": trained.get("protocol"),
+        "previous_version": {
+            "version": previous.get("version"),
+            **{c: (previous.get("metrics") or {}).get(c) for c in MODEL_COLUMNS},
+        } if previous else None,
+    }  # fmt: skip
+
+
+def model_table(model: dict[str, Any]) -> str:
+    """Model, item-kNN and popularity (and the previous version) as the small table `make demo` prints."""
+    header = ["NDCG@10", "Recall@10", "cov@10", "pop.bias", "gini", "cold NDCG"]
+    lines = [f"{'':<22}" + "".join(f"{h:>11}" for h in header)]
+    rows = list((model.get("models") or {}).items())
+    if model.get("previous_version"):
+        rows.append((f"previous {model['previous_version']['version']}"[:21], model["previous_version"]))
+    for name, figures in rows:
+        cells = (figures.get(c) for c in MODEL_COLUMNS)
+        lines.append(f"{name:<22}" + "".join(f"{v:>11.3f}" if isinstance(v, (int, float)) else f"{'-':>11}" for v in cells))
+    return "\n".join(lines)
 
 
 def summary_table(report: dict[str, Any]) -> str:

@@ -111,10 +111,10 @@ def train(context: Any) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.recsys.contracts import ContractError
-    from include.recsys.train import TrainConfig, save_artifacts, train_tenant
+    from include.recsys.train import save_artifacts, train_tenant
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.minio import MinioHook
-    from plugins.journey.train_model import artifact_prefix
+    from plugins.journey.train_model import artifact_prefix, train_config
 
     params = context["params"]
     tenant = resolve_tenant(params["tenant_id"])
@@ -127,7 +127,7 @@ def train(context: Any) -> dict[str, Any]:
             f"tenant {tenant['slug']!r} has no landed interactions {span}up to {until.isoformat()}: nothing to train on"
         )
     item_ids = AppDbHook().catalog(tenant_id=tenant["tenant_id"])["item_id"].tolist()
-    config = TrainConfig(seed=int(params["seed"]))
+    config = train_config(params)
     version = model_version(
         tenant_id=tenant["tenant_id"], interactions=interactions, item_ids=item_ids, config=config.to_dict()
     )

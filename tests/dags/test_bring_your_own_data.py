@@ -45,10 +45,18 @@ def assert_passed_with_default_gates(dag_run, report) -> None:
     failed = {s["name"]: s.get("error") or s["validation"] for s in report["stages"] if s["status"] != "success"}
     assert failed == {} and report["success"] is True and dag_run.state == "success"
     model = report["model"]
-    assert model["gates"] == {"ndcg_threshold": None, "min_lift": 1.5}
-    assert model["ndcg_lift"] >= 1.5
-    for name in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10"):
+    assert model["gates"] == {
+        "ndcg_threshold": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.5,
+        "max_popularity_bias_ratio_over_knn": 1.5, "max_exposure_gini_over_knn": 0.1, "min_cold_start_lift": 0.5,
+    }  # fmt: skip
+    assert model["ndcg_lift"] >= 1.5 and model["knn_ratio"] >= 0.95
+    for name in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "knn_ndcg_at_10"):
         assert 0 < model[name] <= 1, name
+    # Every report compares the model with item-kNN and popularity on the same split, under a stated protocol.
+    assert set(model["models"]) == {"model", "item-kNN", "popularity"}
+    assert model["models"]["model"]["ndcg_at_10"] == model["ndcg_at_10"]
+    assert model["protocol"]["seed"] == 42 and "full ranking" in model["protocol"]["ranking"]
+    assert all(g["holds"] in (True, None) for g in model["gate_results"]), model["gate_results"]
     assert all(s["rejected"] == 0 for s in report["rejections"].values()), report["rejections"]
 
 

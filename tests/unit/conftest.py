@@ -39,7 +39,7 @@ def shuffled_interactions(planted: SeedData) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def small_config() -> TrainConfig:
-    return TrainConfig(dim=32, epochs=30, batch_size=1024, seed=0, time_budget_seconds=60.0)
+    return TrainConfig(dim=32, epochs=200, batch_size=1024, seed=0, time_budget_seconds=120.0)
 
 
 @pytest.fixture()

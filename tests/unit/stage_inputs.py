@@ -114,6 +114,16 @@ def train_model_input() -> tuple[Frames, Params]:
             "recall_at_10": [0.55],
             "popularity_ndcg_at_10": [0.12],
             "ndcg_lift": [0.29],
+            "knn_ndcg_at_10": [0.38],
+            "knn_ratio": [0.41 / 0.38],
+            "coverage_at_10": [0.43],
+            "popularity_bias": [11.1],
+            "exposure_gini": [0.88],
+            "cold_start_ndcg_at_10": [None],
+            "coverage_ratio_over_knn": [0.9],
+            "popularity_bias_ratio_over_knn": [1.2],
+            "exposure_gini_over_knn": [0.05],
+            "cold_start_lift": [None],  # too few cold-start users: not gated
             "train_seconds": [12.5],
             "n_items_catalog": [5000],
             "n_items_embedded": [5000],
@@ -122,7 +132,11 @@ def train_model_input() -> tuple[Frames, Params]:
             "embedding_dim": [64],
         }
     )
-    return {"metrics": metrics}, {"ndcg_threshold": 0.30, "min_lift": 0.05}
+    params = {
+        "ndcg_threshold": 0.30, "min_lift": 0.05, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
+        "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
+    }  # fmt: skip
+    return {"metrics": metrics}, params
 
 
 def deploy_model_input() -> tuple[Frames, Params]:

@@ -89,9 +89,11 @@ def test_fit_validates_its_input(small_config):
         LightGCN(small_config).fit(pd.DataFrame({"user_id": ["u1"], "item_id": ["i9"]}), item_ids=["i1"])
 
 
-def test_batch_and_learning_rate_scale_only_past_the_steps_per_epoch_cap():
+def test_batch_scales_with_the_data_and_learning_rate_only_past_the_configured_batch():
     config = TrainConfig()
-    assert config.scaled_for(30_000) == (config.batch_size, config.lr)  # few pairs: as configured
+    assert config.scaled_for(30_000) == (3_000, config.lr)  # 10 steps per epoch, lr as configured
+    assert config.scaled_for(1_000) == (config.min_batch_size, config.lr)  # tiny: no batch below the floor
+    assert config.epochs_for(10) == config.max_steps // 10 and config.epochs_for(1) == config.epochs
     batch, lr = config.scaled_for(800_000)
     assert batch == 80_000 and -(-800_000 // batch) == config.max_steps_per_epoch
     assert lr == pytest.approx(config.lr * math.sqrt(80_000 / config.batch_size))

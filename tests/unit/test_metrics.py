@@ -8,7 +8,17 @@ import pytest
 import torch
 
 from include.recsys.contracts import ContractError
-from include.recsys.metrics import evaluate_topk, ndcg_from_hits, popularity_scorer, recall_from_hits, split_holdout
+from include.recsys.lightgcn import dedupe_pairs
+from include.recsys.metrics import (
+    Ranking,
+    beyond_accuracy,
+    evaluate_topk,
+    gini,
+    ndcg_from_hits,
+    popularity_scorer,
+    recall_from_hits,
+    split_holdout,
+)
 
 
 def test_ndcg_against_hand_computed_values():
@@ -86,3 +96,34 @@ def test_split_rejects_bad_fraction_and_missing_columns():
         split_holdout(interactions(), seed=0, holdout_fraction=1.0)
     with pytest.raises(ContractError, match="interactions must have columns user_id, item_id; missing: item_id"):
         split_holdout(pd.DataFrame({"user_id": ["u"]}), seed=0)
+
+
+def test_gini_against_hand_computed_values():
+    assert gini(np.array([5, 5, 5, 5])) == 0.0
+    assert gini(np.array([0, 0, 0, 8])) == pytest.approx(3 / 4)  # one item holds all exposure: (n-1)/n
+    # sorted 1, 2, 3, 4: sum((2i - n - 1) x_i) / (n sum x) = (-3 - 2 + 3 + 12) / (4 * 10)
+    assert gini(np.array([3, 1, 4, 2])) == pytest.approx(10 / 40)
+    assert gini(np.array([0, 0])) == 0.0
+
+
+def test_beyond_accuracy_against_hand_computed_values():
+    # 5 items. Users 0 and 1 trained on items 0, 1 (2 items: cold start, < 5); user 2 on all 5 (not cold).
+    # Training popularity (distinct users): item0 3, item1 3, items 2-4 1 each -> catalog mean 9/5.
+    users = np.array([0, 0, 1, 1, 2, 2, 2, 2, 2, 2])
+    items = np.array([0, 1, 1, 0, 0, 1, 2, 3, 4, 4])  # repeated events of a pair count once
+    ranking = Ranking(
+        users=np.array([0, 1, 2]),
+        top=np.array([[2, 3], [2, 4], [1, 4]]),
+        ndcg=np.array([1.0, 0.5, 0.0]),
+        recall=np.array([1.0, 1.0, 0.0]),
+    )
+    figures = beyond_accuracy(ranking, train_pairs=dedupe_pairs(users, items, n_items=5), n_items=5, k=2)
+    # Exposure: item0 0, item1 1, item2 2, item3 1, item4 2 -> 4 of 5 items recommended to someone.
+    assert figures["coverage_at_10"] == pytest.approx(4 / 5)
+    # Recommended items' popularity 1, 1, 1, 1, 3, 1: mean 8/6, against the catalog's 9/5.
+    assert figures["rec_mean_popularity"] == pytest.approx(8 / 6)
+    assert figures["catalog_mean_popularity"] == pytest.approx(9 / 5)
+    assert figures["popularity_bias"] == pytest.approx((8 / 6) / (9 / 5))
+    # Exposure sorted 0, 1, 1, 2, 2 (n 5, total 6): (-4*0 - 2*1 + 0*1 + 2*2 + 4*2) / (5 * 6).
+    assert figures["exposure_gini"] == pytest.approx(10 / 30)
+    assert figures["cold_start_users"] == 2 and figures["cold_start_ndcg_at_10"] == pytest.approx(0.75)

@@ -172,6 +172,36 @@ BREAKAGES = [
     ),
     broken(
         "train_model",
+        put("metrics", 0, "knn_ratio", 0.8),
+        ("metrics", MIN_BETWEEN, "knn_ratio"),
+        shows="min_value=$min_ratio_over_knn=0.95): observed 0.8",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "coverage_ratio_over_knn", 0.2),
+        ("metrics", MIN_BETWEEN, "coverage_ratio_over_knn"),
+        shows="min_value=$min_coverage_ratio_over_knn=0.5): observed 0.2",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "popularity_bias_ratio_over_knn", 3.0),
+        ("metrics", "expect_column_max_to_be_between", "popularity_bias_ratio_over_knn"),
+        shows="max_value=$max_popularity_bias_ratio_over_knn=1.5): observed 3.0",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "exposure_gini_over_knn", 0.2),
+        ("metrics", "expect_column_max_to_be_between", "exposure_gini_over_knn"),
+        shows="max_value=$max_exposure_gini_over_knn=0.1): observed 0.2",
+    ),
+    broken(
+        "train_model",
+        put("metrics", 0, "cold_start_lift", 0.3),
+        ("metrics", "expect_column_values_to_be_between", "cold_start_lift"),
+        shows="e.g. [0.3]",
+    ),
+    broken(
+        "train_model",
         put("metrics", 0, "nonfinite_values", 3),
         ("metrics", IN_SET, "nonfinite_values"),
         shows="e.g. [3]",

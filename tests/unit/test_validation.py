@@ -128,7 +128,7 @@ def test_to_dict_is_plain_json_with_every_failure_field(tmp_path) -> None:
     assert {k: as_dict[k] for k in ("suite", "success", "evaluated", "unsuccessful")} == {
         "suite": "train_model",
         "success": False,
-        "evaluated": 9,
+        "evaluated": 14,
         "unsuccessful": 2,
     }
     ndcg, nonfinite = as_dict["failed_expectations"]
