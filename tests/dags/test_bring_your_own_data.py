@@ -46,8 +46,8 @@ def assert_passed_with_default_gates(dag_run, report) -> None:
     assert failed == {} and report["success"] is True and dag_run.state == "success"
     model = report["model"]
     assert model["gates"] == {
-        "ndcg_threshold": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.5,
-        "max_popularity_bias_ratio_over_knn": 1.5, "max_exposure_gini_over_knn": 0.1, "min_cold_start_lift": 0.5,
+        "ndcg_threshold": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
+        "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
     }  # fmt: skip
     assert model["ndcg_lift"] >= 1.5 and model["knn_ratio"] >= 0.95
     for name in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "knn_ndcg_at_10"):

@@ -136,8 +136,8 @@ def test_bad_conf_is_refused_before_anything_runs(conf):
 def test_a_tenant_alone_is_enough():
     assert _trigger_params({"tenant_id": "acme"}) == {
         "tenant_id": "acme", "days": None, "ndcg_margin": 0.0, "ndcg_threshold": 0.30, "seed": 42,
-        "train_time_budget_s": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.5,
-        "max_popularity_bias_ratio_over_knn": 1.5, "max_exposure_gini_over_knn": 0.1, "min_cold_start_lift": 0.5,
+        "train_time_budget_s": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
+        "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
     }  # fmt: skip
 
 
