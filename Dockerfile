@@ -21,5 +21,8 @@ COPY --chown=airflow:root expectations/ /opt/airflow/expectations/
 # DAGs and plugins import include.* (and plugins.*) as packages rooted at the Airflow home.
 ENV PYTHONPATH=/opt/airflow
 
+# GX Data Docs' CSS and JS (pinned, sha512-checked, from the npm registry), so reports render air-gapped.
+RUN python -m plugins.journey.docs_assets
+
 # Created here, owned by airflow, so the named volumes mounted on them inherit that ownership.
 RUN mkdir -p /opt/airflow/work /opt/airflow/auth

@@ -38,6 +38,7 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP): $(REQUIREMENTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
+	$(PY) -m plugins.journey.docs_assets
 	touch $@
 
 up: venv

@@ -204,6 +204,10 @@ def build_data_docs(results_dir: str | os.PathLike[str], out_dir: str | os.PathL
             )
             store.set(key, store.deserialize(gx_result))
     context.build_data_docs()
+    from plugins.journey.docs_assets import bundle
+
+    # GX's pages load their CSS and JS from CDNs; bundled, the site renders air-gapped and through the Journey UI.
+    bundle(out_dir)
     return str(Path(out_dir).resolve() / "index.html")
 
 
