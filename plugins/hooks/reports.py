@@ -15,11 +15,8 @@ from functools import cached_property
 from typing import Any
 
 from include.config import MINIO_CONN_ID, QUARANTINE_BUCKET, REPORTS_BUCKET, safe_name
+from plugins.journey.history import PLOTS_DIR
 from plugins.journey.report import DATA_DOCS_DIR, REPORT_FILE
-
-# Where the report task puts a tenant's history plots, beside report.json.
-HISTORY_DIR = "history"
-
 
 class ReportNotFound(LookupError):
     """No such run, tenant or file in the reports bucket."""
@@ -96,7 +93,7 @@ class ReportStore:
 
     def _history(self, tenant: str) -> list[tuple[str, str]]:
         for stored in self._reports(prefix=f"{tenant}/"):
-            prefix = f"{stored.prefix}{HISTORY_DIR}/"
+            prefix = f"{stored.prefix}{PLOTS_DIR}/"
             plots = [
                 (obj.object_name[len(prefix) :], obj.object_name)
                 for obj in self.minio.client.list_objects(REPORTS_BUCKET, prefix=prefix)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from plugins.journey.docs_assets import PACKAGES, missing
 from plugins.validation import build_data_docs, validate_stage
-from tests.unit.test_suites import seed_data_input
+from tests.unit.stage_inputs import seed_data_input
 
 ASSET = re.compile(r'<(?:script|link|img)\b[^>]*?\b(?:src|href)="([^"]+)"')
 
