@@ -90,7 +90,7 @@ def test_failed_expectation_and_data_docs_are_one_click_from_the_run(page, airfl
 
     frame.get_by_role("link", name="GX Data Docs of this run").click()
     # GX's index lists each validation of the run; the failed suite's batch is there.
-    frame.get_by_text("train_model.metrics").first.wait_for()
+    frame.get_by_role("link", name="train_model.metrics").first.wait_for()
     page.screenshot(path=os.path.join(screenshots, "failed-run-data-docs.png"), full_page=True)
 
 
@@ -99,8 +99,9 @@ def test_a_passed_run_renders(page, airflow_ui, passed_run, screenshots):
     page.get_by_text("Validation report").first.click()
     frame = page.frame_locator("iframe")
     frame.locator(".passed").first.wait_for()
-    stages = frame.locator("h2", has_text="Stages").locator("xpath=following-sibling::table[1]").inner_text()
-    assert stages.count("success") == 7 and "Failed expectations" not in frame.locator("body").inner_text()
+    statuses = frame.locator("h2", has_text="Stages").locator("xpath=following-sibling::table[1]//tbody/tr/td[2]").all_inner_texts()
+    assert statuses == [s["status"] for s in passed_run["stages"]] and "failed" not in statuses
+    assert "Failed expectations" not in frame.locator("body").inner_text()
     page.screenshot(path=os.path.join(screenshots, "passed-run-validation-report.png"), full_page=True)
 
 
