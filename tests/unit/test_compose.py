@@ -341,3 +341,21 @@ def test_platform_image_pins_agree_with_requirements(recsys_dockerfile_pins, req
         if requirement_pins.get(name) != version
     }
     assert disagreements == {}
+
+
+def test_the_airflow_image_carries_the_journey_plugin_and_its_offline_assets():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY --chown=airflow:root plugins/ /opt/airflow/plugins/" in dockerfile
+    assert "RUN python -m plugins.journey.docs_assets" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert not {"plugins", "plugins/", "plugins/.airflowignore", "plugins/journey_ui_plugin.py"} & set(ignored)
+
+
+def test_report_links_point_at_the_published_airflow_ui(services):
+    """Task logs, alerts and webhooks link /journey/... under [api] base_url: the UI an operator can open."""
+    api = services["airflow-apiserver"]
+    base_url = api["environment"]["AIRFLOW__API__BASE_URL"]
+    published = [str(p) for p in api["ports"]]
+    assert any(base_url == "http://" + port.rsplit(":", 1)[0] for port in published), (base_url, published)
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["AIRFLOW__API__BASE_URL"] == base_url, name
