@@ -96,8 +96,8 @@ def _print_report(report: dict, report_path: str) -> None:
               f" item-kNN ratio >= {gates.get('min_ratio_over_knn')}")
         print(model_table(model))
         if model.get("epochs") is not None:
-            print(f"training: {model['epochs']:g} epochs ({model['steps']} steps, batch {model['batch_size']}), kept epoch"
-                  f" {model['early_stopping_epoch']} (validation NDCG@10 {model['validation_ndcg_at_10'] or 0:.3f}),"
+            print(f"training: {model['epochs']:g} epochs ({model['steps']:.0f} steps, batch {model['batch_size']:.0f}), kept epoch"
+                  f" {model['early_stopping_epoch'] or 0:g} (validation NDCG@10 {model['validation_ndcg_at_10'] or 0:.3f}),"
                   f" stopped by {model['stopped_by']}")
     if recs.get("requests"):
         print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
