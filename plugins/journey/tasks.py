@@ -95,10 +95,10 @@ def task_states(ti: Any) -> dict[str, str]:
 
 
 def summaries(ti: Any, *, through: str) -> dict[str, Any]:
-    """Run summaries of every stage up to and including ``through``; an earlier optional stage's only if it ran
-    (asking for a skipped one's XCom would log an error)."""
+    """Run summaries of every stage up to and including ``through``; an optional stage's only if it ran (asking
+    for a skipped one's XCom would log an error)."""
     names = ALL_STAGES[: ALL_STAGES.index(through) + 1]
-    optional = [name for name in names if name in OPTIONAL_STAGES and name != through]
+    optional = [name for name in names if name in OPTIONAL_STAGES]
     states = task_states(ti) if optional else {}
     return {
         name: pull(ti, f"{name}.run") if name not in optional or states.get(f"{name}.run") == "success" else None

@@ -234,7 +234,8 @@ def test_plans_are_named_validated_and_a_key_may_carry_its_own(admin, api, tenan
     assert {"default", "gateway", "probe"} <= set(plans)
     assert (plans["gateway"]["requests"], plans["gateway"]["window_s"]) == (60, 60.0)
     assert plans["default"]["per_second"] >= 1000  # production-sized (README: "Rate-limit plans")
-    slug = tenants["b"]["slug"]
+    # Tenant a, the injection target: b is the bystander whose rows (audit included) must not move.
+    slug = tenants["a"]["slug"]
     for bad, says in (
         ({"plan": "platinum"}, "no rate-limit plan 'platinum'; named plans: default, gateway, probe"),
         ({"requests": 10}, "give either plan (a named plan) or both requests and window_s"),
@@ -251,7 +252,7 @@ def test_plans_are_named_validated_and_a_key_may_carry_its_own(admin, api, tenan
     assert [r.status_code for r in statuses] == [200] * 5 + [429]
     assert statuses[-1].headers["retry-after"]
     # The tenant's other key follows the tenant's plan, untouched by the probe key's.
-    other = {"Authorization": f"Bearer {tenants['key_b']}"}
+    other = {"Authorization": f"Bearer {tenants['key_a']}"}
     assert api.post("/api/v1/recommendations", json={"user_id": "u"}, headers=other).status_code == 200
     admin.delete(f"/api/admin/tenants/{slug}/apikeys/{created['id']}")
     assert api.post("/api/v1/recommendations", json={"user_id": "u"}, headers=headers).status_code == 401
