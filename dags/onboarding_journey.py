@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
+from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
 from include.config import CANARY_TENANTS
 from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
 from plugins.journey import ALL_STAGES, OPTIONAL_STAGES, TENANT_PATTERN
 from plugins.journey.train_model import gate_params
+from plugins.journey.timetable import ValidatedDayTimetable
 
 # Transient errors are retried after 10 s, 20 s, 40 s.
 DEFAULT_ARGS = default_args(retries=3, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=5))
@@ -239,8 +240,9 @@ def journey(tenant: str) -> None:
     # Daily at midnight UTC for the day that just ended: the run at 00:00 on the 28th has logical date (and data
     # interval start) the 27th, and a backfill's --from-date/--to-date name the days validated. Airflow 3's plain
     # "@daily" would give that run logical date the 28th, a day whose interactions lie in the future. The data
-    # follows the logical date's day (JourneyRun), so manual runs, reruns and backfills of a date agree.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # follows the logical date's day (JourneyRun), so manual runs, reruns and backfills of a date agree; the
+    # timetable gives a manual run that day as its data interval too (Airflow's own would show the day before).
+    schedule=ValidatedDayTimetable("0 0 * * *", timezone="UTC"),
     # No start_date: Airflow creates no task at all for a logical date before it and then calls the empty run a
     # success, so a backfill or `dags test` of an earlier day would "pass" having validated nothing. Without one,
     # every date runs; catchup=False keeps the scheduler to the latest interval.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from plugins.journey.pages import URL_PREFIX
+from plugins.journey.timetable import ValidatedDayTimetable
 
 
 def _app():
@@ -22,6 +23,8 @@ def _app():
 
 class JourneyUiPlugin(AirflowPlugin):
     name = "journey_ui"
+    # The journey's schedule (dags/onboarding_journey.py): a custom timetable serializes only once registered.
+    timetables = [ValidatedDayTimetable]
     fastapi_apps = [{"name": "journey", "app": _app(), "url_prefix": URL_PREFIX}]
     external_views = [
         {

@@ -80,6 +80,18 @@ def test_mapped_journey_tasks_are_named_by_tenant(dagbag):
     ]
 
 
+def test_the_journey_timetable_is_registered_by_the_plugin_and_serializes(dagbag):
+    """A custom timetable serializes only when a plugin registers it (plugins/journey_ui_plugin.py)."""
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+
+    from plugins.journey.timetable import ValidatedDayTimetable
+
+    timetable = dagbag.dags["onboarding_journey"].timetable
+    decoded = decode_timetable(encode_timetable(timetable))
+    assert type(decoded) is ValidatedDayTimetable and decoded.summary == "0 0 * * *"
+
+
 def test_dags_folder_parses_without_heavy_imports():
     """Parsing must not import pandas, GX, torch or the clients: the dag-processor re-parses files all day."""
     code = (
