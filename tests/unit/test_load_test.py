@@ -103,3 +103,9 @@ def test_the_load_draws_on_the_most_active_users():
 def test_the_stage_is_off_unless_asked_for():
     assert load_test.mode({}) is None and load_test.mode({"load_test": False}) is None
     assert load_test.mode({"load_test": True}) == "load" and load_test.mode({"load_test": "soak"}) == "soak"
+
+
+def test_a_stress_knee_is_held_to_latency_errors_and_throughput_but_not_the_hit_rate(tmp_path):
+    cold = k6.summarize(exported(ok=5000, hits=2000, misses=3000), seconds=15)
+    assert not _validate(tmp_path, cold, mode="load").success
+    assert _validate(tmp_path, cold, mode="stress").success
