@@ -30,6 +30,7 @@ from psycopg2.extras import execute_values
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from include import config
+from include.checksums import sha256_bytes
 from include.recsys import audit, auth, contracts, storage
 from include.recsys.csvsafe import escape_cell
 from include.recsys.errors import ApiError
@@ -379,7 +380,7 @@ def revoke_api_key(tenant: str, key_id: str, request: Request) -> dict:
 
 def _check_object(data: bytes, body: UploadIn) -> list[dict] | None:
     """Verifies checksum and row count; returns the parsed catalog for kind=items."""
-    actual = storage.sha256_hex(data)
+    actual = sha256_bytes(data)
     if actual != body.sha256:
         raise ApiError(
             422,

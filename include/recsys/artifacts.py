@@ -9,7 +9,6 @@ carries its content SHA-256 as user metadata (x-amz-meta-sha256), checked again 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -18,6 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from include.checksums import sha256_bytes
+from include.recsys import storage
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -84,10 +86,6 @@ def decode(files: Mapping[str, bytes], *, where: str) -> TrainResult:
     return result
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_artifacts(result: TrainResult, *, client: Minio, bucket: str, prefix: str) -> dict[str, Any]:
     """Upload every artifact file under ``prefix``; returns {"artifact_uri", "files": {name: sha256}}."""
     prefix = _prefix(prefix)
@@ -100,7 +98,7 @@ def save_artifacts(result: TrainResult, *, client: Minio, bucket: str, prefix: s
             io.BytesIO(data),
             length=len(data),
             content_type="application/octet-stream" if name.endswith(".npy") else "application/json",
-            metadata={"sha256": checksums[name]},
+            metadata={storage.SHA256_META: checksums[name]},
         )
     return {"artifact_uri": f"s3://{bucket}/{prefix}", "files": checksums}
 
@@ -110,12 +108,8 @@ def load_artifacts(*, client: Minio, bucket: str, prefix: str) -> TrainResult:
     prefix = _prefix(prefix)
     files = {}
     for name in ARTIFACT_FILES:
-        response = client.get_object(bucket, prefix + name)
-        try:
-            data, expected = response.read(), response.headers.get("x-amz-meta-sha256")
-        finally:
-            response.close()
-            response.release_conn()
+        data, headers = storage.read_object(client, bucket, prefix + name)
+        expected = headers.get(f"x-amz-meta-{storage.SHA256_META}")
         actual = sha256_bytes(data)
         if expected != actual:
             raise ValueError(

@@ -8,8 +8,8 @@ import time
 
 from include.recsys import serving, storage
 from include.recsys.audit import ServedCounter
-from include.recsys.cache import ResponseCache
 from include.recsys.auth import KeyCache, KeyOwner
+from include.recsys.cache import ResponseCache
 from include.recsys.db import Database, DatabaseUnavailable
 from include.recsys.health import HealthChecker
 from include.recsys.ratelimit import RateLimiter

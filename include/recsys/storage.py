@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
+from typing import Any
 
 import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from include.checksums import sha256_bytes, split_s3_uri
 from include.recsys.settings import Settings
 
 SHA256_META = "sha256"  # stored as x-amz-meta-sha256, the same key artifacts.py writes
@@ -35,34 +36,34 @@ def client(settings: Settings, *, timeout_s: float = 10.0) -> Minio:
     )
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """s3://bucket/prefix/ -> (bucket, "prefix/")."""
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise StorageError(f"expected an s3://bucket/prefix/ URI, got {uri[:200]!r}")
-    bucket, _, prefix = uri[5:].partition("/")
-    if not bucket:
-        raise StorageError(f"expected an s3://bucket/prefix/ URI, got {uri[:200]!r}")
+    try:
+        bucket, prefix = split_s3_uri(uri)
+    except ValueError:
+        raise StorageError(f"expected an s3://bucket/prefix/ URI, got {uri[:200]!r}") from None
     return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def read_object(s3: Minio, bucket: str, key: str) -> tuple[bytes, Any]:
+    """The object's bytes and response headers (``x-amz-meta-*`` included), its connection given back to the pool."""
+    response = s3.get_object(bucket, key)
+    try:
+        return response.read(), response.headers
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def read(s3: Minio, bucket: str, key: str) -> bytes:
     try:
-        response = s3.get_object(bucket, key)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        return read_object(s3, bucket, key)[0]
     except S3Error as exc:
         raise StorageError(f"cannot read s3://{bucket}/{key}: {exc.code}") from None
 
 
 def write(s3: Minio, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> str:
     """Store bytes with their SHA-256 in metadata; returns the checksum."""
-    digest = sha256_hex(data)
+    digest = sha256_bytes(data)
     s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest})
     return digest

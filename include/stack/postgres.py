@@ -11,7 +11,6 @@ import tempfile
 
 from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, PG_SUPERUSER, PgServer, StackSettings
 
-
 # Where root's clusters and PG binaries go when the checkout sits below a directory nobody cannot enter.
 RELOCATED_ROOT = "/var/tmp"
 

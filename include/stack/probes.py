@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import json
 import secrets
-from datetime import datetime
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 TANSU_BUCKET = "tansu"  # Tansu's storage; internal, not one of config.BUCKETS
 PROBE_TIMEOUT_S = 5

@@ -27,18 +27,6 @@ class AppDbHook(PostgresHook):
     def __init__(self, postgres_conn_id: str = POSTGRES_CONN_ID, **kwargs) -> None:
         super().__init__(postgres_conn_id=postgres_conn_id, **kwargs)
 
-    def _frame(self, sql: str, parameters: tuple) -> pd.DataFrame:
-        import pandas as pd
-
-        conn = self.get_conn()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, parameters)
-                columns = [c.name for c in cur.description]
-                return pd.DataFrame(cur.fetchall(), columns=columns)
-        finally:
-            conn.close()
-
     def now(self) -> datetime:
         """The database's clock: what ``ingested_at`` is stamped with, so comparisons need no clock sync."""
         return self.get_first("SELECT now()")[0]
@@ -68,19 +56,19 @@ class AppDbHook(PostgresHook):
     def landed(self, *, tenant_id: str, source: str | None = None, since: datetime | None = None) -> pd.DataFrame:
         """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
         where, params = self._where(tenant_id, source, since)
-        return self._frame(
-            f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id", params
+        return self.get_df(
+            f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id", parameters=params
         )
 
     def catalog(self, *, tenant_id: str, upload_id: str | None = None) -> pd.DataFrame:
         """The catalog of one upload (its snapshot), or without ``upload_id`` the tenant's merged catalog."""
         if upload_id is not None:
-            return self._frame(
+            return self.get_df(
                 "SELECT item_id, title, category, price, image_url FROM catalog_items"
                 " WHERE tenant_id = %s AND upload_id = %s ORDER BY item_id",
-                (tenant_id, upload_id),
+                parameters=(tenant_id, upload_id),
             )
-        return self._frame(
+        return self.get_df(
             "SELECT item_id, title, category, price, image_url FROM items WHERE tenant_id = %s ORDER BY item_id",
-            (tenant_id,),
+            parameters=(tenant_id,),
         )

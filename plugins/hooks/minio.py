@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
+from include.checksums import sha256_bytes, sha256_file, split_s3_uri
 from include.config import MINIO_CONN_ID
 
 if TYPE_CHECKING:
@@ -18,20 +18,7 @@ if TYPE_CHECKING:
 
     from minio import Minio
 
-SHA256_META = "sha256"
-_CHUNK = 1024 * 1024
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+SHA256_META = "sha256"  # x-amz-meta-sha256, as the platform's storage writes it
 
 
 @dataclass(frozen=True)
@@ -51,14 +38,6 @@ class ReadBack:
     data: bytes
     sha256: str  # of the bytes received
     metadata_sha256: str | None  # what the object's metadata claims
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    """'s3://bucket/key/parts' -> ('bucket', 'key/parts')."""
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ValueError(f"expected an s3://bucket/key URI, got {uri!r}")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
 
 
 class MinioHook(BaseHook):
@@ -102,18 +81,14 @@ class MinioHook(BaseHook):
 
     def read_back(self, *, bucket: str, key: str) -> ReadBack:
         """The object's bytes, their real SHA-256, and the SHA-256 its metadata claims."""
-        stat = self.client.stat_object(bucket, key)
-        response = self.client.get_object(bucket, key)
-        try:
-            data = response.read()
-        finally:
-            response.close()
-            response.release_conn()
-        claimed = next((v for k, v in (stat.metadata or {}).items() if k.lower() == f"x-amz-meta-{SHA256_META}"), None)
+        from include.recsys.storage import read_object
+
+        data, headers = read_object(self.client, bucket, key)
+        claimed = headers.get(f"x-amz-meta-{SHA256_META}")
         return ReadBack(data=data, sha256=sha256_bytes(data), metadata_sha256=claimed)
 
     def get_bytes(self, uri: str) -> bytes:
-        bucket, key = split_uri(uri)
+        bucket, key = split_s3_uri(uri)
         return self.read_back(bucket=bucket, key=key).data
 
     def missing_buckets(self, buckets: tuple[str, ...]) -> list[str]:

@@ -84,7 +84,8 @@ def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]
     """Uploads fail cleanly (a transient error, so the task retries) while S3 is down, and the API's /health
     says 503 naming storage; once S3 is back, /health recovers, the same upload completes with the same
     checksum, registers the catalog, and leaves no partial object."""
-    from plugins.hooks.minio import MinioHook, sha256_bytes
+    from include.checksums import sha256_bytes
+    from plugins.hooks.minio import MinioHook
     from plugins.journey.tasks import is_transient
 
     drill, minio = "object_store_down_during_upload", MinioHook()

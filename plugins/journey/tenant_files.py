@@ -98,9 +98,10 @@ def read_bytes(uri: str) -> bytes:
     """The file's bytes, within the size limit; ``s3://`` through minio_default, anything else from the inbox."""
     limit = max_input_bytes()
     if uri.startswith("s3://"):
-        from plugins.hooks.minio import MinioHook, split_uri
+        from include.checksums import split_s3_uri
+        from plugins.hooks.minio import MinioHook
 
-        bucket, key = split_uri(uri)
+        bucket, key = split_s3_uri(uri)
         if ".." in key.split("/"):
             raise InputRefused(f"{uri!r}: object keys may not contain '..'")
         hook = MinioHook()

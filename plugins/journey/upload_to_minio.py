@@ -62,7 +62,8 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
 
 def validate(run: JourneyRun, done: dict[str, Any]):
     seed, upload = done["seed_data"], done["upload_to_minio"]
-    from plugins.hooks.minio import MinioHook, sha256_file
+    from include.checksums import sha256_file
+    from plugins.hooks.minio import MinioHook
     from plugins.validation import observed_values, validate_stage
 
     minio = MinioHook()

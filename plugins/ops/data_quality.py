@@ -93,7 +93,7 @@ BATCH_COLUMNS: dict[str, tuple[str, ...]] = {
 
 def _records(db: Any, query: Any, parameters: tuple) -> list[dict[str, Any]]:
     """Rows as plain dicts (native Python types), ready for XCom."""
-    return db._frame(query, parameters).to_dict("records")
+    return db.get_df(query, parameters=parameters).to_dict("records")
 
 
 def probe_append_only(db: Any) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def snapshot(*, tenant_id: str, until: datetime, since: datetime | None) -> pd.D
     """The tenant's interactions ingested up to ``until`` with an event time from ``since`` on (all if None)."""
     from plugins.hooks.app_db import LANDED_COLUMNS, AppDbHook
 
-    return AppDbHook()._frame(SNAPSHOT_SQL.format(columns=", ".join(LANDED_COLUMNS)), (tenant_id, until, since))
+    return AppDbHook().get_df(SNAPSHOT_SQL.format(columns=", ".join(LANDED_COLUMNS)), parameters=(tenant_id, until, since))
 
 
 def model_version(*, tenant_id: str, interactions: pd.DataFrame, item_ids: list[str], config: dict[str, Any]) -> str:

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from include.config import QUARANTINE_BUCKET, RAW_BUCKET
-from tests.data import tenant_logs
 from tests.dags.journeys import run_journey
+from tests.data import tenant_logs
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 

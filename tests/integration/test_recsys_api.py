@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 
 from include import config
+from include.checksums import sha256_bytes
 from include.recsys import artifacts as model_artifacts
 from include.recsys import storage
 from include.recsys.contracts import CATEGORIES
@@ -59,7 +60,7 @@ def serving_tenant(new_tenant, admin, db, s3):
             "bucket": config.RAW_BUCKET,
             "object_key": object_key,
             "rows": N_ITEMS,
-            "sha256": storage.sha256_hex(data),
+            "sha256": sha256_bytes(data),
             "source": run_key,
         }
         response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
@@ -209,7 +210,7 @@ def test_upload_checksum_and_row_count_are_verified(admin, s3, deployed):
         "bucket": config.RAW_BUCKET,
         "object_key": key,
         "rows": N_ITEMS,
-        "sha256": storage.sha256_hex(data),
+        "sha256": sha256_bytes(data),
     }
     wrong_sha = admin.post(f"/api/admin/tenants/{tenant['slug']}/uploads", json={**base, "sha256": "0" * 64})
     assert wrong_sha.status_code == 422 and wrong_sha.json()["code"] == "checksum_mismatch"
@@ -258,7 +259,7 @@ def test_injection_strings_change_nothing_but_data(api, admin, db, s3, deployed)
             "bucket": config.RAW_BUCKET,
             "object_key": object_key,
             "rows": N_ITEMS,
-            "sha256": storage.sha256_hex(data),
+            "sha256": sha256_bytes(data),
             "source": INJECTION,
         },
     )
@@ -433,7 +434,7 @@ def register_catalog(admin, s3, tenant: dict, run_key: str, rows: list[dict]) ->
     object_key = f"{tenant['slug']}/{run_key}/items.csv"
     storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
     upload = {"kind": "items", "bucket": config.RAW_BUCKET, "object_key": object_key, "rows": len(rows),
-              "sha256": storage.sha256_hex(data), "source": run_key}  # fmt: skip
+              "sha256": sha256_bytes(data), "source": run_key}  # fmt: skip
     response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
     assert response.status_code == 201, response.text
     return response.json()

@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from include import config
+from include.checksums import sha256_bytes
 from include.recsys import storage
 from include.recsys.api import create_app
 from include.recsys.csvsafe import FORMULA_PREFIXES
@@ -295,14 +296,14 @@ def _snapshot(db, tenant_id: str) -> tuple[list, dict[str, int], dict[str, int]]
 def test_injection_in_every_string_field_of_every_create_endpoint_changes_nothing(env, admin, db, s3, tenants):
     target, bystander = tenants["a"], tenants["b"]
     data = b"event_id,user_id,item_id,interaction_type,timestamp\ne1,u1,i1,view,2026-01-01T00:00:00+00:00\n"
-    sha = storage.sha256_hex(data)
+    sha = sha256_bytes(data)
     # A model names the catalog upload it was trained on: the target's own, so the valid body is valid.
     catalog = b"item_id\ni1\n"
     storage.write(s3, config.RAW_BUCKET, f"{target['slug']}/inj-items.csv", catalog)
     catalog_upload = admin.post(
         f"/api/admin/tenants/{target['slug']}/uploads",
         json={"kind": "items", "bucket": config.RAW_BUCKET, "object_key": f"{target['slug']}/inj-items.csv", "rows": 1,
-              "sha256": storage.sha256_hex(catalog), "source": "s"},
+              "sha256": sha256_bytes(catalog), "source": "s"},
     )  # fmt: skip
     assert catalog_upload.status_code == 201, catalog_upload.text
     bodies = {  # a valid body per create endpoint; each string field gets each injection in turn

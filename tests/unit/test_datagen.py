@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from include.checksums import sha256_file
 from include.recsys.contracts import (
     CATEGORIES,
     INTERACTION_COLUMNS,
@@ -16,7 +17,7 @@ from include.recsys.contracts import (
     interaction_problem,
     item_problem,
 )
-from include.recsys.datagen import generate, sha256_file, write_csv
+from include.recsys.datagen import generate, write_csv
 
 from .conftest import PLANTED_END, PLANTED_START
 

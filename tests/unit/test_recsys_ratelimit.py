@@ -5,7 +5,6 @@ import pytest
 from include.recsys.ratelimit import RateLimiter
 from include.recsys.settings import SettingsError, parse_rate_limit
 
-
 PLAN_3_PER_10 = {"limit": 3, "window_s": 10}
 
 
