@@ -135,6 +135,16 @@ def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[l
             False,
         )
     )
+    figures.append(
+        Figure(
+            "dags folder parse",
+            "s",
+            Stat.of(journey.dags_parse_seconds() for _ in range(max(reps, 3))),
+            False,
+            target=Target("<=", 2.0),
+            note="DagBag of dags/ in a fresh interpreter, as the dag-processor parses it",
+        )
+    )
     model = [r.report["model"] for r in runs]
     figures.append(
         Figure(f"journey NDCG@10{suffix}", "", Stat.of(m["ndcg_at_10"] for m in model), True, target=Target(">=", 0.30))

@@ -160,3 +160,20 @@ def stage_seconds(report: dict[str, Any]) -> dict[str, float]:
 
 def validation_seconds(report: dict[str, Any]) -> float:
     return sum(((s.get("validation") or {}).get("duration_s") or 0.0) for s in report["stages"])
+
+
+def dags_parse_seconds() -> float:
+    """Wall seconds for a fresh interpreter to parse the dags folder into a DagBag, as the dag-processor does all
+    day (interpreter and Airflow start-up excluded)."""
+    from include.config import project_root
+
+    code = (
+        "import sys, time\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "start = time.perf_counter()\n"
+        f"bag = DagBag(dag_folder={os.path.join(project_root(), 'dags')!r})\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "print(time.perf_counter() - start)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])

@@ -113,7 +113,7 @@ def train_model_input() -> tuple[Frames, Params]:
             "ndcg_at_10": [0.41],
             "recall_at_10": [0.55],
             "popularity_ndcg_at_10": [0.12],
-            "ndcg_lift": [0.29],
+            "ndcg_lift": [3.417],  # 0.41 / 0.12, as train_model computes it
             "knn_ndcg_at_10": [0.38],
             "knn_ratio": [0.41 / 0.38],
             "coverage_at_10": [0.43],
@@ -133,7 +133,7 @@ def train_model_input() -> tuple[Frames, Params]:
         }
     )
     params = {
-        "ndcg_threshold": 0.30, "min_lift": 0.05, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
+        "ndcg_threshold": 0.30, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
         "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
     }  # fmt: skip
     return {"metrics": metrics}, params
@@ -202,19 +202,46 @@ def query_recommendations_input() -> tuple[Frames, Params]:
 
 
 def audit_input() -> tuple[Frames, Params]:
+    # The actions the platform really writes (include/recsys/admin_routes.py, ingest.py) for one journey.
     required = [
-        "tenant_created",
-        "data_uploaded",
-        "interactions_ingested",
-        "model_trained",
-        "model_deployed",
-        "api_key_created",
+        "tenant.created",
+        "upload.registered",
+        "interactions.ingested",
+        "model.registered",
+        "model.deployed",
+        "apikey.created",
     ]
     actions = pd.DataFrame({"action": required, "found": [1, 3, 1, 1, 1, 1]})
     audit_rows = pd.DataFrame(
-        {"action": [*required, "data_uploaded", "data_uploaded"], "tenant_id": ["acme"] * 8, "source": ["api"] * 8}
+        {
+            "action": [*required, "upload.registered", "upload.registered"],
+            "tenant_id": ["acme"] * 8,
+            "source": ["api"] * 8,
+        }
     )
     return {"actions": actions, "audit_rows": audit_rows}, {"tenant_id": "acme", "required_actions": required}
+
+
+def resilience_input() -> tuple[Frames, Params]:
+    drills = pd.DataFrame(
+        {
+            "drill": ["object_store_down_during_upload", "broker_down_during_feed", "worker_killed_mid_batch"],
+            "broken": ["seaweedfs", "kafka", "recsys-ingest"],
+            "outage_s": [10.2, 3.3, 0.4],
+            "expected": [1, 10_000, 10_000],
+            "landed": [1, 10_000, 10_000],
+            "missing": [0, 0, 0],
+            "duplicates": [0, 0, 0],
+        }
+    )
+    checks = pd.DataFrame(
+        {
+            "drill": ["object_store_down_during_upload", "broker_down_during_feed"],
+            "check": ["same_checksum_after", "every_send_acked"],
+            "outcome": ["object_store_down_during_upload.same_checksum_after: ok", "broker_down_during_feed.every_send_acked: ok"],
+        }
+    )
+    return {"drills": drills, "checks": checks}, {}
 
 
 INPUTS: dict[str, Callable[[], tuple[Frames, Params]]] = {
@@ -225,4 +252,5 @@ INPUTS: dict[str, Callable[[], tuple[Frames, Params]]] = {
     "deploy_model": deploy_model_input,
     "query_recommendations": query_recommendations_input,
     "audit": audit_input,
+    "resilience": resilience_input,
 }

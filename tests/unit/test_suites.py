@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from plugins.journey import STAGES
+from plugins.journey import ALL_STAGES
 from plugins.validation import SUITES_DIR, ValidationFailed, load_suite, validate_stage
 from tests.unit.stage_inputs import INPUTS, Frames, Params
 
@@ -166,9 +166,9 @@ BREAKAGES = [
     ),
     broken(
         "train_model",
-        put("metrics", 0, "ndcg_lift", 0.01),
+        put("metrics", 0, "ndcg_lift", 1.2),
         ("metrics", MIN_BETWEEN, "ndcg_lift"),
-        shows="min_value=$min_lift=0.05): observed 0.01",
+        shows="min_value=$min_lift=1.5): observed 1.2",
     ),
     broken(
         "train_model",
@@ -307,21 +307,36 @@ BREAKAGES = [
     broken("audit", put("actions", 4, "found", 0), ("actions", BETWEEN, "found"), shows="e.g. [0]"),
     broken(
         "audit",
-        transform("audit_rows", lambda df: df[df["action"] != "model_deployed"]),
+        transform("audit_rows", lambda df: df[df["action"] != "model.deployed"]),
         ("audit_rows", CONTAINS, "action"),
-        shows="missing ['model_deployed']",
+        shows="missing ['model.deployed']",
     ),
     broken("audit", put("audit_rows", 3, "tenant_id", "globex"), ("audit_rows", IN_SET, "tenant_id"), shows="globex"),
+    broken("resilience", put("drills", 1, "missing", 12), ("drills", IN_SET, "missing"), shows="e.g. [12]"),
+    broken("resilience", put("drills", 2, "duplicates", 3), ("drills", IN_SET, "duplicates"), shows="e.g. [3]"),
+    broken(
+        "resilience",
+        put("drills", 1, "landed", 9_998),
+        ("drills", PAIR_EQUAL, "landed, expected"),
+        shows="1 unexpected",
+    ),
+    broken("resilience", put("drills", 0, "outage_s", 0.0), ("drills", BETWEEN, "outage_s"), shows="e.g. [0.0]"),
+    broken(
+        "resilience",
+        put("checks", 1, "outcome", "broker_down_during_feed.every_send_acked: FAILED 3 sends unacked"),
+        ("checks", "expect_column_values_to_match_regex", "outcome"),
+        shows="FAILED 3 sends unacked",
+    ),
 ]
 
 
 def test_every_stage_has_a_suite_and_an_input_here() -> None:
     # expectations/ also holds the ops DAGs' suites (data_quality_check.json), tested beside their DAG.
-    assert set(STAGES) <= {p.stem for p in SUITES_DIR.glob("*.json")}
-    assert sorted(STAGES) == sorted(INPUTS)
+    assert set(ALL_STAGES) <= {p.stem for p in SUITES_DIR.glob("*.json")}
+    assert sorted(ALL_STAGES) == sorted(INPUTS)
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", ALL_STAGES)
 def test_suite_file_is_a_valid_gx_suite(stage: str) -> None:
     from great_expectations.core.expectation_suite import ExpectationSuite
 
@@ -329,7 +344,7 @@ def test_suite_file_is_a_valid_gx_suite(stage: str) -> None:
     assert len(ExpectationSuite(**suite).expectations) == len(suite["expectations"])
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", ALL_STAGES)
 def test_valid_input_passes(stage: str, tmp_path) -> None:
     frames, params = INPUTS[stage]()
     result = validate_stage(stage, frames, parameters=params, results_dir=tmp_path, run_name="run")
