@@ -222,6 +222,23 @@ def audit_input() -> tuple[Frames, Params]:
     return {"actions": actions, "audit_rows": audit_rows}, {"tenant_id": "acme", "required_actions": required}
 
 
+def load_test_input() -> tuple[Frames, Params]:
+    # What plugins/journey/load_test.frames makes of a k6 summary of the guide's profile.
+    summary = pd.DataFrame(
+        {
+            "mode": ["load"],
+            "requests": [4_210],
+            "p95_ms": [7.9],
+            "error_rate": [0.0],
+            "rps": [152.3],
+            "cache_hit_rate": [0.93],
+            "rss_growth": [float("nan")],
+        }
+    )
+    params = {"max_p95_ms": 100.0, "max_error_rate": 0.01, "min_rps": 100.0, "min_cache_hit_rate": 0.8, "max_rss_growth": 2.0}
+    return {"summary": summary}, params
+
+
 def resilience_input() -> tuple[Frames, Params]:
     drills = pd.DataFrame(
         {
@@ -252,5 +269,6 @@ INPUTS: dict[str, Callable[[], tuple[Frames, Params]]] = {
     "deploy_model": deploy_model_input,
     "query_recommendations": query_recommendations_input,
     "audit": audit_input,
+    "load_test": load_test_input,
     "resilience": resilience_input,
 }

@@ -312,6 +312,17 @@ BREAKAGES = [
         shows="missing ['model.deployed']",
     ),
     broken("audit", put("audit_rows", 3, "tenant_id", "globex"), ("audit_rows", IN_SET, "tenant_id"), shows="globex"),
+    broken(
+        "load_test", put("summary", 0, "error_rate", 0.805), ("summary", MAX_BETWEEN, "error_rate"), shows="observed 0.805"
+    ),
+    broken("load_test", put("summary", 0, "p95_ms", 140.0), ("summary", MAX_BETWEEN, "p95_ms"), shows="observed 140.0"),
+    broken("load_test", put("summary", 0, "rps", 61.0), ("summary", MIN_BETWEEN, "rps"), shows="observed 61.0"),
+    broken(
+        "load_test",
+        put("summary", 0, "cache_hit_rate", 0.4),
+        ("summary", MIN_BETWEEN, "cache_hit_rate"),
+        shows="observed 0.4",
+    ),
     broken("resilience", put("drills", 1, "missing", 12), ("drills", IN_SET, "missing"), shows="e.g. [12]"),
     broken("resilience", put("drills", 2, "duplicates", 3), ("drills", IN_SET, "duplicates"), shows="e.g. [3]"),
     broken(
