@@ -66,7 +66,14 @@ class HistoryHook(PostgresHook):
             f"INSERT INTO runs ({', '.join(COLUMNS)}, written_at) VALUES ({placeholders}, now())"
             f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}, written_at = now()"
         )
-        self.run(sql, parameters=values)
+        # Not self.run(): it logs the statement with every parameter, a whole row of JSON per run.
+        conn = self.get_conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, values)
+            conn.commit()
+        finally:
+            conn.close()
 
     def _rows(self, sql: str, parameters: tuple) -> list[dict[str, Any]]:
         conn = self.get_conn()
