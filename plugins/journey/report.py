@@ -307,7 +307,11 @@ def write_for_context(context: Any, *, tenant: str) -> str:
     run = JourneyRun.from_context(context, tenant=tenant)
     report = build(run, context["ti"], logical_date=context.get("logical_date"))
     run_type = context["dag_run"].run_type
-    regressions = history.record(run, report, run_type=str(getattr(run_type, "value", run_type)))
+    try:
+        regressions, history_error = history.record(run, report, run_type=str(getattr(run_type, "value", run_type))), None
+    except Exception as exc:  # the report is written for every run, even when the history store is down
+        regressions, history_error = [], f"{type(exc).__name__}: {exc}"[:1000]
+        report["history_error"] = history_error
     path = write(run, report)
     print(summary_table(report))
     for line in trend.trend_lines(report["trend"]):
@@ -323,4 +327,7 @@ def write_for_context(context: Any, *, tenant: str) -> str:
     if not report["success"]:
         # The report itself is the DAG's last task: without this the run would look green.
         raise AirflowFailException(f"{tenant}'s journey failed at {report['failed_stage']}; report at {path}")
+    if history_error:
+        # Not an AirflowFailException: an unreachable history store is worth the task's retry.
+        raise RuntimeError(f"the run history could not be recorded for {tenant} ({history_error}); report at {path}")
     return path

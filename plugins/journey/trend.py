@@ -28,11 +28,12 @@ class Figure:
 
 
 # Model figures first, then serving, then time. A model metric not named here is stored in the history but not
-# trended: whether more of it is better is for whoever adds it to say.
+# trended: whether more of it is better is for whoever adds it to say. The lift over popularity is not trended:
+# it moves with the popularity baseline of each day's data (measured: 1.59 against a median of 2.31 on a day whose
+# NDCG@10 was 3% above its baseline), and the lift gate already holds it every day.
 FIGURES: tuple[Figure, ...] = (
     Figure("ndcg_at_10", HIGHER, 0.005),
     Figure("recall_at_10", HIGHER, 0.005),
-    Figure("ndcg_lift", HIGHER, 0.05),
     Figure("p50_ms", LOWER, 5.0),
     Figure("p95_ms", LOWER, 5.0),
     Figure("p99_ms", LOWER, 5.0),
@@ -40,7 +41,7 @@ FIGURES: tuple[Figure, ...] = (
     *(Figure(f"{stage}_s", LOWER, 1.0) for stage in STAGES),
     Figure("total_s", LOWER, 2.0),
 )
-MODEL_FIGURES = ("ndcg_at_10", "recall_at_10", "ndcg_lift")
+MODEL_FIGURES = ("ndcg_at_10", "recall_at_10")
 SERVING_FIGURES = ("p50_ms", "p95_ms", "p99_ms", "error_rate")
 
 
