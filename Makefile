@@ -15,7 +15,7 @@ WITH_ENV := set -a; . "$(LOCAL)/env"; set +a;
 # e.g. make test PYTEST_ARGS="tests/integration -x"
 PYTEST_ARGS ?= tests/
 
-.PHONY: help venv up down status demo test test-unit bench plots
+.PHONY: help venv up down status demo test test-unit lint bench plots
 
 help:
 	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
@@ -26,6 +26,7 @@ help:
 	@echo "make demo       up, then the whole onboarding journey once at the platform's scale; prints what each stage proved"
 	@echo "                (DATE=YYYY-MM-DD and CONF='{\"tenant\": \"acme\"}' pass a logical date and params)"
 	@echo "make test-unit  fast tests, no servers"
+	@echo "make lint       ruff check and ruff format --check (CI runs it before the tests)"
 	@echo "make test       up, the whole test suite against the stack, then down (always)"
 	@echo "make bench      up, then every performance figure next to a ceiling measured in the same run (~10 min);"
 	@echo "                writes bench/results/<timestamp>.json and latest.json, flags > 20% regressions vs bench/baseline.json"
@@ -59,6 +60,10 @@ DATE ?= $(shell date -u +%F)
 CONF ?= {}
 demo: up
 	$(WITH_ENV) $(PY) -m include.demo --date "$(DATE)" --conf '$(CONF)'
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-unit: venv
 	$(PY) -m pytest tests/unit

@@ -169,13 +169,28 @@ def run_transfer(*, reps: int, stamp: str, work_dir: str) -> tuple[list[Figure],
     transfer.feed_and_drain(repetitions=reps, stamp=stamp, samples=samples)
     rate = {
         # name: (unit, samples, ceiling samples, target, note)
-        "kafka feed (KafkaHook.produce)": ("msg/s", samples.kafka_hook_msgs_s, samples.kafka_bare_msgs_s, RATIO_TARGET,
-                                           "worker stopped; ceiling: best of a grid of bare kafka-python settings"),
-        "object upload (MinioHook.put_file)": ("MB/s", samples.upload_hook_mb_s, samples.upload_bare_mb_s, RATIO_TARGET,
-                                               "ceiling: bare minio put_object"),
-        "ingestion drain (worker, backlog)": ("rows/s", samples.drain_rows_s, samples.copy_rows_s, DRAIN_TARGET,
-                                              "first to last landed row of a 100K backlog; ceiling: bare COPY"),
-    }  # fmt: skip
+        "kafka feed (KafkaHook.produce)": (
+            "msg/s",
+            samples.kafka_hook_msgs_s,
+            samples.kafka_bare_msgs_s,
+            RATIO_TARGET,
+            "worker stopped; ceiling: best of a grid of bare kafka-python settings",
+        ),
+        "object upload (MinioHook.put_file)": (
+            "MB/s",
+            samples.upload_hook_mb_s,
+            samples.upload_bare_mb_s,
+            RATIO_TARGET,
+            "ceiling: bare minio put_object",
+        ),
+        "ingestion drain (worker, backlog)": (
+            "rows/s",
+            samples.drain_rows_s,
+            samples.copy_rows_s,
+            DRAIN_TARGET,
+            "first to last landed row of a 100K backlog; ceiling: bare COPY",
+        ),
+    }
     figures = [
         Figure(name, unit, Stat.of(values), True, ceiling=Stat.of(ceiling), target=target, note=note)
         for name, (unit, values, ceiling, target, note) in rate.items()

@@ -40,9 +40,12 @@ PRODUCER_GRID: dict[str, dict[str, Any]] = {
     "linger 20 ms, batch 1 MiB, zstd": {"linger_ms": 20, "batch_size": MIB, "compression_type": "zstd"},
     "linger 50 ms, batch 1 MiB, lz4": {"linger_ms": 50, "batch_size": MIB, "compression_type": "lz4"},
     "linger 20 ms, batch 1 MiB, lz4, 1 in flight": {
-        "linger_ms": 20, "batch_size": MIB, "compression_type": "lz4", "max_in_flight_requests_per_connection": 1,
+        "linger_ms": 20,
+        "batch_size": MIB,
+        "compression_type": "lz4",
+        "max_in_flight_requests_per_connection": 1,
     },
-}  # fmt: skip
+}
 # After the first repetition's whole grid, later repetitions re-measure only its best settings.
 GRID_RERUN_BEST = 2
 # Same durability and batching; murmur2 keys each user to the partition kafka-python picks for it.

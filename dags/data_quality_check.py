@@ -23,9 +23,11 @@ from airflow.sdk import Param, dag, get_current_context, task
 from plugins.dag_defaults import default_args
 
 DEFAULT_ARGS = default_args(
-    retries=2, retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=10),
+    retries=2,
+    retry_delay=timedelta(seconds=30),
+    max_retry_delay=timedelta(minutes=10),
     execution_timeout=timedelta(hours=1),
-)  # fmt: skip
+)
 
 PARAMS = {
     "max_clock_skew_s": Param(

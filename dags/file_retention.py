@@ -18,9 +18,11 @@ from plugins.dag_defaults import default_args
 from plugins.ops.retention import PRUNERS
 
 DEFAULT_ARGS = default_args(
-    retries=2, retry_delay=timedelta(minutes=1), max_retry_delay=timedelta(minutes=10),
+    retries=2,
+    retry_delay=timedelta(minutes=1),
+    max_retry_delay=timedelta(minutes=10),
     execution_timeout=timedelta(hours=1),
-)  # fmt: skip
+)
 
 PARAMS = {
     "retention_days": Param(

@@ -30,8 +30,8 @@ from include.config import CANARY_TENANTS
 from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
 from plugins.journey import ALL_STAGES, OPTIONAL_STAGES, TENANT_PATTERN
-from plugins.journey.train_model import gate_params
 from plugins.journey.timetable import ValidatedDayTimetable
+from plugins.journey.train_model import gate_params
 
 # Transient errors are retried after 10 s, 20 s, 40 s.
 DEFAULT_ARGS = default_args(retries=3, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=5))
@@ -46,10 +46,16 @@ PARAMS = {
         description="Tenant slugs, each validated in parallel; default: the daily canaries.",
     ),
     "tenant": Param(
-        None, type=["null", "string"], pattern=TENANT_PATTERN, description="One tenant slug; when set, overrides tenants."
+        None,
+        type=["null", "string"],
+        pattern=TENANT_PATTERN,
+        description="One tenant slug; when set, overrides tenants.",
     ),
     "tenant_name": Param(
-        None, type=["null", "string"], maxLength=200, description="Display name of a tenant this run creates; default: its slug."
+        None,
+        type=["null", "string"],
+        maxLength=200,
+        description="Display name of a tenant this run creates; default: its slug.",
     ),
     "n_users": Param(10_000, type="integer", minimum=10, maximum=1_000_000, description="Users of the generated data."),
     "n_items": Param(5_000, type="integer", minimum=10, maximum=200_000, description="Items of the generated catalog."),
@@ -60,107 +66,189 @@ PARAMS = {
         42, type="integer", minimum=0, description="With the tenant and the logical date, fixes the generated data."
     ),
     "ndcg_threshold": Param(
-        None, type=["null", "number"], minimum=0, maximum=1,
+        None,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1,
         description="Minimum NDCG@10 to pass; empty: 0.30 (the platform's target) for generated data, none for a real sample.",
-    ),  # fmt: skip
+    ),
     **gate_params(),
-    "sample_users": Param(20, type="integer", minimum=1, maximum=500, description="Users to query (x2: with and without a filter)."),
-    "rec_count": Param(10, type="integer", minimum=1, maximum=100, description="Recommendations asked for per request."),
+    "sample_users": Param(
+        20, type="integer", minimum=1, maximum=500, description="Users to query (x2: with and without a filter)."
+    ),
+    "rec_count": Param(
+        10, type="integer", minimum=1, maximum=100, description="Recommendations asked for per request."
+    ),
     "max_p95_ms": Param(200.0, type="number", minimum=1, description="Latency budget of the recommendation sample."),
     "max_error_rate": Param(
         0.0, type="number", minimum=0, maximum=1, description="Share of sampled requests that may fail (0: none)."
     ),
-    "max_bad_share": Param(0.0, type="number", minimum=0, maximum=1, description="Share of input rows that may be quarantined."),
-    "feed_timeout_s": Param(300, type="integer", minimum=1, maximum=7200, description="Wait for ingestion at most this long."),
+    "max_bad_share": Param(
+        0.0, type="number", minimum=0, maximum=1, description="Share of input rows that may be quarantined."
+    ),
+    "feed_timeout_s": Param(
+        300, type="integer", minimum=1, maximum=7200, description="Wait for ingestion at most this long."
+    ),
     "interactions_uri": Param(
-        None, type=["null", "string"], minLength=1, maxLength=1024,
+        None,
+        type=["null", "string"],
+        minLength=1,
+        maxLength=1024,
         description="Bring your own data: a .csv, .tsv, .csv.gz, .tsv.gz or .parquet file in the inbox, or s3://bucket/key.",
-    ),  # fmt: skip
+    ),
     "fault_drills": Param(
-        False, type="boolean",
+        False,
+        type="boolean",
         description="Then break S3, the broker, the worker, the app DB and the API one at a time and prove nothing was lost (local stack only; one tenant).",
-    ),  # fmt: skip
+    ),
     "load_test": Param(
-        False, type=["boolean", "string"], enum=[False, True, "load", "stress", "soak"],
+        False,
+        type=["boolean", "string"],
+        enum=[False, True, "load", "stress", "soak"],
         description="Then load the API with k6 as the integration guide does: true/load (its ramp profile), stress (step VUs up to the knee) or soak (constant load, RSS sampled).",
-    ),  # fmt: skip
+    ),
     "load_stages_s": Param(
-        [30, 60, 30, 60, 30], type="array", items={"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
-        minItems=5, maxItems=5, description="Load profile durations (s): ramp to load_vus[0], hold, ramp to load_vus[1], hold, ramp down.",
-    ),  # fmt: skip
+        [30, 60, 30, 60, 30],
+        type="array",
+        items={"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        minItems=5,
+        maxItems=5,
+        description="Load profile durations (s): ramp to load_vus[0], hold, ramp to load_vus[1], hold, ramp down.",
+    ),
     "load_vus": Param(
-        [20, 50], type="array", items={"type": "integer", "minimum": 1, "maximum": 2000}, minItems=2, maxItems=2,
+        [20, 50],
+        type="array",
+        items={"type": "integer", "minimum": 1, "maximum": 2000},
+        minItems=2,
+        maxItems=2,
         description="The load profile's two plateaus of virtual users (the guide: 20, then 50).",
-    ),  # fmt: skip
+    ),
     "load_think_s": Param(
-        0.25, type="number", minimum=0, maximum=60,
+        0.25,
+        type="number",
+        minimum=0,
+        maximum=60,
         description="Each VU's pause between page views (the guide's script: 1 s, which caps 50 VUs at ~100 req/s).",
-    ),  # fmt: skip
+    ),
     "load_users": Param(
-        1000, type="integer", minimum=1, maximum=1_000_000, description="The tenant's most active users the load draws from."
+        1000,
+        type="integer",
+        minimum=1,
+        maximum=1_000_000,
+        description="The tenant's most active users the load draws from.",
     ),
-    "load_max_p95_ms": Param(100.0, type="number", exclusiveMinimum=0, description="Load test: p95 budget (guide: 100 ms)."),
+    "load_max_p95_ms": Param(
+        100.0, type="number", exclusiveMinimum=0, description="Load test: p95 budget (guide: 100 ms)."
+    ),
     "load_max_error_rate": Param(
-        0.01, type="number", minimum=0, maximum=1, description="Load test: share of failed requests allowed (guide: 1%)."
+        0.01,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Load test: share of failed requests allowed (guide: 1%).",
     ),
-    "load_min_rps": Param(100.0, type="number", minimum=0, description="Load test: minimum throughput (guide: 100 req/s)."),
+    "load_min_rps": Param(
+        100.0, type="number", minimum=0, description="Load test: minimum throughput (guide: 100 req/s)."
+    ),
     "load_min_cache_hit_rate": Param(
         0.8, type="number", minimum=0, maximum=1, description="Load test: minimum response-cache hit rate (guide: 80%)."
     ),
     "stress_step_vus": Param(25, type="integer", minimum=1, maximum=1000, description="Stress: VUs added per step."),
     "stress_max_vus": Param(400, type="integer", minimum=1, maximum=5000, description="Stress: the ceiling of VUs."),
     "stress_step_s": Param(15, type="number", minimum=1, maximum=600, description="Stress: seconds per step."),
-    "soak_s": Param(600, type="number", minimum=5, maximum=86_400, description="Soak: seconds of constant load (default 10 min)."),
+    "soak_s": Param(
+        600, type="number", minimum=5, maximum=86_400, description="Soak: seconds of constant load (default 10 min)."
+    ),
     "soak_vus": Param(20, type="integer", minimum=1, maximum=2000, description="Soak: constant VUs."),
     "soak_max_rss_growth": Param(
         2.0, type="number", exclusiveMinimum=0, description="Soak: the API's RSS may grow at most this factor."
     ),
     "items_uri": Param(
-        None, type=["null", "string"], minLength=1, maxLength=1024, description="The catalog file that goes with interactions_uri."
+        None,
+        type=["null", "string"],
+        minLength=1,
+        maxLength=1024,
+        description="The catalog file that goes with interactions_uri.",
     ),
     "columns": Param(
         {},
         type="object",
         properties={
-            table: {"type": "object", "propertyNames": {"enum": list(names)}, "additionalProperties": {"type": "string", "minLength": 1}}
+            table: {
+                "type": "object",
+                "propertyNames": {"enum": list(names)},
+                "additionalProperties": {"type": "string", "minLength": 1},
+            }
             for table, names in (("interactions", INTERACTION_COLUMNS), ("items", ITEM_COLUMNS))
         },
         additionalProperties=False,
         description='Contract column -> the file\'s column, e.g. {"interactions": {"user_id": "userId"}, "items": {"category": "genre"}}.',
     ),
     "interaction_type_map": Param(
-        None, type=["null", "object"], additionalProperties={"enum": list(INTERACTION_TYPES)},
+        None,
+        type=["null", "object"],
+        additionalProperties={"enum": list(INTERACTION_TYPES)},
         description='The file\'s interaction values (as strings) -> the contract\'s, e.g. {"5": "purchase", "1": "view"}.',
-    ),  # fmt: skip
+    ),
     "default_interaction_type": Param(
-        "view", type=["null", "string"], enum=[None, *INTERACTION_TYPES],
+        "view",
+        type=["null", "string"],
+        enum=[None, *INTERACTION_TYPES],
         description="The interaction type of every event when the file has no interaction_type column.",
-    ),  # fmt: skip
+    ),
     "train_epochs": Param(
-        None, type=["null", "integer"], minimum=1, maximum=1000,
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=1000,
         description="LightGCN's epoch cap; empty: the default (include/recsys/lightgcn.py), early stopping decides below it. Fewer trains a weaker model.",
-    ),  # fmt: skip
+    ),
     # Run history (plugins/journey/history.py): every figure against the median of the tenant's last successful days.
-    "baseline_runs": Param(7, type="integer", minimum=1, maximum=90, description="Successful days the trailing baseline takes the median of."),
-    "baseline_min_runs": Param(3, type="integer", minimum=1, maximum=90, description="Successful days needed before any comparison."),
+    "baseline_runs": Param(
+        7,
+        type="integer",
+        minimum=1,
+        maximum=90,
+        description="Successful days the trailing baseline takes the median of.",
+    ),
+    "baseline_min_runs": Param(
+        3, type="integer", minimum=1, maximum=90, description="Successful days needed before any comparison."
+    ),
     "regression_threshold": Param(
-        0.2, type="number", exclusiveMinimum=0, description="A figure this much worse than its baseline (0.2 = 20%) is a regression."
+        0.2,
+        type="number",
+        exclusiveMinimum=0,
+        description="A figure this much worse than its baseline (0.2 = 20%) is a regression.",
     ),
     "regression_policy": Param(
-        "warn", type="string", enum=["warn", "fail"], description="warn: a regression alerts; fail: it also fails the run."
+        "warn",
+        type="string",
+        enum=["warn", "fail"],
+        description="warn: a regression alerts; fail: it also fails the run.",
     ),
     # Upload drift against the tenant's previous upload (plugins/journey/drift.py), in upload_to_minio's suite.
-    "drift_min_row_ratio": Param(0.5, type="number", minimum=0, description="Least rows per table, as a share of the previous upload's."),
-    "drift_max_row_ratio": Param(2.0, type="number", minimum=0, description="Most rows per table, as a multiple of the previous upload's."),
-    "drift_max_new_share": Param(0.2, type="number", minimum=0, maximum=1, description="Most users / items never seen in the previous upload."),
+    "drift_min_row_ratio": Param(
+        0.5, type="number", minimum=0, description="Least rows per table, as a share of the previous upload's."
+    ),
+    "drift_max_row_ratio": Param(
+        2.0, type="number", minimum=0, description="Most rows per table, as a multiple of the previous upload's."
+    ),
+    "drift_max_new_share": Param(
+        0.2, type="number", minimum=0, maximum=1, description="Most users / items never seen in the previous upload."
+    ),
     "drift_max_kl": Param(
-        0.1, type="number", exclusiveMinimum=0,
+        0.1,
+        type="number",
+        exclusiveMinimum=0,
         description="Largest KL divergence of the interaction-type mix and the item-popularity deciles from the previous upload's.",
-    ),  # fmt: skip
+    ),
     "timezone": Param(
-        None, type=["null", "string"], minLength=1, maxLength=64,
+        None,
+        type=["null", "string"],
+        minLength=1,
+        maxLength=64,
         description="IANA zone of timestamps written without a UTC offset, e.g. Europe/Berlin.",
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -23,10 +23,12 @@ from airflow.sdk import Param, dag, get_current_context, task
 from plugins.dag_defaults import default_args
 
 DEFAULT_ARGS = default_args(
-    retries=1, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(minutes=2),
+    retries=1,
+    retry_delay=timedelta(seconds=10),
+    max_retry_delay=timedelta(minutes=2),
     # A check that hangs is a failed check; it must also end well before the next run starts.
     execution_timeout=timedelta(minutes=5),
-)  # fmt: skip
+)
 
 PARAMS = {
     "lag_tolerance": Param(

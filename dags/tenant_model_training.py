@@ -29,9 +29,11 @@ from plugins.dag_defaults import default_args
 from plugins.journey.train_model import gate_params
 
 DEFAULT_ARGS = default_args(
-    retries=2, retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=10),
+    retries=2,
+    retry_delay=timedelta(seconds=30),
+    max_retry_delay=timedelta(minutes=10),
     execution_timeout=timedelta(hours=2),
-)  # fmt: skip
+)
 
 PARAMS = {
     "tenant_id": Param(

@@ -61,7 +61,9 @@ def run_airflow(argv: list[str], *, log_path: str) -> int:
     """Run an airflow command with its output in ``log_path``, printing only the stages' progress lines."""
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     with open(log_path, "w") as log:
-        process = subprocess.Popen([airflow, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        process = subprocess.Popen(
+            [airflow, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
         for line in process.stdout:
             log.write(line)
             progress = PROGRESS.match(line.rstrip("\n"))
@@ -73,14 +75,17 @@ def run_airflow(argv: list[str], *, log_path: str) -> int:
 def progress_text(progress) -> str:
     checked = (
         f"{int(progress['evaluated']) - int(progress['unsuccessful'])}/{progress['evaluated']} expectations"
-        if progress["evaluated"] else (progress["rest"] or "")[:120]
-    )  # fmt: skip
+        if progress["evaluated"]
+        else (progress["rest"] or "")[:120]
+    )
     return f"  {progress['stage']:<22} {progress['tenant']:<12} {progress['status']:<8} {float(progress['seconds']):>7.2f} s  {checked}"
 
 
 def _print_report(report: dict, report_path: str) -> None:
     print()
-    print(f"onboarding_journey for tenant {report['tenant']} ({report['run_key']}): {'PASSED' if report['success'] else 'FAILED'}")
+    print(
+        f"onboarding_journey for tenant {report['tenant']} ({report['run_key']}): {'PASSED' if report['success'] else 'FAILED'}"
+    )
     print(summary_table(report))
     model, recs = report["model"], report["recommendations"]
     for line in describe(report.get("rejections") or {}):
@@ -90,27 +95,37 @@ def _print_report(report: dict, report_path: str) -> None:
     if model.get("ndcg_at_10") is not None:
         gates = model.get("gates") or {}
         threshold = gates.get("ndcg_threshold")
-        print(f"model {model['version']}: NDCG@10 {model['ndcg_at_10']:.3f} (popularity {model['popularity_ndcg_at_10']:.3f},"
-              f" lift {model['ndcg_lift']:.2f}x; item-kNN {model['knn_ndcg_at_10']:.3f}, ratio {model['knn_ratio']:.2f}), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
-              f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')},"
-              f" item-kNN ratio >= {gates.get('min_ratio_over_knn')}")
+        print(
+            f"model {model['version']}: NDCG@10 {model['ndcg_at_10']:.3f} (popularity {model['popularity_ndcg_at_10']:.3f},"
+            f" lift {model['ndcg_lift']:.2f}x; item-kNN {model['knn_ndcg_at_10']:.3f}, ratio {model['knn_ratio']:.2f}), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
+            f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')},"
+            f" item-kNN ratio >= {gates.get('min_ratio_over_knn')}"
+        )
         print(model_table(model))
         if model.get("epochs") is not None:
-            print(f"training: {model['epochs']:g} epochs ({model['steps']:.0f} steps, batch {model['batch_size']:.0f}), kept epoch"
-                  f" {model['early_stopping_epoch'] or 0:g} (validation NDCG@10 {model['validation_ndcg_at_10'] or 0:.3f}),"
-                  f" stopped by {model['stopped_by']}")
+            print(
+                f"training: {model['epochs']:g} epochs ({model['steps']:.0f} steps, batch {model['batch_size']:.0f}), kept epoch"
+                f" {model['early_stopping_epoch'] or 0:g} (validation NDCG@10 {model['validation_ndcg_at_10'] or 0:.3f}),"
+                f" stopped by {model['stopped_by']}"
+            )
     if recs.get("requests"):
-        print(f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms")
+        print(
+            f"recommendations: {recs['requests']} requests, {recs['errors']} errors, p50 {recs['p50_ms']} ms, p95 {recs['p95_ms']} ms"
+        )
     load = report.get("load") or {}
     if load.get("requests"):
         hit = load.get("cache_hit_rate")
-        print(f"load ({load['mode']}, k6): {load['requests']} requests, {load['rps']} req/s, p95 {load['p95_ms']} ms,"
-              f" p99 {load['p99_ms']} ms, error rate {load['error_rate']:.2%} {load['errors_by_status'] or ''},"
-              f" cache hit rate {'-' if hit is None else f'{hit:.1%}'}")  # fmt: skip
+        print(
+            f"load ({load['mode']}, k6): {load['requests']} requests, {load['rps']} req/s, p95 {load['p95_ms']} ms,"
+            f" p99 {load['p99_ms']} ms, error rate {load['error_rate']:.2%} {load['errors_by_status'] or ''},"
+            f" cache hit rate {'-' if hit is None else f'{hit:.1%}'}"
+        )
     if load.get("knee"):
         print(f"stress knee: {load['knee']['vus']} VUs, {load['knee']['rps']} req/s (p95 {load['knee']['p95_ms']} ms)")
     if (load.get("rss") or {}).get("growth") is not None:
-        print(f"soak: API RSS {load['rss']['first_mb']} -> {load['rss']['last_mb']} MB, growth {load['rss']['growth']}x")
+        print(
+            f"soak: API RSS {load['rss']['first_mb']} -> {load['rss']['last_mb']} MB, growth {load['rss']['growth']}x"
+        )
     if (report.get("deployment") or {}).get("reason"):
         print(f"deployment: {report['deployment']['reason']}")
     # Only figures with a baseline: a tenant's first days have nothing to compare with.

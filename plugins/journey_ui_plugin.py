@@ -39,5 +39,11 @@ class JourneyUiPlugin(AirflowPlugin):
             "destination": "task_instance",
             "url_route": "validation-report-task",
         },
-        {"name": "Journeys", "href": f"{URL_PREFIX.lstrip('/')}/", "destination": "nav", "url_route": "journeys", "category": "browse"},
+        {
+            "name": "Journeys",
+            "href": f"{URL_PREFIX.lstrip('/')}/",
+            "destination": "nav",
+            "url_route": "journeys",
+            "category": "browse",
+        },
     ]

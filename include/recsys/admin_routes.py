@@ -226,7 +226,11 @@ def set_tenant_plan(tenant: str, body: PlanIn, request: Request) -> dict:
                 "plan": plan["name"],
                 "requests": plan["requests"],
                 "window_s": plan["window_s"],
-                "previous": {"plan": previous["name"], "requests": previous["requests"], "window_s": previous["window_s"]},
+                "previous": {
+                    "plan": previous["name"],
+                    "requests": previous["requests"],
+                    "window_s": previous["window_s"],
+                },
             },
             request_id=request_id(request),
         )
@@ -317,9 +321,14 @@ def create_api_key(tenant: str, body: ApiKeyIn, request: Request) -> dict:
             request_id=request_id(request),
         )
     return {
-        "api_key": key, "id": key_id, "prefix": prefix, "tenant_id": row["id"], "name": body.name, "source": source,
+        "api_key": key,
+        "id": key_id,
+        "prefix": prefix,
+        "tenant_id": row["id"],
+        "name": body.name,
+        "source": source,
         "plan": body.plan,
-    }  # fmt: skip
+    }
 
 
 @router.get("/tenants/{tenant}/apikeys")
@@ -511,9 +520,14 @@ def register_model(tenant: str, body: ModelIn, request: Request) -> dict:
             " artifact_uri = EXCLUDED.artifact_uri, source = EXCLUDED.source,"
             " catalog_upload_id = EXCLUDED.catalog_upload_id, logical_date = EXCLUDED.logical_date RETURNING status",
             (
-                row["id"], body.version, json.dumps(body.metrics), body.artifact_uri, source, body.catalog_upload_id,
+                row["id"],
+                body.version,
+                json.dumps(body.metrics),
+                body.artifact_uri,
+                source,
+                body.catalog_upload_id,
                 body.logical_date,
-            ),  # fmt: skip
+            ),
         )
         status = cur.fetchone()["status"]
         audit.record(

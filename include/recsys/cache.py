@@ -121,8 +121,13 @@ class ResponseCache:
             if batch:
                 dropped += self._sync.unlink(*batch)
         except (redis.RedisError, OSError) as exc:
-            log.warning("cache entries of tenant %s version %s not dropped (they expire in %ss): %s",
-                        tenant_id, version, self.ttl_s, exc)  # fmt: skip
+            log.warning(
+                "cache entries of tenant %s version %s not dropped (they expire in %ss): %s",
+                tenant_id,
+                version,
+                self.ttl_s,
+                exc,
+            )
         return dropped
 
     def ping(self) -> None:

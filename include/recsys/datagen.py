@@ -33,8 +33,20 @@ MAIN_TASTE_SHARE = 0.85  # of taste events, how many come from the main (vs side
 WITHIN_CLUSTER_ZIPF = 1.2
 MIN_EVENTS_PER_USER = 3
 INTERACTION_MIX = dict(zip(INTERACTION_TYPES, (0.72, 0.18, 0.07, 0.03), strict=True))  # mostly views
-COUNTRIES = {"US": 30, "DE": 12, "GB": 11, "FR": 9, "IN": 9, "BR": 7, "JP": 6, "CA": 5, "ES": 4, "IT": 3,
-             "NL": 2, "PL": 2}  # relative weights; fmt: skip
+COUNTRIES = {
+    "US": 30,
+    "DE": 12,
+    "GB": 11,
+    "FR": 9,
+    "IN": 9,
+    "BR": 7,
+    "JP": 6,
+    "CA": 5,
+    "ES": 4,
+    "IT": 3,
+    "NL": 2,
+    "PL": 2,
+}  # relative weights; fmt: skip
 MAX_SIGNUP_AGE_DAYS = 1095
 
 # category -> (product noun, typical price in USD, brands)

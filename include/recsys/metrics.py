@@ -33,7 +33,6 @@ import torch
 from include.recsys.contracts import ContractError, require_columns
 from include.recsys.lightgcn import seen_rows
 
-
 # Users with fewer distinct training items than this form the cold-start slice.
 COLD_START_MAX_ITEMS = 5
 
@@ -140,8 +139,14 @@ def evaluate_topk(
     batch_size: int = 2048,
 ) -> dict[str, float]:
     """Mean NDCG@k and Recall@k over users with held-out items (see :func:`rank_topk`)."""
-    ranking = rank_topk(score, train_pairs=train_pairs, test_pairs=test_pairs, n_users=n_users, k=k, batch_size=batch_size)
-    return {"ndcg": float(ranking.ndcg.mean()), "recall": float(ranking.recall.mean()), "users": int(len(ranking.users))}
+    ranking = rank_topk(
+        score, train_pairs=train_pairs, test_pairs=test_pairs, n_users=n_users, k=k, batch_size=batch_size
+    )
+    return {
+        "ndcg": float(ranking.ndcg.mean()),
+        "recall": float(ranking.recall.mean()),
+        "users": int(len(ranking.users)),
+    }
 
 
 def gini(values: np.ndarray) -> float:

@@ -108,8 +108,11 @@ class Platform:
                 self.registry.put(row["tenant_id"], model)
             log.info(
                 "reloaded tenant %s %s version %s (%d items)",
-                row["tenant_id"], row["role"], row["version"], model.index_size,
-            )  # fmt: skip
+                row["tenant_id"],
+                row["role"],
+                row["version"],
+                model.index_size,
+            )
         self._deployments_loaded = True
 
     def popularity(self, tenant_id: str) -> serving.Popularity:

@@ -22,8 +22,8 @@ import torch
 
 from include.recsys.artifacts import TrainResult, load_artifacts, load_artifacts_dir, save_artifacts, save_artifacts_dir
 from include.recsys.contracts import ContractError, require_columns
-from include.recsys.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device
 from include.recsys.itemknn import ItemKNN
+from include.recsys.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device
 from include.recsys.metrics import (
     COLD_START_MAX_ITEMS,
     beyond_accuracy,
@@ -74,8 +74,11 @@ def train_tenant(
         def validator(user_emb: torch.Tensor, item_emb: torch.Tensor) -> float:
             return evaluate_topk(
                 lambda batch: user_emb[batch] @ item_emb.T,
-                train_pairs=fit_pairs, test_pairs=val_pairs, n_users=len(users), k=EVAL_K,
-            )["ndcg"]  # fmt: skip
+                train_pairs=fit_pairs,
+                test_pairs=val_pairs,
+                n_users=len(users),
+                k=EVAL_K,
+            )["ndcg"]
 
     model.fit(fit_on, user_ids=users, item_ids=catalog, validator=validator)
     train_seconds = model.train_seconds
@@ -133,14 +136,23 @@ def train_tenant(
         item_embeddings=model.item_embeddings,
         popular_items=_popular_items(interactions, catalog),
         metrics=metrics,
-        config={**config.to_dict(), "eval_k": EVAL_K, "algorithm": "lightgcn", "device": str(device()),
-                "protocol": protocol(config)},  # fmt: skip
+        config={
+            **config.to_dict(),
+            "eval_k": EVAL_K,
+            "algorithm": "lightgcn",
+            "device": str(device()),
+            "protocol": protocol(config),
+        },
     )
 
 
 def _prefixed(model: str, figures: dict[str, object]) -> dict[str, object]:
     """A baseline's beyond-accuracy figures under its name (its cold-start slice is the model's: same users)."""
-    return {f"{model}_{name}": value for name, value in figures.items() if name not in ("cold_start_users", "catalog_mean_popularity")}
+    return {
+        f"{model}_{name}": value
+        for name, value in figures.items()
+        if name not in ("cold_start_users", "catalog_mean_popularity")
+    }
 
 
 def protocol(config: TrainConfig) -> dict[str, object]:
@@ -170,12 +182,16 @@ def _carve_validation(train: pd.DataFrame, *, config: TrainConfig) -> tuple[pd.D
         return train, None
     users = pd.Index(np.sort(train["user_id"].astype(str).unique()))
     if len(users) > config.validation_users:
-        users = users[np.sort(np.random.default_rng(config.seed + 1).choice(len(users), config.validation_users, replace=False))]
+        users = users[
+            np.sort(np.random.default_rng(config.seed + 1).choice(len(users), config.validation_users, replace=False))
+        ]
     sampled = train["user_id"].astype(str).isin(users)
     carved = split_holdout(
-        train[sampled], seed=config.seed + 1, holdout_fraction=config.holdout_fraction,
+        train[sampled],
+        seed=config.seed + 1,
+        holdout_fraction=config.holdout_fraction,
         min_user_items=config.min_user_items,
-    )  # fmt: skip
+    )
     if carved.test.empty:
         return train, None
     return pd.concat([train[~sampled], carved.train]), carved.test

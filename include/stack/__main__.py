@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start what is not running, bootstrap, write the env file")
     up.add_argument("--skip-airflow-db", action="store_true", help="do not run `airflow db migrate`")
-    up.add_argument("--airflow", action="store_true", help="also start Airflow (api-server, scheduler, dag-processor, triggerer)")
+    up.add_argument(
+        "--airflow", action="store_true", help="also start Airflow (api-server, scheduler, dag-processor, triggerer)"
+    )
     sub.add_parser("down", help="stop what this stack started (data persists)")
     sub.add_parser("status", help="each component's address, pid and health; exit 1 if any is not healthy")
     sub.add_parser("env", help="write the env file and print its path (source it; it holds secrets)")

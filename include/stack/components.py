@@ -198,8 +198,10 @@ def redis_server_binary() -> str:
     # --no-install-recommends: the package alone, no init-system service of its own on a port we do not pin.
     subprocess.run(
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
-        check=True, env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     found = shutil.which("redis-server")
     if not found:
         raise RuntimeError("apt-get installed redis-server but it is not on PATH")
@@ -223,12 +225,22 @@ def _redis(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, s
         # The password goes in a mode-600 file, not on the command line where `ps` would show it.
         write_private(
             config_file,
-            "\n".join([
-                f"bind {HOST}", f"port {port}", f"dir {data}", f"requirepass {secrets.redis_password}",
-                'save ""', "appendonly no", "maxmemory 256mb", "maxmemory-policy allkeys-lru", "protected-mode yes",
-                "daemonize no",
-            ]) + "\n",
-        )  # fmt: skip
+            "\n".join(
+                [
+                    f"bind {HOST}",
+                    f"port {port}",
+                    f"dir {data}",
+                    f"requirepass {secrets.redis_password}",
+                    'save ""',
+                    "appendonly no",
+                    "maxmemory 256mb",
+                    "maxmemory-policy allkeys-lru",
+                    "protected-mode yes",
+                    "daemonize no",
+                ]
+            )
+            + "\n",
+        )
 
     return Component(
         name="redis",

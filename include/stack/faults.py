@@ -76,9 +76,13 @@ class LocalStackFaults:
     def _admin_sql(self, *statements: str) -> None:
         server = self._superuser()
         conn = psycopg2.connect(
-            host=server.host, port=server.port, user=server.user, password=server.password, dbname=server.dbname,
+            host=server.host,
+            port=server.port,
+            user=server.user,
+            password=server.password,
+            dbname=server.dbname,
             connect_timeout=5,
-        )  # fmt: skip
+        )
         conn.autocommit = True
         try:
             with conn.cursor() as cur:

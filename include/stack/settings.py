@@ -114,7 +114,11 @@ def _port_offset(raw: str) -> int:
 
 def _server_identity(server: PgServer | None) -> str:
     """A server as an operator names it, without its password."""
-    return "its own PostgreSQL" if server is None else f"postgres://{server.user}@{server.host}:{server.port}/{server.dbname}"
+    return (
+        "its own PostgreSQL"
+        if server is None
+        else f"postgres://{server.user}@{server.host}:{server.port}/{server.dbname}"
+    )
 
 
 def read_record(local_dir: str) -> tuple[dict[str, Any], str | None]:
@@ -208,12 +212,12 @@ class StackSettings:
         db = self.external_db
         state = {
             "port_offset": self.port_offset,
-            "external_db": None if db is None else {
-                "host": db.host, "port": db.port, "user": db.user, "password": db.password, "dbname": db.dbname
-            },
+            "external_db": None
+            if db is None
+            else {"host": db.host, "port": db.port, "user": db.user, "password": db.password, "dbname": db.dbname},
             "pg_bin_dir": self.pg_bin_dir,
             "redis_url": self.redis_url,
-        }  # fmt: skip
+        }
         write_private(self.path(STATE_FILE), json.dumps(state, indent=2, sort_keys=True) + "\n")
 
     def port(self, name: str) -> int:

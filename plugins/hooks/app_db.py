@@ -57,7 +57,8 @@ class AppDbHook(PostgresHook):
         """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
         where, params = self._where(tenant_id, source, since)
         return self.get_df(
-            f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id", parameters=params
+            f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id",
+            parameters=params,
         )
 
     def catalog(self, *, tenant_id: str, upload_id: str | None = None) -> pd.DataFrame:

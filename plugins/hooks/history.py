@@ -14,6 +14,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from include.config import HISTORY_CONN_ID
 
+
 def _json(value: Any) -> str | None:
     """JSON text for a ``%s::jsonb`` placeholder: the same under psycopg 2 and 3, whichever the hook's driver is."""
     import json
@@ -36,9 +37,23 @@ def _finite(value: Any) -> Any:
 
 # The row's columns, in the table's order; JSON ones travel as JSON text cast to jsonb.
 COLUMNS = (
-    "dag_id", "tenant", "logical_date", "run_id", "run_type", "run_key", "success", "failed_stage", "scale", "stages",
-    "model", "recommendations", "drills", "checksums", "upload", "trend",
-)  # fmt: skip
+    "dag_id",
+    "tenant",
+    "logical_date",
+    "run_id",
+    "run_type",
+    "run_key",
+    "success",
+    "failed_stage",
+    "scale",
+    "stages",
+    "model",
+    "recommendations",
+    "drills",
+    "checksums",
+    "upload",
+    "trend",
+)
 JSON_COLUMNS = frozenset({"scale", "stages", "model", "recommendations", "drills", "checksums", "upload", "trend"})
 KEY = ("dag_id", "tenant", "logical_date")
 
@@ -53,7 +68,11 @@ class HistoryHook(PostgresHook):
 
     def upsert_run(self, *, row: dict[str, Any]) -> None:
         """Write one day's row, replacing the one a previous run of the same day left."""
-        missing = [c for c in ("dag_id", "tenant", "logical_date", "run_id", "run_type", "run_key", "success", "stages") if row.get(c) is None]
+        missing = [
+            c
+            for c in ("dag_id", "tenant", "logical_date", "run_id", "run_type", "run_key", "success", "stages")
+            if row.get(c) is None
+        ]
         if missing:
             raise ValueError(f"a history row needs {', '.join(missing)}; found keys {sorted(row)}")
         unknown = sorted(set(row) - set(COLUMNS))
@@ -110,4 +129,6 @@ class HistoryHook(PostgresHook):
         where, params = "dag_id = %s AND tenant = %s", (dag_id, tenant)
         if through is not None:
             where, params = where + " AND logical_date <= %s", (*params, through)
-        return self._rows(f"SELECT {', '.join(COLUMNS)}, written_at FROM runs WHERE {where} ORDER BY logical_date", params)
+        return self._rows(
+            f"SELECT {', '.join(COLUMNS)}, written_at FROM runs WHERE {where} ORDER BY logical_date", params
+        )

@@ -153,5 +153,9 @@ class KafkaHook(BaseHook):
         out_of = f" of {total:,}" if total is not None else ""
         self.log.info(
             "kafka: sent %s%s, acked %s, %.0f msg/s over %.0f s",
-            f"{result.produced:,}", out_of, f"{result.acked:,}", result.acked / elapsed if elapsed else 0.0, elapsed,
-        )  # fmt: skip
+            f"{result.produced:,}",
+            out_of,
+            f"{result.acked:,}",
+            result.acked / elapsed if elapsed else 0.0,
+            elapsed,
+        )

@@ -67,7 +67,9 @@ class MinioHook(BaseHook):
         secure = bool(conn.extra_dejson.get("secure", False))
         return Minio(endpoint, access_key=conn.login, secret_key=conn.password, secure=secure)
 
-    def put_bytes(self, *, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> StoredObject:
+    def put_bytes(
+        self, *, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
         digest = sha256_bytes(data)
         self.client.put_object(
             bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest}

@@ -18,6 +18,7 @@ from include.config import MINIO_CONN_ID, QUARANTINE_BUCKET, REPORTS_BUCKET, saf
 from plugins.journey.history import PLOTS_DIR
 from plugins.journey.report import DATA_DOCS_DIR, REPORT_FILE
 
+
 class ReportNotFound(LookupError):
     """No such run, tenant or file in the reports bucket."""
 

@@ -47,38 +47,84 @@ class Package:
 
 
 PACKAGES: tuple[Package, ...] = (
-    Package("jquery", "3.7.1", "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
-            {"https://code.jquery.com/jquery-3.7.1.min.js": "dist/jquery.min.js"}),
-    Package("popper.js", "1.12.9", "sha512-s0EEi9xiSCdqz9lV4IiVH5yIZnDX/U1t0tCjB+0jXx9jW8lrR7kOpVupiUg175ogqVoudpDXHF1p6dKATCHMeg==",
-            {"https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "dist/umd/popper.min.js"}),
-    Package("bootstrap", "4.3.1", "sha512-rXqOmH1VilAt2DyPzluTi2blhk17bO7ef+zLLPlWvG494pDxcM234pJ8wTc/6R40UWizAIIMgxjvxZg5kmsbag==",
-            {"https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "dist/js/bootstrap.min.js",
-             "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "dist/css/bootstrap.min.css"}),
-    Package("bootstrap-table", "1.19.1", "sha512-WvV+l1AI/C+zThaKmfHmi/IuayVNB0qdFyEhFx1jyZhO0oLtNJNANkCR3rvJf6Dkh72dsLElxpE/bzK9seEQLA==",
-            {"https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "dist/bootstrap-table.min.js",
-             "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "dist/bootstrap-table.min.css",
-             "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-                 "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
-             # GX's pages ask for 1.19.0's stylesheet of the extension, next to 1.19.1's script.
-             "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-                 "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
-             "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-                 "dist/extensions/filter-control/bootstrap-table-filter-control.css"}),
-    Package("bootstrap-datepicker", "1.9.0", "sha512-9rYYbaVOheGYxjOr/+bJCmRPihfy+LkLSg4fIFMT9Od8WwWB/MB50w0JO1eBgKUMbb7PFHQD5uAfI3ArAxZRXA==",
-            {"https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": "dist/js/bootstrap-datepicker.min.js",
-             "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": "dist/css/bootstrap-datepicker.min.css"}),
-    Package("@fortawesome/fontawesome-free", "6.6.0", "sha512-60G28ke/sXdtS9KZCpZSHHkCbdsOGEhIUGlwq6yhY74UpTiToIh8np7A8yphhM4BWsvNFtIvLpi4co+h9Mr9Ow==",
-            {"https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": "css/all.min.css"}, dirs=("webfonts",)),
-    Package("@forevolve/bootstrap-dark", "1.1.0", "sha512-A3ucpEpxPoTVO490lZZCfjPXxv832l7mm1IxX3bXyxvgwnPGXDLyh7dWrphXKO8YBAu3EswbBEu3VSW8NRMW3A==",
-            {"https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": "dist/css/bootstrap-prefers-dark.css"}),
+    Package(
+        "jquery",
+        "3.7.1",
+        "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
+        {"https://code.jquery.com/jquery-3.7.1.min.js": "dist/jquery.min.js"},
+    ),
+    Package(
+        "popper.js",
+        "1.12.9",
+        "sha512-s0EEi9xiSCdqz9lV4IiVH5yIZnDX/U1t0tCjB+0jXx9jW8lrR7kOpVupiUg175ogqVoudpDXHF1p6dKATCHMeg==",
+        {"https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "dist/umd/popper.min.js"},
+    ),
+    Package(
+        "bootstrap",
+        "4.3.1",
+        "sha512-rXqOmH1VilAt2DyPzluTi2blhk17bO7ef+zLLPlWvG494pDxcM234pJ8wTc/6R40UWizAIIMgxjvxZg5kmsbag==",
+        {
+            "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "dist/js/bootstrap.min.js",
+            "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "dist/css/bootstrap.min.css",
+        },
+    ),
+    Package(
+        "bootstrap-table",
+        "1.19.1",
+        "sha512-WvV+l1AI/C+zThaKmfHmi/IuayVNB0qdFyEhFx1jyZhO0oLtNJNANkCR3rvJf6Dkh72dsLElxpE/bzK9seEQLA==",
+        {
+            "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "dist/bootstrap-table.min.js",
+            "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "dist/bootstrap-table.min.css",
+            "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
+            # GX's pages ask for 1.19.0's stylesheet of the extension, next to 1.19.1's script.
+            "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
+            "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": "dist/extensions/filter-control/bootstrap-table-filter-control.css",
+        },
+    ),
+    Package(
+        "bootstrap-datepicker",
+        "1.9.0",
+        "sha512-9rYYbaVOheGYxjOr/+bJCmRPihfy+LkLSg4fIFMT9Od8WwWB/MB50w0JO1eBgKUMbb7PFHQD5uAfI3ArAxZRXA==",
+        {
+            "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": "dist/js/bootstrap-datepicker.min.js",
+            "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": "dist/css/bootstrap-datepicker.min.css",
+        },
+    ),
+    Package(
+        "@fortawesome/fontawesome-free",
+        "6.6.0",
+        "sha512-60G28ke/sXdtS9KZCpZSHHkCbdsOGEhIUGlwq6yhY74UpTiToIh8np7A8yphhM4BWsvNFtIvLpi4co+h9Mr9Ow==",
+        {"https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": "css/all.min.css"},
+        dirs=("webfonts",),
+    ),
+    Package(
+        "@forevolve/bootstrap-dark",
+        "1.1.0",
+        "sha512-A3ucpEpxPoTVO490lZZCfjPXxv832l7mm1IxX3bXyxvgwnPGXDLyh7dWrphXKO8YBAu3EswbBEu3VSW8NRMW3A==",
+        {
+            "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": "dist/css/bootstrap-prefers-dark.css"
+        },
+    ),
     # GX asks for the newest vega@5 / vega-lite@5 / vega-embed@6; these are those majors' versions of 2026-12-02.
-    Package("vega", "5.33.1", "sha512-1fArfVDUqVbb5z8n+/nVQb+VNBzx8svY6CrsyTK4Ujm4yrd9I1auoKxBAPXLCavY1LcrbHUskQbGUP8gXOzyQw==",
-            {"https://cdn.jsdelivr.net/npm/vega@5": "build/vega.min.js"}),
-    Package("vega-lite", "5.23.0", "sha512-l4J6+AWE3DIjvovEoHl2LdtCUkfm4zs8Xxx7INwZEAv+XVb6kR6vIN1gt3t2gN2gs/y4DYTs/RPoTeYAuEg6mA==",
-            {"https://cdn.jsdelivr.net/npm/vega-lite@5": "build/vega-lite.min.js"}),
-    Package("vega-embed", "6.29.0", "sha512-PmlshTLtLFLgWtF/b23T1OwX53AugJ9RZ3qPE2c01VFAbgt3/GSNI/etzA/GzdrkceXFma+FDHNXUppKuM0U6Q==",
-            {"https://cdn.jsdelivr.net/npm/vega-embed@6": "build/vega-embed.min.js"}),
-)  # fmt: skip
+    Package(
+        "vega",
+        "5.33.1",
+        "sha512-1fArfVDUqVbb5z8n+/nVQb+VNBzx8svY6CrsyTK4Ujm4yrd9I1auoKxBAPXLCavY1LcrbHUskQbGUP8gXOzyQw==",
+        {"https://cdn.jsdelivr.net/npm/vega@5": "build/vega.min.js"},
+    ),
+    Package(
+        "vega-lite",
+        "5.23.0",
+        "sha512-l4J6+AWE3DIjvovEoHl2LdtCUkfm4zs8Xxx7INwZEAv+XVb6kR6vIN1gt3t2gN2gs/y4DYTs/RPoTeYAuEg6mA==",
+        {"https://cdn.jsdelivr.net/npm/vega-lite@5": "build/vega-lite.min.js"},
+    ),
+    Package(
+        "vega-embed",
+        "6.29.0",
+        "sha512-PmlshTLtLFLgWtF/b23T1OwX53AugJ9RZ3qPE2c01VFAbgt3/GSNI/etzA/GzdrkceXFma+FDHNXUppKuM0U6Q==",
+        {"https://cdn.jsdelivr.net/npm/vega-embed@6": "build/vega-embed.min.js"},
+    ),
+)
 
 # An attribute value holding one of the CDN URLs; integrity/crossorigin go with it (the file is now local).
 _ATTRIBUTE = re.compile(r'(?P<attr>src|href)="(?P<url>https://[^"]+)"(?P<rest>[^>]*)>')
@@ -127,7 +173,11 @@ def bundle(site_dir: str | os.PathLike[str]) -> int:
     site = Path(site_dir)
     absent = missing()
     if absent:
-        log.warning("Data Docs keep their CDN links: %d assets missing under %s (run: python -m plugins.journey.docs_assets)", len(absent), VENDOR_DIR)
+        log.warning(
+            "Data Docs keep their CDN links: %d assets missing under %s (run: python -m plugins.journey.docs_assets)",
+            len(absent),
+            VENDOR_DIR,
+        )
         return 0
     shutil.copytree(VENDOR_DIR, site / SITE_DIR, dirs_exist_ok=True)
     paths = local_paths()
@@ -137,7 +187,7 @@ def bundle(site_dir: str | os.PathLike[str]) -> int:
         images = os.path.relpath(site / "static" / "images", page.parent).replace(os.sep, "/")
         text = page.read_text()
 
-        def local(match: re.Match[str]) -> str:
+        def local(match: re.Match[str], prefix: str = prefix, images: str = images) -> str:
             url = match["url"]
             if url.startswith(GX_IMAGES):
                 name = url[len(GX_IMAGES) :].split("?", 1)[0]

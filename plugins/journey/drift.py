@@ -65,7 +65,13 @@ def table_rows(frames: dict[str, pd.DataFrame], previous: dict[str, pd.DataFrame
     """The ``drift`` batch: per table, rows now and before, their ratio, and the share of new ids."""
     rows = []
     for name in TABLES:
-        entry: dict[str, Any] = {"table": name, "rows": len(frames[name]), "previous_rows": None, "row_ratio": None, "new_share": None}
+        entry: dict[str, Any] = {
+            "table": name,
+            "rows": len(frames[name]),
+            "previous_rows": None,
+            "row_ratio": None,
+            "new_share": None,
+        }
         if previous is not None:
             entry["previous_rows"] = float(len(previous[name]))
             entry["row_ratio"] = len(frames[name]) / len(previous[name]) if len(previous[name]) else None
@@ -79,7 +85,10 @@ def table_rows(frames: dict[str, pd.DataFrame], previous: dict[str, pd.DataFrame
 
 
 def batches(
-    frames: dict[str, pd.DataFrame], previous: dict[str, pd.DataFrame] | None, *, previous_profile: dict[str, Any] | None,
+    frames: dict[str, pd.DataFrame],
+    previous: dict[str, pd.DataFrame] | None,
+    *,
+    previous_profile: dict[str, Any] | None,
     params: dict[str, Any],
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, Any]]:
     """(the two batches, their suite parameters, report.json's ``drift`` section without GX's observed values)."""
@@ -96,7 +105,9 @@ def batches(
     parameters |= {f"{column}_partition": partition(against[column]) for column in KL_COLUMNS}
     section = {
         "thresholds": {name: parameters[name] for name in THRESHOLD_PARAMS},
-        "tables": {r["table"]: {k: _plain(k, v) for k, v in r.items() if k != "table"} for r in table.to_dict("records")},
+        "tables": {
+            r["table"]: {k: _plain(k, v) for k, v in r.items() if k != "table"} for r in table.to_dict("records")
+        },
         "profile": now,
         "previous_profile": previous_profile,
     }

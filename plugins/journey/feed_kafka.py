@@ -87,12 +87,16 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.kafka import KafkaHook
     from plugins.hooks.minio import MinioHook
 
-    interactions = read_table(MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(run, "interactions")).data, "interactions")
+    interactions = read_table(
+        MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(run, "interactions")).data, "interactions"
+    )
     batch = messages(interactions, tenant=run.tenant, source=run.run_key)
     since = AppDbHook().now()
     produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch, total=len(batch))
     if produced.failed:
-        raise RuntimeError(f"{produced.failed} of {produced.produced} messages were not acknowledged: {produced.errors}")
+        raise RuntimeError(
+            f"{produced.failed} of {produced.produced} messages were not acknowledged: {produced.errors}"
+        )
     landed, wait_s = wait_for_landing(
         tenant_id=seed["tenant_id"],
         source=run.run_key,
@@ -116,7 +120,9 @@ def user_order(landed: pd.DataFrame) -> pd.DataFrame:
     ordered = landed.sort_values(["user_id", "ts", "event_id"], kind="stable")
     step = ordered.groupby("user_id")["kafka_offset"].diff()
     same_partition = ordered.groupby("user_id")["kafka_partition"].transform("nunique") == 1
-    in_order = (step.isna() | (step > 0)).groupby(ordered["user_id"]).all() & same_partition.groupby(ordered["user_id"]).all()
+    in_order = (step.isna() | (step > 0)).groupby(ordered["user_id"]).all() & same_partition.groupby(
+        ordered["user_id"]
+    ).all()
     return in_order.rename("in_order").reset_index()
 
 

@@ -55,7 +55,9 @@ def row(report: dict[str, Any], *, run: JourneyRun, run_type: str) -> dict[str, 
         "recommendations": recs,
         "drills": drills,
         "checksums": report.get("checksums"),
-        "upload": {"profile": drift["profile"], "drift": {k: v for k, v in drift.items() if k != "profile"}} if drift.get("profile") else None,
+        "upload": {"profile": drift["profile"], "drift": {k: v for k, v in drift.items() if k != "profile"}}
+        if drift.get("profile")
+        else None,
         "trend": report.get("trend"),
     }
 
@@ -68,9 +70,15 @@ def record(run: JourneyRun, report: dict[str, Any], *, run_type: str) -> list[st
     hook = HistoryHook()
     window, min_runs = int(run.params["baseline_runs"]), int(run.params["baseline_min_runs"])
     today = row(report, run=run, run_type=run_type)
-    baseline = hook.baseline(dag_id=run.dag_id, tenant=run.tenant, before=today["logical_date"], limit=window, scale=today["scale"])
+    baseline = hook.baseline(
+        dag_id=run.dag_id, tenant=run.tenant, before=today["logical_date"], limit=window, scale=today["scale"]
+    )
     section = trend.compare(
-        trend.figures(today), baseline, threshold=float(run.params["regression_threshold"]), min_runs=min_runs, window=window
+        trend.figures(today),
+        baseline,
+        threshold=float(run.params["regression_threshold"]),
+        min_runs=min_runs,
+        window=window,
     )
     section["policy"] = run.params["regression_policy"]
     report["trend"] = section

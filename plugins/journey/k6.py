@@ -46,7 +46,9 @@ class Profile:
                 f"a load profile needs 5 durations and 2 plateaus, got {len(durations_s)} and {len(plateaus)}"
             )
         targets = (plateaus[0], plateaus[0], plateaus[1], plateaus[1], 0)
-        return cls(stages=tuple({"duration": f"{d:g}s", "target": t} for d, t in zip(durations_s, targets, strict=True)))
+        return cls(
+            stages=tuple({"duration": f"{d:g}s", "target": t} for d, t in zip(durations_s, targets, strict=True))
+        )
 
     @property
     def seconds(self) -> float:

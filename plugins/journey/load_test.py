@@ -75,14 +75,25 @@ def knee(steps: list[dict[str, Any]], *, max_p95_ms: float, max_error_rate: floa
 
 def _stress(run_k6, params: dict[str, Any]) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
-    vus, step_vus, ceiling = int(params["stress_step_vus"]), int(params["stress_step_vus"]), int(params["stress_max_vus"])
+    vus, step_vus, ceiling = (
+        int(params["stress_step_vus"]),
+        int(params["stress_step_vus"]),
+        int(params["stress_max_vus"]),
+    )
     budget_p95, budget_errors = float(params["load_max_p95_ms"]), float(params["load_max_error_rate"])
     from plugins.journey.k6 import Profile
 
     while vus <= ceiling:
         result = run_k6(Profile(vus=vus, duration_s=float(params["stress_step_s"])), f"stress-{vus}")
-        steps.append({"vus": vus, **{k: result[k] for k in ("rps", "p95_ms", "p99_ms", "error_rate", "requests",
-                                                           "errors_by_status", "cache_hit_rate")}})  # fmt: skip
+        steps.append(
+            {
+                "vus": vus,
+                **{
+                    k: result[k]
+                    for k in ("rps", "p95_ms", "p99_ms", "error_rate", "requests", "errors_by_status", "cache_hit_rate")
+                },
+            }
+        )
         if result["p95_ms"] is None or result["p95_ms"] >= budget_p95 or result["error_rate"] > budget_errors:
             break
         vus += step_vus
@@ -155,9 +166,16 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
 
     def run_k6(profile: k6.Profile, name: str) -> dict[str, Any]:
         return k6.run(
-            base_url=api.base_url, api_key=api_key, users=users, categories=categories, profile=profile,
-            think_s=float(params["load_think_s"]), count=int(params["rec_count"]), work_dir=work_dir, name=name,
-        )  # fmt: skip
+            base_url=api.base_url,
+            api_key=api_key,
+            users=users,
+            categories=categories,
+            profile=profile,
+            think_s=float(params["load_think_s"]),
+            count=int(params["rec_count"]),
+            work_dir=work_dir,
+            name=name,
+        )
 
     plan = api.plan(tenant_id)
     started = time.monotonic()
@@ -218,6 +236,9 @@ def validate(run: JourneyRun, done: dict[str, Any]):
 
     summary = done["load_test"]
     return validate_stage(
-        "load_test", frames(summary), parameters=parameters(run.params, mode_=summary["mode"]),
-        results_dir=run.gx_dir, run_name=run.run_id,
-    )  # fmt: skip
+        "load_test",
+        frames(summary),
+        parameters=parameters(run.params, mode_=summary["mode"]),
+        results_dir=run.gx_dir,
+        run_name=run.run_id,
+    )

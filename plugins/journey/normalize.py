@@ -93,7 +93,9 @@ class Layout:
         try:
             return ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone must be an IANA name such as 'Europe/Berlin', got {self.timezone[:64]!r}") from None
+            raise ValueError(
+                f"timezone must be an IANA name such as 'Europe/Berlin', got {self.timezone[:64]!r}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,10 @@ def mapped_columns(raw: pd.DataFrame, *, table: str, layout: Layout, what: str) 
     found = {name: mapping.get(name, name) for name in CONTRACT_COLUMNS[table] if mapping.get(name, name) in present}
     if any(name not in found for name in REQUIRED[table]):
         require_columns(
-            raw.columns, [mapping.get(name, name) for name in REQUIRED[table]],
+            raw.columns,
+            [mapping.get(name, name) for name in REQUIRED[table]],
             what=f"{what} (other names map with params columns.{table})",
-        )  # fmt: skip
+        )
     return found
 
 
@@ -143,7 +146,9 @@ def normalize_items(raw: pd.DataFrame, *, layout: Layout, what: str) -> Normaliz
     return Normalized(frame=frame, reasons=pd.Series(None, index=raw.index, dtype=object), notes=notes)
 
 
-def normalize_interactions(raw: pd.DataFrame, *, tenant: str, layout: Layout, stand_in: datetime, what: str) -> Normalized:
+def normalize_interactions(
+    raw: pd.DataFrame, *, tenant: str, layout: Layout, stand_in: datetime, what: str
+) -> Normalized:
     """``stand_in``: the timestamp of every event when the file has none (the run's data-interval start)."""
     found = mapped_columns(raw, table="interactions", layout=layout, what=what)
     frame = pd.DataFrame(index=raw.index)
@@ -158,7 +163,9 @@ def normalize_interactions(raw: pd.DataFrame, *, tenant: str, layout: Layout, st
         notes["timestamp"] = _from(found["timestamp"], "timestamp")
     else:
         frame["timestamp"] = stand_in.astimezone(UTC).isoformat()
-        notes["timestamp"] = f"absent: every event stamped {frame['timestamp'].iloc[0] if len(frame) else stand_in.isoformat()} (the run's data-interval start); time-based checks are vacuous"
+        notes["timestamp"] = (
+            f"absent: every event stamped {frame['timestamp'].iloc[0] if len(frame) else stand_in.isoformat()} (the run's data-interval start); time-based checks are vacuous"
+        )
 
     if "interaction_type" in found:
         values = _strip(raw[found["interaction_type"]])
@@ -168,15 +175,20 @@ def normalize_interactions(raw: pd.DataFrame, *, tenant: str, layout: Layout, st
             unmapped = mapped.isna()
             frame["interaction_type"] = mapped.where(~unmapped, values)
             reasons = reasons.where(
-                reasons.notna() | ~unmapped, "interaction_type not in interaction_type_map, got " + values.str.slice(0, 40).map(repr)
+                reasons.notna() | ~unmapped,
+                "interaction_type not in interaction_type_map, got " + values.str.slice(0, 40).map(repr),
             )
-            notes["interaction_type"] = f"{_from(found['interaction_type'], 'interaction_type')}, mapped by interaction_type_map"
+            notes["interaction_type"] = (
+                f"{_from(found['interaction_type'], 'interaction_type')}, mapped by interaction_type_map"
+            )
         else:
             frame["interaction_type"] = values
             notes["interaction_type"] = _from(found["interaction_type"], "interaction_type")
     elif layout.default_interaction_type is not None:
         frame["interaction_type"] = layout.default_interaction_type
-        notes["interaction_type"] = f"absent: every event {layout.default_interaction_type!r} (default_interaction_type)"
+        notes["interaction_type"] = (
+            f"absent: every event {layout.default_interaction_type!r} (default_interaction_type)"
+        )
     else:
         raise ContractError(
             f"{what} has no interaction_type column: map one with params columns.interactions.interaction_type"
@@ -189,11 +201,12 @@ def normalize_interactions(raw: pd.DataFrame, *, tenant: str, layout: Layout, st
     else:
         frame["event_id"] = derived_event_ids(frame, tenant=tenant)
         repeats = int((~frame["event_id"].str.endswith("-0")).sum())
-        notes["event_id"] = (
-            "absent: derived from tenant, user, item and timestamp"
-            + (f"; {repeats} exact repeats of an event kept with their ordinal" if repeats else "")
+        notes["event_id"] = "absent: derived from tenant, user, item and timestamp" + (
+            f"; {repeats} exact repeats of an event kept with their ordinal" if repeats else ""
         )
-    return Normalized(frame=frame[list(INTERACTION_COLUMNS)], reasons=reasons.astype(object).where(reasons.notna(), None), notes=notes)
+    return Normalized(
+        frame=frame[list(INTERACTION_COLUMNS)], reasons=reasons.astype(object).where(reasons.notna(), None), notes=notes
+    )
 
 
 def derived_event_ids(frame: pd.DataFrame, *, tenant: str) -> pd.Series:

@@ -50,7 +50,9 @@ def _calendar(ax: Any, rows: list[dict[str, Any]]) -> None:
     ax.set_xlim(-0.2, weeks + 0.1)
     ax.set_ylim(-0.2, 7.1)
     ax.set_yticks([6.45 - i for i in range(7)], ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
-    ax.set_xticks([w + 0.45 for w in range(weeks)], [f"{start + timedelta(weeks=w):%m-%d}" for w in range(weeks)], rotation=45)
+    ax.set_xticks(
+        [w + 0.45 for w in range(weeks)], [f"{start + timedelta(weeks=w):%m-%d}" for w in range(weeks)], rotation=45
+    )
     ax.set_title(f"pass (green) / fail (red) by day, {first} .. {last}")
     ax.set_aspect("equal")
 
@@ -60,11 +62,17 @@ def _with_band(ax: Any, rows: list[dict[str, Any]], name: str, *, label: str, wi
     values = [figures(r).get(name) for r in rows]
     band = [b for b in bands(rows, name, window=window) if b is not None]
     if band:
-        ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[3] for b in band], alpha=0.25, label="baseline min..max")
+        ax.fill_between(
+            [b[0] for b in band], [b[1] for b in band], [b[3] for b in band], alpha=0.25, label="baseline min..max"
+        )
         ax.plot([b[0] for b in band], [b[2] for b in band], linestyle="--", label="baseline median")
     shown = [(d, v) for d, v in zip(days, values, strict=True) if v is not None]
     ax.plot([d for d, _ in shown], [v for _, v in shown], marker="o", label=label)
-    failed = [(d, v) for (d, v), r in zip(zip(days, values, strict=True), rows, strict=True) if v is not None and not r["success"]]
+    failed = [
+        (d, v)
+        for (d, v), r in zip(zip(days, values, strict=True), rows, strict=True)
+        if v is not None and not r["success"]
+    ]
     if failed:
         ax.scatter([d for d, _ in failed], [v for _, v in failed], color=FAIL, zorder=3, label="failed day")
     ax.set_title(label)
@@ -108,7 +116,13 @@ def render(rows: list[dict[str, Any]], *, out_dir: str, tenant: str, window: int
 
     written["index"] = os.path.join(out_dir, INDEX)
     with open(written["index"], "w") as fh:
-        fh.write(_index(rows, tenant=tenant, images=[os.path.basename(written[k]) for k in ("calendar", "ndcg_p95", "durations")]))
+        fh.write(
+            _index(
+                rows,
+                tenant=tenant,
+                images=[os.path.basename(written[k]) for k in ("calendar", "ndcg_p95", "durations")],
+            )
+        )
     return {"days": len(rows), "files": written}
 
 
@@ -129,11 +143,20 @@ def _index(rows: list[dict[str, Any]], *, tenant: str, images: list[str]) -> str
         ndcg, p95 = found.get("ndcg_at_10"), found.get("p95_ms")
         regressions = ", ".join((r.get("trend") or {}).get("regressions") or []) or "-"
         cells.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                _day(r["logical_date"]), r["run_type"], "passed" if r["success"] else f"failed at {r['failed_stage']}",
-                f"{ndcg:.3f}" if ndcg is not None else "-", f"{p95:g}" if p95 is not None else "-", regressions,
-            )) + "</tr>"
-        )  # fmt: skip
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    _day(r["logical_date"]),
+                    r["run_type"],
+                    "passed" if r["success"] else f"failed at {r['failed_stage']}",
+                    f"{ndcg:.3f}" if ndcg is not None else "-",
+                    f"{p95:g}" if p95 is not None else "-",
+                    regressions,
+                )
+            )
+            + "</tr>"
+        )
     title = f"Validation history: {html.escape(tenant)}"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1>"

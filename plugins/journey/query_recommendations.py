@@ -71,11 +71,17 @@ def probe_categories(catalog: pd.DataFrame, *, limit: int = PROBE_CATEGORIES) ->
     return sorted(counts.index, key=lambda c: (-counts[c], c))[:limit]
 
 
-def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_key: str, probe_key_id: str) -> list[dict[str, Any]]:
+def _probes(
+    api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_key: str, probe_key_id: str
+) -> list[dict[str, Any]]:
     body = {"user_id": "probe-user", "count": 5}
     probes = [
         ("401 without key", 401, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=None, json=body)),
-        ("401 with bad key", 401, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key="rk_not-a-real-key", json=body)),
+        (
+            "401 with bad key",
+            401,
+            lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key="rk_not-a-real-key", json=body),
+        ),
         (
             "403 other tenant's route",
             403,
@@ -86,11 +92,19 @@ def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_ke
         (
             "403 other tenant in body",
             403,
-            lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json={**body, "tenant_id": other_tenant_id}),
+            lambda: api.call_as_tenant(
+                "POST", RECOMMEND_PATH, api_key=api_key, json={**body, "tenant_id": other_tenant_id}
+            ),
         ),
-        ("422 malformed body", 422, lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json={"count": "ten"})),
+        (
+            "422 malformed body",
+            422,
+            lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json={"count": "ten"}),
+        ),
     ]
-    results = [{"probe": name, "expected_status": want, "actual_status": call().status_code} for name, want, call in probes]
+    results = [
+        {"probe": name, "expected_status": want, "actual_status": call().status_code} for name, want, call in probes
+    ]
     # The burst uses its own key, on the tiny probe plan, so the sample's key keeps its budget.
     statuses = [api.call_as_tenant("POST", RECOMMEND_PATH, api_key=probe_key, json=body) for _ in range(BURST_REQUESTS)]
     limited = next((r for r in statuses if r.status_code == 429), None)
@@ -98,7 +112,9 @@ def _probes(api, *, tenant_id: str, other_tenant_id: str, api_key: str, probe_ke
         {
             "probe": f"429 burst of {BURST_REQUESTS} on the {PROBE_PLAN} plan",
             "expected_status": 429,
-            "actual_status": 429 if limited is not None and limited.headers.get("Retry-After") else statuses[-1].status_code,
+            "actual_status": 429
+            if limited is not None and limited.headers.get("Retry-After")
+            else statuses[-1].status_code,
         }
     )
     api.revoke_api_key(tenant_id, probe_key_id)
@@ -132,10 +148,14 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     for i, user_id in enumerate(users):
         for category in (None, categories[i % len(categories)]) if categories else (None,):
             body = {
-                "user_id": user_id, "count": count, "model_version": version,
+                "user_id": user_id,
+                "count": count,
+                "model_version": version,
                 **({"filters": {"category": category}} if category else {}),
-            }  # fmt: skip
-            response, latency_ms = _timed(lambda: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body))
+            }
+            response, latency_ms = _timed(
+                lambda body=body: api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body)
+            )
             requests.append(
                 {
                     "request_id": f"r{len(requests):04d}",
@@ -144,13 +164,19 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
                     "count_requested": count,
                     "status": response.status_code,
                     "latency_ms": latency_ms,
-                    "body": response.json() if response.headers.get("content-type", "").startswith("application/json") else None,
+                    "body": response.json()
+                    if response.headers.get("content-type", "").startswith("application/json")
+                    else None,
                 }
             )
     probes = _probes(
-        api, tenant_id=tenant_id, other_tenant_id=other["tenant_id"], api_key=api_key, probe_key=probe_key,
+        api,
+        tenant_id=tenant_id,
+        other_tenant_id=other["tenant_id"],
+        api_key=api_key,
+        probe_key=probe_key,
         probe_key_id=probe_key_id,
-    )  # fmt: skip
+    )
     with open(responses_path(run), "w") as fh:
         json.dump({"requests": requests, "probes": probes}, fh)
     latencies = [r["latency_ms"] for r in requests]
@@ -177,11 +203,9 @@ def expected_count(*, requested: int, category: str | None, seen: set[str], cata
     return min(requested, int((~eligible["item_id"].isin(seen)).sum()))
 
 
-def frames(
-    recorded: dict[str, Any], *, catalog: pd.DataFrame, history: dict[str, set[str]]
-) -> dict[str, pd.DataFrame]:
+def frames(recorded: dict[str, Any], *, catalog: pd.DataFrame, history: dict[str, set[str]]) -> dict[str, pd.DataFrame]:
     """``history``: every item each user interacted with, as the served model knows it (all landed rows)."""
-    categories = dict(zip(catalog["item_id"], catalog["category"]))
+    categories = dict(zip(catalog["item_id"], catalog["category"], strict=True))
     rec_rows, request_rows = [], []
     for req in recorded["requests"]:
         items = (req["body"] or {}).get("items") or []
@@ -192,9 +216,11 @@ def frames(
                 "status": req["status"],
                 "count_requested": req["count_requested"],
                 "count_expected": expected_count(
-                    requested=req["count_requested"], category=req["filter_category"],
-                    seen=history.get(req["user_id"], set()), catalog=catalog,
-                ),  # fmt: skip
+                    requested=req["count_requested"],
+                    category=req["filter_category"],
+                    seen=history.get(req["user_id"], set()),
+                    catalog=catalog,
+                ),
                 "count_returned": len(items),
                 "model_version": (req["body"] or {}).get("model_version"),
                 "fallback": bool((req["body"] or {}).get("fallback")),
@@ -232,7 +258,12 @@ def frames(
         ]
     )
     recommendations = pd.DataFrame(rec_rows).astype({"prev_score": "float64"})
-    return {"recommendations": recommendations, "requests": requests, "probes": pd.DataFrame(recorded["probes"]), "latency": latency}
+    return {
+        "recommendations": recommendations,
+        "requests": requests,
+        "probes": pd.DataFrame(recorded["probes"]),
+        "latency": latency,
+    }
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):
@@ -253,5 +284,9 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         "model_version": done["deploy_model"]["version"],
     }
     return validate_stage(
-        "query_recommendations", frames(recorded, catalog=catalog, history=history), parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
+        "query_recommendations",
+        frames(recorded, catalog=catalog, history=history),
+        parameters=parameters,
+        results_dir=run.gx_dir,
+        run_name=run.run_id,
     )

@@ -31,14 +31,35 @@ NEWEST_LINK = "newest"
 DEPLOYMENT_FIELDS = ("role", "version", "live_version", "reason")
 
 MODEL_FIELDS = (
-    "ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "popularity_recall_at_10", "knn_ndcg_at_10", "knn_recall_at_10",
-    "ndcg_lift", "knn_ratio", "train_seconds", "epochs", "steps", "max_epochs", "early_stopping_epoch",
-    "validation_ndcg_at_10", "stopped_by", "batch_size", "lr",
-)  # fmt: skip
+    "ndcg_at_10",
+    "recall_at_10",
+    "popularity_ndcg_at_10",
+    "popularity_recall_at_10",
+    "knn_ndcg_at_10",
+    "knn_recall_at_10",
+    "ndcg_lift",
+    "knn_ratio",
+    "train_seconds",
+    "epochs",
+    "steps",
+    "max_epochs",
+    "early_stopping_epoch",
+    "validation_ndcg_at_10",
+    "stopped_by",
+    "batch_size",
+    "lr",
+)
 # The three models side by side: (row name, metrics prefix).
 MODEL_ROWS = (("model", ""), ("item-kNN", "knn_"), ("popularity", "popularity_"))
 # Per model: accuracy and the figures beyond it, all on the same holdout.
-MODEL_COLUMNS = ("ndcg_at_10", "recall_at_10", "coverage_at_10", "popularity_bias", "exposure_gini", "cold_start_ndcg_at_10")
+MODEL_COLUMNS = (
+    "ndcg_at_10",
+    "recall_at_10",
+    "coverage_at_10",
+    "popularity_bias",
+    "exposure_gini",
+    "cold_start_ndcg_at_10",
+)
 # Catalog fields nothing downstream depends on: their absence is in the report's input section, not its notes.
 DESCRIPTIVE = ("title", "price", "image_url")
 RECOMMENDATION_FIELDS = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "fallback", "probes")
@@ -97,9 +118,31 @@ def stage_entry(stage: str, *, summary: Any, failure: Any, validation: Any, stat
     return entry
 
 
-LOAD_FIELDS = ("mode", "requests", "rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "errors",
-               "errors_by_status", "cache_hit_rate", "filtered", "unfiltered", "users", "think_s", "plan", "profile",
-               "knee", "knee_reached", "beyond_knee", "steps", "rss")  # fmt: skip
+LOAD_FIELDS = (
+    "mode",
+    "requests",
+    "rps",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "error_rate",
+    "errors",
+    "errors_by_status",
+    "cache_hit_rate",
+    "filtered",
+    "unfiltered",
+    "users",
+    "think_s",
+    "plan",
+    "profile",
+    "knee",
+    "knee_reached",
+    "beyond_knee",
+    "steps",
+    "rss",
+)
 
 
 def load_section(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -138,8 +181,12 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
     deployed = summaries["deploy_model"] or {}
     cleaned = _pull_if(ti, states, "cleanup", ("success",)) or {"status": states.get("cleanup")}
     # What the checks could not see: derived ids, stand-in timestamps, a default type, a catalog without categories.
-    notes = [f"{table}.{column}: {how}" for table, columns in (seeded.get("columns") or {}).items()
-             for column, how in columns.items() if how.startswith("absent") and column not in DESCRIPTIVE]  # fmt: skip
+    notes = [
+        f"{table}.{column}: {how}"
+        for table, columns in (seeded.get("columns") or {}).items()
+        for column, how in columns.items()
+        if how.startswith("absent") and column not in DESCRIPTIVE
+    ]
     if queried.get("note"):
         notes.append(f"query_recommendations: {queried['note']}")
     return {
@@ -169,8 +216,11 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
         "deployment": {k: deployed.get(k) for k in DEPLOYMENT_FIELDS},
         "cleanup": cleaned,
         # The upload's objects and their SHA-256: the history keeps them, the next day's drift check reads them.
-        "checksums": {name: {k: o.get(k) for k in ("key", "sha256", "rows")}
-                      for name, o in ((summaries["upload_to_minio"] or {}).get("objects") or {}).items()} or None,  # fmt: skip
+        "checksums": {
+            name: {k: o.get(k) for k in ("key", "sha256", "rows")}
+            for name, o in ((summaries["upload_to_minio"] or {}).get("objects") or {}).items()
+        }
+        or None,
         "drift": _drift(run),
         "trend": None,
         "plots": None,
@@ -245,9 +295,19 @@ def link_latest(*, report_dir: str, tenant: str, root: str | None = None) -> Non
 
 def content_type(name: str) -> str:
     """The Content-Type a Data Docs file is stored and served with."""
-    types = {".html": "text/html", ".css": "text/css", ".js": "application/javascript", ".json": "application/json",
-             ".png": "image/png", ".svg": "image/svg+xml", ".ico": "image/x-icon", ".woff": "font/woff",
-             ".woff2": "font/woff2", ".ttf": "font/ttf", ".csv": "text/csv"}  # fmt: skip
+    types = {
+        ".html": "text/html",
+        ".css": "text/css",
+        ".js": "application/javascript",
+        ".json": "application/json",
+        ".png": "image/png",
+        ".svg": "image/svg+xml",
+        ".ico": "image/x-icon",
+        ".woff": "font/woff",
+        ".woff2": "font/woff2",
+        ".ttf": "font/ttf",
+        ".csv": "text/csv",
+    }
     return types.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
 
 
@@ -268,8 +328,10 @@ def model_section(trained: dict[str, Any]) -> dict[str, Any]:
         "previous_version": {
             "version": previous.get("version"),
             **{c: (previous.get("metrics") or {}).get(c) for c in MODEL_COLUMNS},
-        } if previous else None,
-    }  # fmt: skip
+        }
+        if previous
+        else None,
+    }
 
 
 def model_table(model: dict[str, Any]) -> str:
@@ -281,7 +343,9 @@ def model_table(model: dict[str, Any]) -> str:
         rows.append((f"previous {model['previous_version']['version']}"[:21], model["previous_version"]))
     for name, figures in rows:
         cells = (figures.get(c) for c in MODEL_COLUMNS)
-        lines.append(f"{name:<22}" + "".join(f"{v:>11.3f}" if isinstance(v, (int, float)) else f"{'-':>11}" for v in cells))
+        lines.append(
+            f"{name:<22}" + "".join(f"{v:>11.3f}" if isinstance(v, (int, float)) else f"{'-':>11}" for v in cells)
+        )
     return "\n".join(lines)
 
 
@@ -290,9 +354,15 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = [f"{'stage':<24}{'status':<12}{'seconds':>9}  {'expectations':>12}"]
     for stage in report["stages"]:
         validation = stage["validation"] or {}
-        checked = f"{validation.get('evaluated', 0) - validation.get('unsuccessful', 0)}/{validation.get('evaluated', 0)}" if validation else "-"
+        checked = (
+            f"{validation.get('evaluated', 0) - validation.get('unsuccessful', 0)}/{validation.get('evaluated', 0)}"
+            if validation
+            else "-"
+        )
         duration = stage["duration_s"]
-        lines.append(f"{stage['name']:<24}{stage['status']:<12}{duration if duration is not None else '-':>9}  {checked:>12}")
+        lines.append(
+            f"{stage['name']:<24}{stage['status']:<12}{duration if duration is not None else '-':>9}  {checked:>12}"
+        )
     return "\n".join(lines)
 
 
@@ -308,7 +378,10 @@ def write_for_context(context: Any, *, tenant: str) -> str:
     report = build(run, context["ti"], logical_date=context.get("logical_date"))
     run_type = context["dag_run"].run_type
     try:
-        regressions, history_error = history.record(run, report, run_type=str(getattr(run_type, "value", run_type))), None
+        regressions, history_error = (
+            history.record(run, report, run_type=str(getattr(run_type, "value", run_type))),
+            None,
+        )
     except Exception as exc:  # the report is written for every run, even when the history store is down
         regressions, history_error = [], f"{type(exc).__name__}: {exc}"[:1000]
         report["history_error"] = history_error

@@ -56,7 +56,9 @@ def _outcome(drill: str, check: str, ok: bool, detail: str = "") -> dict[str, st
     return {"drill": drill, "check": check, "outcome": f"{drill}.{check}: {'ok' if ok else 'FAILED ' + detail}"}
 
 
-def _reconcile(*, tenant_id: str, source: str, since: datetime, expected: pd.Series, timeout_s: float) -> dict[str, int]:
+def _reconcile(
+    *, tenant_id: str, source: str, since: datetime, expected: pd.Series, timeout_s: float
+) -> dict[str, int]:
     """Only rows written since the drill began count: a rerun re-sends the same event ids (upserted, never
     duplicated), and rows an earlier attempt landed must not hide what this attempt's fault lost."""
     from plugins.hooks.app_db import AppDbHook
@@ -105,7 +107,9 @@ def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]
     finally:
         failed_after = time.monotonic() - stopped
         try:
-            _wait_for(lambda: "storage" in api.health()[1].get("failing", []), timeout_s=15, what="/health naming storage")
+            _wait_for(
+                lambda: "storage" in api.health()[1].get("failing", []), timeout_s=15, what="/health naming storage"
+            )
             health_named = True
         except TimeoutError:
             pass
@@ -118,18 +122,36 @@ def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]
     back = minio.read_back(bucket=RAW_BUCKET, key=key)
     listed = sorted(o.object_name for o in minio.client.list_objects(RAW_BUCKET, prefix=key.rsplit("/", 1)[0] + "/"))
     api.register_upload(
-        ctx["tenant_id"], kind="items", bucket=RAW_BUCKET, object_key=key, rows=len(ctx["data"].items),
-        sha256=stored.sha256, source=f"{run.run_key}-drill-catalog",
-    )  # fmt: skip
-    record = {"drill": drill, "broken": "seaweedfs (S3)", "outage_s": round(outage, 2), "retried": attempts - 1,
-              "expected": 1, "landed": int(back.sha256 == sha256_bytes(body)), "missing": 0, "duplicates": 0,
-              "error": f"{type(error).__name__}: {error}"[:300] if error else None,
-              "failed_after_s": round(failed_after, 2), "health_recovered_in_s": round(recovered, 2)}  # fmt: skip
+        ctx["tenant_id"],
+        kind="items",
+        bucket=RAW_BUCKET,
+        object_key=key,
+        rows=len(ctx["data"].items),
+        sha256=stored.sha256,
+        source=f"{run.run_key}-drill-catalog",
+    )
+    record = {
+        "drill": drill,
+        "broken": "seaweedfs (S3)",
+        "outage_s": round(outage, 2),
+        "retried": attempts - 1,
+        "expected": 1,
+        "landed": int(back.sha256 == sha256_bytes(body)),
+        "missing": 0,
+        "duplicates": 0,
+        "error": f"{type(error).__name__}: {error}"[:300] if error else None,
+        "failed_after_s": round(failed_after, 2),
+        "health_recovered_in_s": round(recovered, 2),
+    }
     checks = [
         _outcome(drill, "health_names_storage", health_named, "/health never named storage while S3 was down"),
         _outcome(drill, "upload_failed_while_down", error is not None, "the upload succeeded with S3 stopped"),
-        _outcome(drill, "failure_is_transient", error is not None and is_transient(error), f"{error!r} would not be retried"),
-        _outcome(drill, "same_checksum_after", back.sha256 == back.metadata_sha256 == sha256_bytes(body), "checksum differs"),
+        _outcome(
+            drill, "failure_is_transient", error is not None and is_transient(error), f"{error!r} would not be retried"
+        ),
+        _outcome(
+            drill, "same_checksum_after", back.sha256 == back.metadata_sha256 == sha256_bytes(body), "checksum differs"
+        ),
         _outcome(drill, "no_partial_objects", listed == [key], f"objects under the prefix: {listed}"),
     ]
     return record, checks
@@ -160,10 +182,21 @@ def broker_down_during_feed(run, faults, ctx) -> tuple[dict, list[dict]]:
     outage = time.monotonic() - stopped
     feeder.join()
     counts = _reconcile(
-        tenant_id=ctx["tenant_id"], source=source, since=since, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S
+        tenant_id=ctx["tenant_id"],
+        source=source,
+        since=since,
+        expected=events["event_id"],
+        timeout_s=RECOVERY_TIMEOUT_S,
     )
-    record = {"drill": drill, "broken": "kafka broker", "outage_s": round(outage, 2),
-              "retried": in_flight, "acked": progress.acked, "failed_sends": progress.failed, **counts}  # fmt: skip
+    record = {
+        "drill": drill,
+        "broken": "kafka broker",
+        "outage_s": round(outage, 2),
+        "retried": in_flight,
+        "acked": progress.acked,
+        "failed_sends": progress.failed,
+        **counts,
+    }
     checks = [_outcome(drill, "every_send_acked", progress.failed == 0, "; ".join(progress.errors))]
     return record, checks
 
@@ -191,10 +224,20 @@ def worker_killed_mid_batch(run, faults, ctx) -> tuple[dict, list[dict]]:
     outage = time.monotonic() - killed
     feeder.join()
     counts = _reconcile(
-        tenant_id=ctx["tenant_id"], source=source, since=since, expected=events["event_id"], timeout_s=RECOVERY_TIMEOUT_S
+        tenant_id=ctx["tenant_id"],
+        source=source,
+        since=since,
+        expected=events["event_id"],
+        timeout_s=RECOVERY_TIMEOUT_S,
     )
-    record = {"drill": drill, "broken": f"recsys-ingest (pid {pid}, SIGKILL)", "outage_s": round(outage, 2),
-              "retried": counts["expected"] - landed_at_kill, "landed_at_kill": landed_at_kill, **counts}  # fmt: skip
+    record = {
+        "drill": drill,
+        "broken": f"recsys-ingest (pid {pid}, SIGKILL)",
+        "outage_s": round(outage, 2),
+        "retried": counts["expected"] - landed_at_kill,
+        "landed_at_kill": landed_at_kill,
+        **counts,
+    }
     checks = [
         _outcome(drill, "every_send_acked", sent.failed == 0, "; ".join(sent.errors)),
         _outcome(drill, "killed_mid_feed", landed_at_kill < counts["expected"], "the feed had landed before the kill"),
@@ -212,12 +255,18 @@ def database_down_for_api(run, faults, ctx) -> tuple[dict, list[dict]]:
     tenant_id, user_id = ctx["journey_tenant_id"], ctx["journey_user_id"]
     api_key, _ = api.create_api_key(tenant_id, name=f"drill {run.run_key}")
     body = {"user_id": user_id, "count": 10}
-    warm = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body)  # caches the key, as live traffic does
+    warm = api.call_as_tenant(
+        "POST", RECOMMEND_PATH, api_key=api_key, json=body
+    )  # caches the key, as live traffic does
     statuses, write_status, write_code, named = [], None, None, False
     started = time.monotonic()
     with faults.app_database_down():
         try:
-            _wait_for(lambda: "database" in api.health()[1].get("failing", []), timeout_s=15, what="/health naming the database")
+            _wait_for(
+                lambda: "database" in api.health()[1].get("failing", []),
+                timeout_s=15,
+                what="/health naming the database",
+            )
             named = True
         except TimeoutError:
             pass
@@ -228,15 +277,29 @@ def database_down_for_api(run, faults, ctx) -> tuple[dict, list[dict]]:
     outage = time.monotonic() - started
     recovered_in = _wait_for(lambda: api.health()[0] == 200, timeout_s=RECOVERY_TIMEOUT_S, what="/health back to 200")
     after = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body).status_code
-    record = {"drill": drill, "broken": "app database (connections refused)", "outage_s": round(outage, 2),
-              "retried": 0, "expected": len(statuses), "landed": statuses.count(200), "missing": 0, "duplicates": 0,
-              "recovered_in_s": round(recovered_in, 2)}  # fmt: skip
+    record = {
+        "drill": drill,
+        "broken": "app database (connections refused)",
+        "outage_s": round(outage, 2),
+        "retried": 0,
+        "expected": len(statuses),
+        "landed": statuses.count(200),
+        "missing": 0,
+        "duplicates": 0,
+        "recovered_in_s": round(recovered_in, 2),
+    }
     checks = [
         _outcome(drill, "warm_request_served", warm.status_code == 200, f"status {warm.status_code}"),
         _outcome(drill, "health_names_database", named, "/health never named the database"),
-        _outcome(drill, "served_during_outage", statuses.count(200) == len(statuses), f"statuses {sorted(set(statuses))}"),
-        _outcome(drill, "writes_refused_with_503", write_status == 503 and write_code == "database_unavailable",
-                 f"write answered {write_status} {write_code}"),  # fmt: skip
+        _outcome(
+            drill, "served_during_outage", statuses.count(200) == len(statuses), f"statuses {sorted(set(statuses))}"
+        ),
+        _outcome(
+            drill,
+            "writes_refused_with_503",
+            write_status == 503 and write_code == "database_unavailable",
+            f"write answered {write_status} {write_code}",
+        ),
         _outcome(drill, "served_after_recovery", after == 200, f"status {after}"),
     ]
     return record, checks
@@ -262,12 +325,30 @@ def api_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     user_id = str(ctx["data"].interactions["user_id"].iloc[0])
     cold = api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json={"user_id": user_id, "count": 5})
     answer = cold.json() if cold.status_code == 200 else {}
-    record = {"drill": drill, "broken": "recsys-api", "outage_s": round(outage, 2), "retried": 0, "expected": 1,
-              "landed": int(cold.status_code == 200), "missing": 0, "duplicates": 0, "error": (error or "")[:300]}  # fmt: skip
+    record = {
+        "drill": drill,
+        "broken": "recsys-api",
+        "outage_s": round(outage, 2),
+        "retried": 0,
+        "expected": 1,
+        "landed": int(cold.status_code == 200),
+        "missing": 0,
+        "duplicates": 0,
+        "error": (error or "")[:300],
+    }
     checks = [
-        _outcome(drill, "outage_reported", error is not None and f"unreachable at {api.base_url}" in error, f"error was {error!r}"),
-        _outcome(drill, "fallback_flagged", answer.get("fallback") is True and len(answer.get("items", [])) > 0,
-                 f"status {cold.status_code}, body {str(answer)[:200]}"),  # fmt: skip
+        _outcome(
+            drill,
+            "outage_reported",
+            error is not None and f"unreachable at {api.base_url}" in error,
+            f"error was {error!r}",
+        ),
+        _outcome(
+            drill,
+            "fallback_flagged",
+            answer.get("fallback") is True and len(answer.get("items", [])) > 0,
+            f"status {cold.status_code}, body {str(answer)[:200]}",
+        ),
     ]
     return record, checks
 
@@ -295,10 +376,16 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     def load() -> None:
         try:
             outcome["summary"] = k6.run(
-                base_url=api.base_url, api_key=api_key, users=users, categories=[], think_s=CACHE_THINK_S, count=10,
+                base_url=api.base_url,
+                api_key=api_key,
+                users=users,
+                categories=[],
+                think_s=CACHE_THINK_S,
+                count=10,
                 profile=k6.Profile(vus=CACHE_LOAD_VUS, duration_s=CACHE_LOAD_S),
-                work_dir=os.path.join(run.work_dir, "drills"), name=drill,
-            )  # fmt: skip
+                work_dir=os.path.join(run.work_dir, "drills"),
+                name=drill,
+            )
         except Exception as exc:  # reported as the drill's failure below, not lost in the thread
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -309,6 +396,7 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     faults.stop("redis")
     degraded: dict[str, Any] = {}
     try:
+
         def says_degraded() -> bool:
             status, body = api.health()
             degraded.update(status=status, body=body)
@@ -321,27 +409,52 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     finally:
         faults.start("redis")
     outage = time.monotonic() - stopped
-    recovered_in = _wait_for(lambda: api.health()[1].get("status") == "healthy", timeout_s=RECOVERY_TIMEOUT_S,
-                             what="/health healthy with the cache back")  # fmt: skip
+    recovered_in = _wait_for(
+        lambda: api.health()[1].get("status") == "healthy",
+        timeout_s=RECOVERY_TIMEOUT_S,
+        what="/health healthy with the cache back",
+    )
     loader.join()
     body = {"user_id": users[0], "count": 10}
     repeated = [api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body) for _ in range(3)]
     summary = outcome.get("summary") or {"requests": 0, "errors": 0, "errors_by_status": {}}
     served = summary["requests"] - summary["errors"]
-    record = {"drill": drill, "broken": "redis (response cache)", "outage_s": round(outage, 2), "retried": 0,
-              "expected": summary["requests"], "landed": served, "missing": summary["errors"], "duplicates": 0,
-              "p95_ms": summary.get("p95_ms"), "cache_hit_rate": summary.get("cache_hit_rate"),
-              "health_during": degraded.get("status"), "recovered_in_s": round(recovered_in, 2)}  # fmt: skip
+    record = {
+        "drill": drill,
+        "broken": "redis (response cache)",
+        "outage_s": round(outage, 2),
+        "retried": 0,
+        "expected": summary["requests"],
+        "landed": served,
+        "missing": summary["errors"],
+        "duplicates": 0,
+        "p95_ms": summary.get("p95_ms"),
+        "cache_hit_rate": summary.get("cache_hit_rate"),
+        "health_during": degraded.get("status"),
+        "recovered_in_s": round(recovered_in, 2),
+    }
     checks = [
-        _outcome(drill, "load_ran", "summary" in outcome and summary["requests"] > 0, outcome.get("error", "no requests")),
-        _outcome(drill, "no_request_lost", summary["requests"] > 0 and summary["errors"] == 0,
-                 f"{summary['errors']} of {summary['requests']} failed: {summary['errors_by_status']}"),  # fmt: skip
-        _outcome(drill, "health_degraded_not_down",
-                 degraded.get("status") == 200 and "cache" in (degraded.get("body") or {}).get("degraded", []),
-                 f"/health answered {degraded.get('status')} {str(degraded.get('body'))[:200]}"),  # fmt: skip
-        _outcome(drill, "hit_rate_recovers", [r.status_code for r in repeated] == [200] * 3
-                 and repeated[-1].headers.get("X-Cache") == "hit",
-                 f"after recovery: {[(r.status_code, r.headers.get('X-Cache')) for r in repeated]}"),  # fmt: skip
+        _outcome(
+            drill, "load_ran", "summary" in outcome and summary["requests"] > 0, outcome.get("error", "no requests")
+        ),
+        _outcome(
+            drill,
+            "no_request_lost",
+            summary["requests"] > 0 and summary["errors"] == 0,
+            f"{summary['errors']} of {summary['requests']} failed: {summary['errors_by_status']}",
+        ),
+        _outcome(
+            drill,
+            "health_degraded_not_down",
+            degraded.get("status") == 200 and "cache" in (degraded.get("body") or {}).get("degraded", []),
+            f"/health answered {degraded.get('status')} {str(degraded.get('body'))[:200]}",
+        ),
+        _outcome(
+            drill,
+            "hit_rate_recovers",
+            [r.status_code for r in repeated] == [200] * 3 and repeated[-1].headers.get("X-Cache") == "hit",
+            f"after recovery: {[(r.status_code, r.headers.get('X-Cache')) for r in repeated]}",
+        ),
     ]
     return record, checks
 
@@ -369,9 +482,14 @@ def context(run: JourneyRun, *, journey_tenant_id: str | None) -> dict[str, Any]
     ctx: dict[str, Any] = {
         "tenant_id": tenant["tenant_id"],
         "data": generate(
-            tenant=slug, interval_start=run.window_start, interval_end=run.window_end,
-            seed=int(run.params["seed"]) + 7919, n_users=DRILL_USERS, n_items=DRILL_ITEMS, n_interactions=DRILL_EVENTS,
-        ),  # fmt: skip
+            tenant=slug,
+            interval_start=run.window_start,
+            interval_end=run.window_end,
+            seed=int(run.params["seed"]) + 7919,
+            n_users=DRILL_USERS,
+            n_items=DRILL_ITEMS,
+            n_interactions=DRILL_EVENTS,
+        ),
     }
     if journey_tenant_id is not None:
         landed = AppDbHook().landed(tenant_id=journey_tenant_id, source=run.run_key)
@@ -401,7 +519,9 @@ def validate(run: JourneyRun, done: dict[str, Any]):
 
     summary = done["resilience"]
     frames = {
-        "drills": pd.DataFrame(summary["drills"])[["drill", "broken", "outage_s", "expected", "landed", "missing", "duplicates"]],
+        "drills": pd.DataFrame(summary["drills"])[
+            ["drill", "broken", "outage_s", "expected", "landed", "missing", "duplicates"]
+        ],
         "checks": pd.DataFrame(summary["checks"]),
     }
     return validate_stage("resilience", frames, parameters={}, results_dir=run.gx_dir, run_name=run.run_id)

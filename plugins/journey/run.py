@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.config import reports_root, safe_name, work_root
@@ -44,7 +44,7 @@ class JourneyRun:
             # Manual runs without a logical date validate the day they were triggered for.
             logical = dag_run.run_after
         logical = _utc(logical)
-        start = datetime(logical.year, logical.month, logical.day, tzinfo=timezone.utc)
+        start = datetime(logical.year, logical.month, logical.day, tzinfo=UTC)
         end = start + timedelta(days=1)
         params = dict(context["params"])
         return cls(
@@ -94,5 +94,5 @@ class JourneyRun:
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)

@@ -76,9 +76,12 @@ def load_sample(run: JourneyRun) -> Loaded:
     raw_interactions, _ = read_tenant_file(interactions_uri, what=f"interactions file {interactions_uri}")
     items = normalize_items(raw_items, layout=layout, what=f"items file {items_uri}")
     interactions = normalize_interactions(
-        raw_interactions, tenant=run.tenant, layout=layout, stand_in=run.window_start,
+        raw_interactions,
+        tenant=run.tenant,
+        layout=layout,
+        stand_in=run.window_start,
         what=f"interactions file {interactions_uri}",
-    )  # fmt: skip
+    )
     user_ids = pd.unique(interactions.frame["user_id"][interactions.frame["user_id"].str.strip() != ""])
     users = pd.DataFrame({"user_id": user_ids, "country": "", "signup_date": ""})
     return Loaded(
@@ -97,7 +100,8 @@ def split_by_contract(
     items = frames["items"]
     item_reasons = _first(given.get("items"), items.index)
     item_reasons = item_reasons.where(
-        item_reasons.notna(), pd.Series([item_problem(r) for r in items.to_dict("records")], index=items.index, dtype=object)
+        item_reasons.notna(),
+        pd.Series([item_problem(r) for r in items.to_dict("records")], index=items.index, dtype=object),
     )
     item_reasons = item_reasons.where(item_reasons.notna() | ~items["item_id"].duplicated(), "duplicate item_id")
 
@@ -124,18 +128,25 @@ def split_by_contract(
     )
     unknown_user = ~interactions["user_id"].isin(user_ids)
     interaction_reasons = interaction_reasons.where(
-        interaction_reasons.notna() | ~unknown_user, "unknown user_id, got " + interactions["user_id"].str.slice(0, 64).map(repr)
+        interaction_reasons.notna() | ~unknown_user,
+        "unknown user_id, got " + interactions["user_id"].str.slice(0, 64).map(repr),
     )
     interaction_reasons = interaction_reasons.where(
         interaction_reasons.notna() | ~interactions["event_id"].duplicated(), "duplicate event_id"
     )
 
     clean, rejected = {}, {}
-    for name, frame, why in (("items", items, item_reasons), ("users", users, user_reasons), ("interactions", interactions, interaction_reasons)):
+    for name, frame, why in (
+        ("items", items, item_reasons),
+        ("users", users, user_reasons),
+        ("interactions", interactions, interaction_reasons),
+    ):
         bad = why.notna()
         clean[name] = frame[~bad].reset_index(drop=True)
         positions = pd.Series(range(1, len(frame) + 1), index=frame.index)
-        rejected[name] = frame[bad].assign(**{SOURCE_ROW: positions[bad].astype(str), REASON: why[bad]}).reset_index(drop=True)
+        rejected[name] = (
+            frame[bad].assign(**{SOURCE_ROW: positions[bad].astype(str), REASON: why[bad]}).reset_index(drop=True)
+        )
     return clean, rejected
 
 

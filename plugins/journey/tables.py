@@ -25,7 +25,9 @@ TABLES: tuple[str, ...] = tuple(COLUMNS)
 REASON = "reason"
 
 
-def parse_delimited(source: str | bytes, *, what: str, sep: str = ",", quoting: int = csv.QUOTE_MINIMAL) -> pd.DataFrame:
+def parse_delimited(
+    source: str | bytes, *, what: str, sep: str = ",", quoting: int = csv.QUOTE_MINIMAL
+) -> pd.DataFrame:
     """Every column of a delimited text file (a path or its bytes) as strings, strictly: a file that is not
     UTF-8 or whose rows do not match its header is an error saying so, never a silently shifted table."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
@@ -37,14 +39,22 @@ def parse_delimited(source: str | bytes, *, what: str, sep: str = ",", quoting: 
             warnings.simplefilter("error", pd.errors.ParserWarning)
             # utf-8-sig: spreadsheets write a byte-order mark, which would otherwise become part of the first column's name.
             return pd.read_csv(
-                handle, sep=sep, quoting=quoting, dtype=str, keep_default_na=False, encoding="utf-8-sig", index_col=False
+                handle,
+                sep=sep,
+                quoting=quoting,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+                index_col=False,
             )
     except UnicodeDecodeError as exc:
         raise ValueError(f"{what} must be UTF-8 text: {exc}") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{what} is empty: expected a header row naming its columns") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
-        raise ValueError(f"{what} is not well-formed {'TSV' if sep == chr(9) else 'CSV'} (rows must match the header): {exc}") from None
+        raise ValueError(
+            f"{what} is not well-formed {'TSV' if sep == chr(9) else 'CSV'} (rows must match the header): {exc}"
+        ) from None
 
 
 def read_table(source: str | bytes, name: str, *, what: str | None = None) -> pd.DataFrame:

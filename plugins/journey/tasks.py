@@ -76,8 +76,16 @@ def is_transient(exc: BaseException) -> bool:
         return exc.status >= 500 or exc.status == 429
     return isinstance(
         exc,
-        (ConnectionError, TimeoutError, socket.timeout, requests.ConnectionError, requests.Timeout, KafkaError,
-         OperationalError, Urllib3Error),
+        (
+            ConnectionError,
+            TimeoutError,
+            socket.timeout,
+            requests.ConnectionError,
+            requests.Timeout,
+            KafkaError,
+            OperationalError,
+            Urllib3Error,
+        ),
     )
 
 
@@ -115,9 +123,7 @@ def check_conf(conf: Any, *, valid: Any) -> None:
     the default ``n_users`` its author meant to override."""
     unknown = sorted(set(conf or {}) - set(valid))
     if unknown:
-        raise UnknownConfKeys(
-            f"unknown conf keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
-        )
+        raise UnknownConfKeys(f"unknown conf keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
 
 
 def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
@@ -141,7 +147,11 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
         ti.xcom_push(key=FAILURE_KEY, value={"error": error[:4000], "duration_s": seconds})
         if is_transient(exc):
             raise
-        print(progress_line(stage=stage, tenant=tenant, status="failed", seconds=seconds, rest=error.splitlines()[0][:300]))
+        print(
+            progress_line(
+                stage=stage, tenant=tenant, status="failed", seconds=seconds, rest=error.splitlines()[0][:300]
+            )
+        )
         raise AirflowFailException(f"{stage} failed (not retried: not a transient error): {error}") from exc
     return {**summary, "attempt_started_at": attempt_started_at, "duration_s": round(time.monotonic() - start, 3)}
 
@@ -180,6 +190,8 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
         notes = module.failure_notes(done) if hasattr(module, "failure_notes") else ""
         print(proved)
         # Data that fails its expectations will fail them again: no retry.
-        raise AirflowFailException(failure_message(str(failed), notes) + f"\nreport: {report_url(journey.run_id, tenant)}") from None
+        raise AirflowFailException(
+            failure_message(str(failed), notes) + f"\nreport: {report_url(journey.run_id, tenant)}"
+        ) from None
     print(proved)
     return result.to_dict()

@@ -110,7 +110,9 @@ def read_bytes(uri: str) -> bytes:
             raise _too_large(uri, size, limit)
         return hook.get_bytes(uri)
     if _SCHEME.match(uri) and not uri.startswith("file://"):
-        raise InputRefused(f"{uri!r}: expected a path inside the inbox or an s3://bucket/key URI (read through minio_default)")
+        raise InputRefused(
+            f"{uri!r}: expected a path inside the inbox or an s3://bucket/key URI (read through minio_default)"
+        )
     path = local_path(uri)
     size = os.path.getsize(path)
     if size > limit:

@@ -34,9 +34,13 @@ def catalog_upload(done: dict[str, Any]) -> str | None:
 
 # Gate params beyond NDCG, as the DAGs name them (their defaults live in the DAGs' Params).
 GATE_PARAMS = (
-    "min_lift", "min_ratio_over_knn", "min_coverage_ratio_over_knn", "max_popularity_bias_ratio_over_knn",
-    "max_exposure_gini_over_knn", "min_cold_start_lift",
-)  # fmt: skip
+    "min_lift",
+    "min_ratio_over_knn",
+    "min_coverage_ratio_over_knn",
+    "max_popularity_bias_ratio_over_knn",
+    "max_exposure_gini_over_knn",
+    "min_cold_start_lift",
+)
 # The figures beyond accuracy the suite's metrics batch carries beside their ratios to the baselines.
 BEYOND_ACCURACY = ("coverage_at_10", "popularity_bias", "exposure_gini", "cold_start_ndcg_at_10")
 # Fewer cold-start users than this make their NDCG too noisy to gate on (it is still reported).
@@ -49,7 +53,10 @@ def gate_params() -> dict[str, Any]:
 
     return {
         "train_time_budget_s": Param(
-            None, type=["null", "number"], exclusiveMinimum=0, maximum=3600,
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=3600,
             description=f"Training stops at this many seconds; empty: the setting (now {TRAIN_TIME_BUDGET_SECONDS:g} s).",
         ),
         "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
@@ -63,18 +70,25 @@ def gate_params() -> dict[str, Any]:
             0.25, type="number", minimum=0, description="Minimum catalog coverage@10 as a share of item-kNN's."
         ),
         "max_popularity_bias_ratio_over_knn": Param(
-            3.0, type="number", minimum=0,
+            3.0,
+            type="number",
+            minimum=0,
             description="Maximum popularity bias of the top 10 (their mean popularity over the catalog's) as a multiple of item-kNN's.",
         ),
         "max_exposure_gini_over_knn": Param(
-            0.25, type="number", minimum=-1, maximum=1,
+            0.25,
+            type="number",
+            minimum=-1,
+            maximum=1,
             description="Maximum Gini index of exposure above item-kNN's.",
         ),
         "min_cold_start_lift": Param(
-            0.5, type="number", minimum=0,
+            0.5,
+            type="number",
+            minimum=0,
             description=f"Minimum NDCG@10 ratio over popularity for users with < 5 training items (gated from {MIN_COLD_START_USERS} such users).",
         ),
-    }  # fmt: skip
+    }
 
 
 def train_config(params: Any) -> TrainConfig:
@@ -116,11 +130,15 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"no landed interactions for tenant {run.tenant} and run {run.run_key}: nothing to train on")
     result = train_tenant(interactions, item_ids=catalog["item_id"].tolist(), config=train_config(run.params))
     stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
-    metrics = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in result.metrics.items()}
+    metrics = {
+        k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in result.metrics.items()
+    }
     metrics.update(ratios(metrics))
     api = RecsysApiHook(run_key=run.run_key)
     # The tenant's previous model version, as the platform recorded it: the report sets today's figures beside it.
-    previous = next((m for m in api.list_models(seed["tenant_id"])["models"] if m["version"] != run.model_version), None)
+    previous = next(
+        (m for m in api.list_models(seed["tenant_id"])["models"] if m["version"] != run.model_version), None
+    )
     api.register_model(
         seed["tenant_id"],
         version=run.model_version,
@@ -214,12 +232,18 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         "n_items_catalog": len(catalog),
         "n_items_embedded": int(catalog["item_id"].isin(embedded).sum()),
         "n_users_embedded": len(artifacts.user_ids),
-        "nonfinite_values": int((~np.isfinite(artifacts.item_embeddings)).sum() + (~np.isfinite(artifacts.user_embeddings)).sum()),
+        "nonfinite_values": int(
+            (~np.isfinite(artifacts.item_embeddings)).sum() + (~np.isfinite(artifacts.user_embeddings)).sum()
+        ),
         "embedding_dim": int(artifacts.item_embeddings.shape[1]),
     }
     gate = gates(run)
     # No absolute gate is a threshold of 0: the expectation stays in the suite (and the Data Docs) and holds.
     parameters = {**gate, "ndcg_threshold": gate["ndcg_threshold"] or 0.0}
     return validate_stage(
-        "train_model", {"metrics": pd.DataFrame([row])}, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
+        "train_model",
+        {"metrics": pd.DataFrame([row])},
+        parameters=parameters,
+        results_dir=run.gx_dir,
+        run_name=run.run_id,
     )

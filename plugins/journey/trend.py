@@ -84,9 +84,13 @@ def compare(
         if value is None:
             continue
         entry: dict[str, Any] = {
-            "value": value, "baseline": None, "relative_change": None, "n_baseline": len(values),
-            "better": figure.better, "regression": False,
-        }  # fmt: skip
+            "value": value,
+            "baseline": None,
+            "relative_change": None,
+            "n_baseline": len(values),
+            "better": figure.better,
+            "regression": False,
+        }
         if len(values) >= min_runs:
             baseline = statistics.median(values)
             worse = worse_by(figure, value=value, baseline=baseline)
@@ -127,5 +131,7 @@ def trend_lines(trend: dict[str, Any] | None) -> list[str]:
         change = entry["relative_change"]
         flag = "  REGRESSION" if entry["regression"] else ""
         pct = f"{change:+.1%}" if change is not None else "n/a"
-        lines.append(f"{name:<28}{entry['value']:>12g}  baseline {entry['baseline']:>10g}  {pct:>8}  n={entry['n_baseline']}{flag}")
+        lines.append(
+            f"{name:<28}{entry['value']:>12g}  baseline {entry['baseline']:>10g}  {pct:>8}  n={entry['n_baseline']}{flag}"
+        )
     return lines

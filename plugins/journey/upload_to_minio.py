@@ -61,7 +61,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):
-    seed, upload = done["seed_data"], done["upload_to_minio"]
+    seed = done["seed_data"]
     from include.checksums import sha256_file
     from plugins.hooks.minio import MinioHook
     from plugins.validation import observed_values, validate_stage
@@ -108,7 +108,9 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         "read_back": read_back["interactions"],
         **drift_batches,
     }
-    result = validate_stage("upload_to_minio", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)
+    result = validate_stage(
+        "upload_to_minio", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id
+    )
     drift_section["divergence"] = {
         found["column"]: found["observed_value"]
         for found in observed_values(result.result_path, batch="drift_interactions")
@@ -148,7 +150,6 @@ def _drift(run: JourneyRun, now: dict[str, pd.DataFrame], *, minio: Any) -> tupl
     section["baseline"] = {"logical_date": str(found["logical_date"]), "run_id": found["run_id"]} if found else None
     section["note"] = note
     return batches, parameters, section
-
 
 
 def failure_notes(done: dict[str, Any]) -> str:

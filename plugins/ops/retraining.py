@@ -76,7 +76,9 @@ def snapshot(*, tenant_id: str, until: datetime, since: datetime | None) -> pd.D
     """The tenant's interactions ingested up to ``until`` with an event time from ``since`` on (all if None)."""
     from plugins.hooks.app_db import LANDED_COLUMNS, AppDbHook
 
-    return AppDbHook().get_df(SNAPSHOT_SQL.format(columns=", ".join(LANDED_COLUMNS)), parameters=(tenant_id, until, since))
+    return AppDbHook().get_df(
+        SNAPSHOT_SQL.format(columns=", ".join(LANDED_COLUMNS)), parameters=(tenant_id, until, since)
+    )
 
 
 def model_version(*, tenant_id: str, interactions: pd.DataFrame, item_ids: list[str], config: dict[str, Any]) -> str:
@@ -152,8 +154,13 @@ def train(context: Any) -> dict[str, Any]:
     summary["artifact_uri"] = stored["artifact_uri"]
     log.info(
         "trained %s for tenant %s on %d interactions %sup to %s: NDCG@10 %.4f",
-        version, tenant["slug"], len(interactions), span, until.isoformat(), summary["metrics"]["ndcg_at_10"],
-    )  # fmt: skip
+        version,
+        tenant["slug"],
+        len(interactions),
+        span,
+        until.isoformat(),
+        summary["metrics"]["ndcg_at_10"],
+    )
     return summary
 
 

@@ -31,7 +31,9 @@ def create_app(*, store: ReportStore | None = None) -> FastAPI:
 
     @app.exception_handler(paths.InvalidPath)
     def invalid_path(request: Request, exc: paths.InvalidPath) -> Response:
-        return HTMLResponse(pages.page(title="Refused", root=_root(request), body=f"<p>{pages._e(exc)}</p>"), status_code=400)
+        return HTMLResponse(
+            pages.page(title="Refused", root=_root(request), body=f"<p>{pages._e(exc)}</p>"), status_code=400
+        )
 
     @app.exception_handler(ReportNotFound)
     def not_found(request: Request, exc: ReportNotFound) -> Response:
@@ -46,7 +48,9 @@ def create_app(*, store: ReportStore | None = None) -> FastAPI:
         tenants = store.tenants_of(paths.run_id(run_id))
         if len(tenants) == 1:
             # The DAG-run page's "Validation report" lands here; one tenant means one report to show.
-            return RedirectResponse(f"{_root(request)}/runs/{pages.quote(run_id, safe='')}/{tenants[0]}", status_code=307)
+            return RedirectResponse(
+                f"{_root(request)}/runs/{pages.quote(run_id, safe='')}/{tenants[0]}", status_code=307
+            )
         return HTMLResponse(pages.run_tenants(run_id, tenants, root=_root(request)))
 
     @app.get("/runs/{run_id}/{tenant}", response_class=HTMLResponse)
@@ -76,11 +80,15 @@ def create_app(*, store: ReportStore | None = None) -> FastAPI:
     @app.get("/tenants/{tenant}", response_class=HTMLResponse)
     def tenant(request: Request, tenant: str) -> str:
         tenant = paths.tenant(tenant)
-        return pages.tenant_page(tenant, store.recent(limit=RECENT_RUNS, tenant=tenant), store.history_plots(tenant), root=_root(request))
+        return pages.tenant_page(
+            tenant, store.recent(limit=RECENT_RUNS, tenant=tenant), store.history_plots(tenant), root=_root(request)
+        )
 
     @app.get("/tenants/{tenant}/plots/{name}", response_model=None)
     def plot(tenant: str, name: str) -> Response:
         name = paths.docs_file(name)
-        return Response(store.history_plot(paths.tenant(tenant), name), media_type=content_type(name), headers=_FILE_HEADERS)
+        return Response(
+            store.history_plot(paths.tenant(tenant), name), media_type=content_type(name), headers=_FILE_HEADERS
+        )
 
     return app

@@ -33,7 +33,9 @@ async def operator(request: Request, credentials: HTTPAuthorizationCredentials |
     try:
         user = await manager.get_user_from_token(token)
     except Exception:  # expired, revoked, forged or malformed: the auth manager's verdict, never ours to soften
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token rejected by Airflow's auth manager", _CHALLENGE) from None
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "token rejected by Airflow's auth manager", _CHALLENGE
+        ) from None
     allowed = manager.is_authorized_dag(
         method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=JOURNEY_DAG_ID), user=user
     )

@@ -48,7 +48,9 @@ def _status(status: Any) -> str:
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Sequence[int] = ()) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -78,17 +80,19 @@ def _runs_table(reports: Sequence[Mapping[str, Any]], *, root: str) -> str:
     rows = []
     for r in reports:
         model, recs = r.get("model") or {}, r.get("recommendations") or {}
-        rows.append([
-            _e((r.get("logical_date") or "")[:10] or None),
-            f'<a href="{escape(root)}/tenants/{quote(r["tenant"], safe="")}">{_e(r["tenant"])}</a>',
-            f'<a href="{_href(root, r["run_id"], r["tenant"])}">{_e(r["run_id"])}</a>',
-            _e(run_type(r["run_id"])),
-            _status("passed" if r.get("success") else "failed"),
-            _e(r.get("failed_stage")),
-            _num(model.get("ndcg_at_10")),
-            _num(recs.get("p95_ms"), 2),
-            _e(r.get("written")),
-        ])  # fmt: skip
+        rows.append(
+            [
+                _e((r.get("logical_date") or "")[:10] or None),
+                f'<a href="{escape(root)}/tenants/{quote(r["tenant"], safe="")}">{_e(r["tenant"])}</a>',
+                f'<a href="{_href(root, r["run_id"], r["tenant"])}">{_e(r["run_id"])}</a>',
+                _e(run_type(r["run_id"])),
+                _status("passed" if r.get("success") else "failed"),
+                _e(r.get("failed_stage")),
+                _num(model.get("ndcg_at_10")),
+                _num(recs.get("p95_ms"), 2),
+                _e(r.get("written")),
+            ]
+        )
     headers = ("date", "tenant", "run", "run type", "result", "failed stage", "NDCG@10", "p95 ms", "report written")
     return _table(headers, rows, numeric=(6, 7))
 
@@ -110,13 +114,23 @@ def _stages(report: Mapping[str, Any]) -> str:
     rows = []
     for stage in report.get("stages") or []:
         validation = stage.get("validation") or {}
-        checked = f"{validation['evaluated'] - validation['unsuccessful']}/{validation['evaluated']}" if validation else "-"
+        checked = (
+            f"{validation['evaluated'] - validation['unsuccessful']}/{validation['evaluated']}" if validation else "-"
+        )
         counts = stage.get("counts") or {}
-        rows.append([
-            _e(stage["name"]), _status(stage["status"]), _num(stage.get("duration_s")), escape(checked),
-            "<br>".join(f"{_e(k)}: {_e(v)}" for k, v in counts.items()) or "-", _e(stage.get("error")),
-        ])  # fmt: skip
-    return "<h2>Stages</h2>" + _table(("stage", "status", "seconds", "expectations", "counts", "error"), rows, numeric=(2, 3))
+        rows.append(
+            [
+                _e(stage["name"]),
+                _status(stage["status"]),
+                _num(stage.get("duration_s")),
+                escape(checked),
+                "<br>".join(f"{_e(k)}: {_e(v)}" for k, v in counts.items()) or "-",
+                _e(stage.get("error")),
+            ]
+        )
+    return "<h2>Stages</h2>" + _table(
+        ("stage", "status", "seconds", "expectations", "counts", "error"), rows, numeric=(2, 3)
+    )
 
 
 def _failures(report: Mapping[str, Any]) -> str:
@@ -128,10 +142,16 @@ def _failures(report: Mapping[str, Any]) -> str:
             observed = failure.get("observed_value")
             if observed is None and failure.get("unexpected_count") is not None:
                 observed = f"{failure['unexpected_count']} unexpected, e.g. {failure.get('partial_unexpected_list')}"
-            rows.append([
-                _e(stage["name"]), _e(where), f"<code>{_e(failure['expectation_type'])}</code>", _e(kwargs),
-                f'<span class="observed">{_e(observed)}</span>', _e(describe_failure(failure)),
-            ])  # fmt: skip
+            rows.append(
+                [
+                    _e(stage["name"]),
+                    _e(where),
+                    f"<code>{_e(failure['expectation_type'])}</code>",
+                    _e(kwargs),
+                    f'<span class="observed">{_e(observed)}</span>',
+                    _e(describe_failure(failure)),
+                ]
+            )
     if not rows:
         return ""
     headers = ("stage", "batch[column]", "expectation", "expected", "observed value", "as the task log says it")
@@ -156,7 +176,9 @@ def _rejections(report: Mapping[str, Any], *, root: str) -> str:
             rows.append([_e(table), _e(entry["reason"]), _num(entry["count"]), _e(where + json.dumps(example)), link])
     if not rows:
         return "<h2>Quarantine</h2><p>No input row was rejected.</p>"
-    return "<h2>Quarantine</h2>" + _table(("table", "reason", "rows", "example", "quarantine object"), rows, numeric=(2,))
+    return "<h2>Quarantine</h2>" + _table(
+        ("table", "reason", "rows", "example", "quarantine object"), rows, numeric=(2,)
+    )
 
 
 def _model(report: Mapping[str, Any]) -> str:
@@ -176,19 +198,29 @@ def _recommendations(report: Mapping[str, Any]) -> str:
     recs = report.get("recommendations") or {}
     if not recs.get("requests"):
         return ""
-    latency = [[_e(k), _num(recs.get(k), 2)] for k in ("requests", "errors", "fallback", "p50_ms", "p95_ms", "p99_ms") if k in recs]
+    latency = [
+        [_e(k), _num(recs.get(k), 2)]
+        for k in ("requests", "errors", "fallback", "p50_ms", "p95_ms", "p99_ms")
+        if k in recs
+    ]
     probes = [[_e(name), _e(got)] for name, got in (recs.get("probes") or {}).items()]
     return (
-        "<h2>Recommendations</h2>" + _table(("figure", "value"), latency)
+        "<h2>Recommendations</h2>"
+        + _table(("figure", "value"), latency)
         + (_table(("probe", "status answered"), probes) if probes else "")
-    )  # fmt: skip
+    )
 
 
 def _drills(report: Mapping[str, Any]) -> str:
     rows = []
     for stage in report.get("stages") or []:
         for drill in stage.get("drills") or []:
-            rows.append([_e(drill.get("name") or drill.get("drill")), f"<pre>{_e(json.dumps(drill, indent=1, default=str))}</pre>"])
+            rows.append(
+                [
+                    _e(drill.get("name") or drill.get("drill")),
+                    f"<pre>{_e(json.dumps(drill, indent=1, default=str))}</pre>",
+                ]
+            )
     return "<h2>Fault drills</h2>" + _table(("drill", "what happened"), rows) if rows else ""
 
 
@@ -198,13 +230,17 @@ def report_page(report: Mapping[str, Any], *, root: str) -> str:
     interval = " to ".join(report.get("data_interval") or []) or "-"
     docs = _href(root, run_id, tenant, "/data_docs/index.html") if report.get("data_docs") else None
     summary = (
-        f'<p>Result: {_status(verdict)}'
+        f"<p>Result: {_status(verdict)}"
         + (f" at <b>{_e(report['failed_stage'])}</b>" if report.get("failed_stage") else "")
-        + f' &middot; logical date {_e(report.get("logical_date"))} &middot; data interval {_e(interval)}'
-        + f' &middot; run key <code>{_e(report.get("run_key"))}</code></p>'
-        + (f'<p><a href="{docs}">GX Data Docs of this run</a> &middot; ' if docs else "<p>No Data Docs were built. &middot; ")
+        + f" &middot; logical date {_e(report.get('logical_date'))} &middot; data interval {_e(interval)}"
+        + f" &middot; run key <code>{_e(report.get('run_key'))}</code></p>"
+        + (
+            f'<p><a href="{docs}">GX Data Docs of this run</a> &middot; '
+            if docs
+            else "<p>No Data Docs were built. &middot; "
+        )
         + f'<a href="{escape(root)}/tenants/{quote(tenant, safe="")}">{_e(tenant)}\'s history</a></p>'
-    )  # fmt: skip
+    )
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.get("notes") or [])
     body = (
         summary
@@ -221,7 +257,10 @@ def report_page(report: Mapping[str, Any], *, root: str) -> str:
 
 def tenant_page(tenant: str, reports: Sequence[Mapping[str, Any]], plots: Sequence[str], *, root: str) -> str:
     if plots:
-        history = "".join(f'<img class="plot" alt="{_e(p)}" src="{escape(root)}/tenants/{quote(tenant, safe="")}/plots/{quote(p, safe="")}">' for p in plots)
+        history = "".join(
+            f'<img class="plot" alt="{_e(p)}" src="{escape(root)}/tenants/{quote(tenant, safe="")}/plots/{quote(p, safe="")}">'
+            for p in plots
+        )
     else:
         history = f"<p>No history yet: no run has recorded {_e(tenant)}'s figures across days.</p>"
     body = "<h2>History</h2>" + history + "<h2>Recent runs</h2>" + _runs_table(reports, root=root)

@@ -27,9 +27,14 @@ def onboard(
 
     source = f"ops-test-{slug}"
     data = generate(
-        tenant=slug, interval_start=day, interval_end=day + timedelta(days=1), seed=seed,
-        n_users=n_users, n_items=n_items, n_interactions=n_interactions,
-    )  # fmt: skip
+        tenant=slug,
+        interval_start=day,
+        interval_end=day + timedelta(days=1),
+        seed=seed,
+        n_users=n_users,
+        n_items=n_items,
+        n_interactions=n_interactions,
+    )
     api = RecsysApiHook(run_key=source)
     tenant_id = api.ensure_tenant(slug=slug, name=slug, email=f"ops@{slug}.example.com")["tenant_id"]
     items = MinioHook().put_bytes(

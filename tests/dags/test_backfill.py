@@ -70,9 +70,10 @@ class AirflowApi:
     def runs(self) -> dict[str, dict[str, Any]]:
         """The DAG's runs for D1 to NEWEST, by logical day (at most one run per logical date)."""
         found = self.call(
-            "GET", f"/dags/{DAG_ID}/dagRuns",
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns",
             params={"logical_date_gte": f"{D1}T00:00:00Z", "logical_date_lte": f"{NEWEST}T00:00:00Z"},
-        )  # fmt: skip
+        )
         return {run["logical_date"][:10]: run for run in found["dag_runs"]}
 
     def active_backfills(self) -> list[dict[str, Any]]:
@@ -125,9 +126,17 @@ def backfill(api: AirflowApi, *args: str) -> None:
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     # One day at a time, as the DAG's doc says: days of one tenant would deploy over each other.
     command = [
-        airflow, "backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1", "--dag-run-conf", json.dumps(CONF),
+        airflow,
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--max-active-runs",
+        "1",
+        "--dag-run-conf",
+        json.dumps(CONF),
         *args,
-    ]  # fmt: skip
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
@@ -141,7 +150,9 @@ def wait_for_runs(api: AirflowApi, days: tuple[str, ...], *, finished_after: str
             run = runs.get(day)
             if run and run["state"] == "failed":
                 raise AssertionError(f"backfill run of {day} failed: {api.task_states(run['dag_run_id'])}")
-        return all(day in runs and runs[day]["state"] == "success" and runs[day]["end_date"] > finished_after for day in days)
+        return all(
+            day in runs and runs[day]["state"] == "success" and runs[day]["end_date"] > finished_after for day in days
+        )
 
     _wait(finished, f"successful runs of {', '.join(days)}", RUN_TIMEOUT_S * len(days))  # one day after the other
     return api.runs()
@@ -194,10 +205,12 @@ def test_older_days_are_validated_as_candidates_behind_the_newer_live_model(airf
     # Both older days passed every stage against their own model, pinned, while the newer one kept serving.
     for day, r in reports.items():
         assert r["deployment"] == {
-            "role": "candidate", "version": r["model"]["version"], "live_version": newest["model"]["version"],
+            "role": "candidate",
+            "version": r["model"]["version"],
+            "live_version": newest["model"]["version"],
             "reason": f"validated as candidate; live model {newest['model']['version']} left in place (its logical"
             f" date {NEWEST}T00:00:00+00:00 is newer than this model's {day}T00:00:00+00:00)",
-        }, day  # fmt: skip
+        }, day
         assert r["cleanup"] == {"api_keys_revoked": 2, "candidates_ended": 1, "probe_tenant_deleted": True}
     assert live_version() == newest["model"]["version"]
     deployments = platform_state(TENANT, reports[D2]["run_key"])["deployments"]

@@ -46,9 +46,14 @@ def assert_passed_with_default_gates(dag_run, report) -> None:
     assert failed == {} and report["success"] is True and dag_run.state == "success"
     model = report["model"]
     assert model["gates"] == {
-        "ndcg_threshold": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
-        "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
-    }  # fmt: skip
+        "ndcg_threshold": None,
+        "min_lift": 1.5,
+        "min_ratio_over_knn": 0.95,
+        "min_coverage_ratio_over_knn": 0.25,
+        "max_popularity_bias_ratio_over_knn": 3.0,
+        "max_exposure_gini_over_knn": 0.25,
+        "min_cold_start_lift": 0.5,
+    }
     assert model["ndcg_lift"] >= 1.5 and model["knn_ratio"] >= 0.95
     for name in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "knn_ndcg_at_10"):
         assert 0 < model[name] <= 1, name
@@ -108,7 +113,10 @@ def test_a_listening_log_in_parquet_from_s3_passes_without_timestamps_or_categor
     assert set(rows["ts"]) == {pd.Timestamp(DAY)}  # the documented stand-in
     assert set(rows["interaction_type"]) == {"view"}
     assert report["input"]["categories"] == 0
-    assert any(n.startswith("interactions.timestamp: absent: every event stamped 2026-11-12T00:00:00+00:00") for n in report["notes"])
+    assert any(
+        n.startswith("interactions.timestamp: absent: every event stamped 2026-11-12T00:00:00+00:00")
+        for n in report["notes"]
+    )
     assert "query_recommendations: the catalog has no categories: category filter probes skipped" in report["notes"]
 
 
@@ -119,7 +127,9 @@ def test_a_retail_log_in_gzip_csv_passes_and_the_tenant_is_re_onboarded_with_a_n
     reports = []
     for week, log in enumerate(weeks, start=1):
         day = DAY.replace(day=DAY.day + week)
-        dag_run, report = run_journey(logical_date=day, tenant="it-retail", **log.dag_conf(os.path.dirname(inbox)), **SAMPLE)
+        dag_run, report = run_journey(
+            logical_date=day, tenant="it-retail", **log.dag_conf(os.path.dirname(inbox)), **SAMPLE
+        )
         assert_passed_with_default_gates(dag_run, report)
         reports.append(report)
 
@@ -152,12 +162,21 @@ def test_a_catalog_rejected_in_full_fails_naming_the_reason_and_reaches_quaranti
     assert (items["rows"], items["rejected"]) == (len(catalog), len(catalog))
     [reason] = items["reasons"]
     assert (reason["reason"], reason["count"]) == ("price must be a number", len(catalog))
-    assert reason["example"]["item_id"] == catalog["sku"][0] and reason["example"]["price"] == catalog["unit_price_eur"][0]
+    assert (
+        reason["example"]["item_id"] == catalog["sku"][0] and reason["example"]["price"] == catalog["unit_price_eur"][0]
+    )
     interactions = report["rejections"]["interactions"]
     assert interactions["reasons"][0]["reason"] == "item_id of a rejected catalog row"
 
-    headline = f"items: {len(catalog)} of {len(catalog)} rows rejected: price must be a number ({len(catalog)}, e.g. row 1:"
-    payload = {"dag_id": "onboarding_journey", "run_id": dag_run.run_id, "task_id": "seed_data.validate", "map_index": 0}
+    headline = (
+        f"items: {len(catalog)} of {len(catalog)} rows rejected: price must be a number ({len(catalog)}, e.g. row 1:"
+    )
+    payload = {
+        "dag_id": "onboarding_journey",
+        "run_id": dag_run.run_id,
+        "task_id": "seed_data.validate",
+        "map_index": 0,
+    }
     with open(os.path.join(alerts_dir(), alert_path(payload))) as fh:
         alert = json.load(fh)
     assert alert["rejected_rows"][0].startswith(headline)

@@ -52,7 +52,7 @@ def test_journey_stages_in_order(dagbag):
     from plugins.journey import ALL_STAGES
 
     dag = dagbag.dags["onboarding_journey"]
-    for before, after in zip(ALL_STAGES, ALL_STAGES[1:]):
+    for before, after in zip(ALL_STAGES, ALL_STAGES[1:], strict=False):
         assert f"{after}.run" in dag.get_task(f"{before}.validate").downstream_task_ids
     # Whatever happened upstream, the run cleans up after itself, then reports.
     assert dag.get_task("cleanup").upstream_task_ids - {"tenants"} == {f"{ALL_STAGES[-1]}.validate"}

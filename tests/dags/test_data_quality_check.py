@@ -148,10 +148,14 @@ def test_row_counts_fail_on_a_drop_and_on_runaway_growth(tmp_path):
     before = {"steady": counts(100, 10), "shrunk": counts(100, 10), "exploded": counts(100, 10), "gone": counts(5, 2)}
     refused = {"update_refused": True, "delete_refused": True, "update_outcome": "", "delete_outcome": ""}
     measured = {
-        "tenants": [], "interactions": [], "api_keys": [], "audit_log": [], "audit_append_only": refused,
+        "tenants": [],
+        "interactions": [],
+        "api_keys": [],
+        "audit_log": [],
+        "audit_append_only": refused,
         "row_counts": today,
         "previous": {"measured_at": "2026-11-04T00:00:00+00:00", "row_counts": before},
-    }  # fmt: skip
+    }
     batches = frames(measured)
     row_counts = batches["row_counts"].set_index(["tenant", "table_name"])
     assert pd.isna(row_counts.loc[("new", "interactions"), "growth"])  # a tenant's first data is not growth

@@ -7,7 +7,7 @@ soak the API's RSS growth. (Off unless asked for: tests/dags/test_onboarding_jou
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -17,15 +17,18 @@ from tests.dags.journeys import run_journey
 pytestmark = pytest.mark.usefixtures("stack_env")
 
 SMALL = {"n_users": 400, "n_items": 200, "n_interactions": 8000, "sample_users": 5}
-DAY = datetime(2026, 11, 12, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 12, tzinfo=UTC)
 TENANT = "it-load"
 # The guide's shape (ramp to 20, hold, ramp to 50, hold, ramp down) in 30 s. Tests assert no timings: the latency,
 # throughput and hit-rate gates (the last depends on how many requests k6 got through) are opened wide here, so
 # what is proven is the plan and the error rate; the README's numbers come from the guide's full profile.
 SHORT = {
-    "load_test": True, "load_stages_s": [5, 8, 4, 8, 5],
-    "load_max_p95_ms": 60_000, "load_min_rps": 0, "load_min_cache_hit_rate": 0,
-}  # fmt: skip
+    "load_test": True,
+    "load_stages_s": [5, 8, 4, 8, 5],
+    "load_max_p95_ms": 60_000,
+    "load_min_rps": 0,
+    "load_min_cache_hit_rate": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +63,21 @@ def test_the_guide_s_profile_passes_on_the_default_plan_and_fails_on_the_gateway
     assert load["plan"]["plan"] == "gateway" and load["errors_by_status"]["429"] > 0.9 * load["errors"]
     names = [f["column"] for f in _load_stage(report)["validation"]["failed_expectations"]]
     assert "error_rate" in names, names
-    error_rate = next(f for f in _load_stage(report)["validation"]["failed_expectations"] if f["column"] == "error_rate")
+    error_rate = next(
+        f for f in _load_stage(report)["validation"]["failed_expectations"] if f["column"] == "error_rate"
+    )
     assert error_rate["observed_value"] == pytest.approx(load["error_rate"]) and load["error_rate"] > 0.5
 
 
 def test_stress_reports_a_knee_and_soak_reports_rss_growth():
-    stress = {"load_test": "stress", "stress_step_vus": 20, "stress_max_vus": 60, "stress_step_s": 5,
-              "load_min_rps": 0, "load_min_cache_hit_rate": 0}  # fmt: skip
+    stress = {
+        "load_test": "stress",
+        "stress_step_vus": 20,
+        "stress_max_vus": 60,
+        "stress_step_s": 5,
+        "load_min_rps": 0,
+        "load_min_cache_hit_rate": 0,
+    }
     dag_run, report = run_journey(logical_date=DAY, tenant=TENANT, **SMALL, **stress)
     load = report["load"]
     vus = [s["vus"] for s in load["steps"]]
@@ -87,7 +98,6 @@ def test_stress_reports_a_knee_and_soak_reports_rss_growth():
     assert report["load"]["errors"] == 0 and dag_run.state == "success", report.get("failed_stage")
 
 
-
 def test_cache_down_drill_serves_every_request_through_a_redis_outage(admin):
     """The resilience stage's cache_down drill against the tenant the tests above deployed: Redis stopped under
     k6 load, no request lost, /health degraded (200) rather than down, hits again once Redis is back."""
@@ -96,9 +106,13 @@ def test_cache_down_drill_serves_every_request_through_a_redis_outage(admin):
     from plugins.journey.run import JourneyRun
 
     run = JourneyRun(
-        dag_id="onboarding_journey", run_id="it-cache-drill", tenant=TENANT, window_start=DAY,
-        window_end=DAY.replace(day=13), params={"seed": 42, "fault_drills": True},
-    )  # fmt: skip
+        dag_id="onboarding_journey",
+        run_id="it-cache-drill",
+        tenant=TENANT,
+        window_start=DAY,
+        window_end=DAY.replace(day=13),
+        params={"seed": 42, "fault_drills": True},
+    )
     tenant_id = admin.get(f"/api/admin/tenants/{TENANT}").json()["tenant_id"]
     record, checks = resilience.cache_down(run, LocalStackFaults(), {"journey_tenant_id": tenant_id})
     assert [c["outcome"] for c in checks if not c["outcome"].endswith(": ok")] == []

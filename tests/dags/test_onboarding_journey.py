@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -26,7 +26,7 @@ from tests.dags.journeys import (
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
-DAY = datetime(2026, 11, 10, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 10, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,13 @@ def first_run():
 def test_journey_passes_every_suite(first_run):
     dag_run, report, _ = first_run
     assert [s["name"] for s in report["stages"]] == [
-        "seed_data", "upload_to_minio", "feed_kafka", "train_model", "deploy_model", "query_recommendations", "audit"
+        "seed_data",
+        "upload_to_minio",
+        "feed_kafka",
+        "train_model",
+        "deploy_model",
+        "query_recommendations",
+        "audit",
     ]
     failed = {s["name"]: s.get("error") or s["validation"] for s in report["stages"] if s["status"] != "success"}
     assert failed == {}
@@ -89,7 +95,12 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined():
     os.makedirs(inbox, exist_ok=True)
 
     data = generate(
-        tenant="it-corrupt", interval_start=DAY, interval_end=DAY.replace(day=11), seed=7, n_users=200, n_items=100,
+        tenant="it-corrupt",
+        interval_start=DAY,
+        interval_end=DAY.replace(day=11),
+        seed=7,
+        n_users=200,
+        n_items=100,
         n_interactions=3000,
     )
     items = data.items.copy()
@@ -118,12 +129,16 @@ def test_corrupted_input_fails_at_upload_and_is_quarantined():
     assert any("bad_share" in json.dumps(f) for f in failed), failed
     assert [s["status"] for s in report["stages"][2:]] == ["upstream_failed"] * 5
 
-    back = MinioHook().read_back(bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.quarantine.csv")
+    back = MinioHook().read_back(
+        bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.quarantine.csv"
+    )
     quarantined = pd.read_csv(io.BytesIO(back.data), dtype=str)
     assert len(quarantined) == expected_bad
     assert quarantined["reason"].str.len().gt(0).all()
     assert back.sha256 == back.metadata_sha256
-    items_back = MinioHook().read_back(bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/items.quarantine.csv")
+    items_back = MinioHook().read_back(
+        bucket=QUARANTINE_BUCKET, key=f"it-corrupt/{report['run_key']}/items.quarantine.csv"
+    )
     assert "price must be > 0" in items_back.data.decode()
     raw = MinioHook().read_back(bucket=RAW_BUCKET, key=f"it-corrupt/{report['run_key']}/interactions.csv")
     assert len(pd.read_csv(io.BytesIO(raw.data))) + expected_bad == len(interactions)

@@ -58,8 +58,11 @@ def test_stalled_ingestion_fails_kafka_naming_the_consumer_group(baseline):
 
     assert dag_run.state == "failed"
     assert task_states(dag_run) == {
-        "postgres": "success", "object_store": "success", "kafka": "failed", "recsys_api": "success"
-    }  # fmt: skip
+        "postgres": "success",
+        "object_store": "success",
+        "kafka": "failed",
+        "recsys_api": "success",
+    }
     error = alert(dag_run, "kafka")["error"]
     assert error.startswith(f"kafka: consumer group recsys-ingest lag on user_interactions grew from {before} messages")
     assert f"to {before + 3} messages" in error

@@ -25,9 +25,15 @@ D1, D2, D3, D4 = (datetime(2026, 10, day, tzinfo=UTC) for day in (5, 6, 7, 8))
 # A weaker model that still passes the model gates, so only the trend can say it got worse.
 # The model gates are opened so the weak model reaches the history, whose trend is what is under test.
 WEAK = {
-    "train_epochs": 1, "ndcg_threshold": 0.0, "min_lift": 0.0, "min_ratio_over_knn": 0.0, "min_coverage_ratio_over_knn": 0.0,
-    "max_popularity_bias_ratio_over_knn": 100.0, "max_exposure_gini_over_knn": 1.0, "min_cold_start_lift": 0.0,
-}  # fmt: skip
+    "train_epochs": 1,
+    "ndcg_threshold": 0.0,
+    "min_lift": 0.0,
+    "min_ratio_over_knn": 0.0,
+    "min_coverage_ratio_over_knn": 0.0,
+    "max_popularity_bias_ratio_over_knn": 100.0,
+    "max_exposure_gini_over_knn": 1.0,
+    "min_cold_start_lift": 0.0,
+}
 
 
 def history_rows(day: datetime) -> list[dict]:

@@ -135,10 +135,19 @@ def test_bad_conf_is_refused_before_anything_runs(conf):
 
 def test_a_tenant_alone_is_enough():
     assert _trigger_params({"tenant_id": "acme"}) == {
-        "tenant_id": "acme", "days": None, "ndcg_margin": 0.0, "ndcg_threshold": 0.30, "seed": 42,
-        "train_time_budget_s": None, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
-        "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
-    }  # fmt: skip
+        "tenant_id": "acme",
+        "days": None,
+        "ndcg_margin": 0.0,
+        "ndcg_threshold": 0.30,
+        "seed": 42,
+        "train_time_budget_s": None,
+        "min_lift": 1.5,
+        "min_ratio_over_knn": 0.95,
+        "min_coverage_ratio_over_knn": 0.25,
+        "max_popularity_bias_ratio_over_knn": 3.0,
+        "max_exposure_gini_over_knn": 0.25,
+        "min_cold_start_lift": 0.5,
+    }
 
 
 def test_a_model_older_than_the_live_one_is_validated_as_a_candidate_and_the_live_one_stays(first_run, tenant):
@@ -148,9 +157,12 @@ def test_a_model_older_than_the_live_one_is_validated_as_a_candidate_and_the_liv
     # A live model of a later logical date (a journey for a later day, say): this retraining's snapshot is older.
     newer = f"{trained['version']}-later"
     api.register_model(
-        tenant["tenant_id"], version=newer, metrics=trained["metrics"], artifact_uri=trained["artifact_uri"],
+        tenant["tenant_id"],
+        version=newer,
+        metrics=trained["metrics"],
+        artifact_uri=trained["artifact_uri"],
         logical_date="2099-01-01T00:00:00+00:00",
-    )  # fmt: skip
+    )
     api.deploy(tenant["tenant_id"], newer)
     dag_run = retrain(tenant_id=tenant["slug"], seed=11, ndcg_margin=-1.0)  # better by NDCG, whatever it scores
     assert dag_run.state == "success", task_states(dag_run)

@@ -31,13 +31,65 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-GENRES = ("Drama", "Comedy", "Thriller", "Action", "Romance", "Adventure", "Crime", "Sci-Fi", "Horror", "Children",
-          "Animation", "Mystery", "Fantasy", "Documentary", "War", "Musical", "Western", "Film-Noir")  # fmt: skip
+GENRES = (
+    "Drama",
+    "Comedy",
+    "Thriller",
+    "Action",
+    "Romance",
+    "Adventure",
+    "Crime",
+    "Sci-Fi",
+    "Horror",
+    "Children",
+    "Animation",
+    "Mystery",
+    "Fantasy",
+    "Documentary",
+    "War",
+    "Musical",
+    "Western",
+    "Film-Noir",
+)
 STYLES = 14  # latent music styles (the listening log names none)
-DEPARTMENTS = ("Home & Kitchen", "Garden", "Tools", "Lighting", "Bathroom", "Storage", "Textiles", "Pet Supplies",
-               "Office", "Outdoor Living")  # fmt: skip
-_WORDS = ("night", "river", "last", "silent", "golden", "city", "return", "dark", "summer", "road", "blue", "heart",
-          "winter", "secret", "lost", "iron", "wild", "glass", "stone", "paper", "echo", "velvet", "north", "fire")  # fmt: skip
+DEPARTMENTS = (
+    "Home & Kitchen",
+    "Garden",
+    "Tools",
+    "Lighting",
+    "Bathroom",
+    "Storage",
+    "Textiles",
+    "Pet Supplies",
+    "Office",
+    "Outdoor Living",
+)
+_WORDS = (
+    "night",
+    "river",
+    "last",
+    "silent",
+    "golden",
+    "city",
+    "return",
+    "dark",
+    "summer",
+    "road",
+    "blue",
+    "heart",
+    "winter",
+    "secret",
+    "lost",
+    "iron",
+    "wild",
+    "glass",
+    "stone",
+    "paper",
+    "echo",
+    "velvet",
+    "north",
+    "fire",
+)
 SHOP_ACTIONS = ("detail_view", "list_click", "basket_add", "order")
 RATINGS_MAP = {"5": "purchase", "4": "add_to_cart", "3": "click", "2": "view", "1": "view"}
 RETAIL_MAP = dict(zip(SHOP_ACTIONS, ("view", "click", "add_to_cart", "purchase"), strict=True))
@@ -113,8 +165,17 @@ def ratings(out_dir: str, *, scale: float = 1.0, seed: int = 11) -> TenantLog:
         {"movieId": movie_ids, "title": [f"{_title(rng)} ({y})" for y in years], "genres": genres, "year": years}
     )
     per_user = _activity(rng, n_users, median=34, low=8, high=400)
-    users, items = _draw(rng, n_users=n_users, n_items=n_items, item_topic=primary, n_topics=len(GENRES),
-                         per_user=per_user, topics_per_user=3, noise=0.12, exponent=0.9)  # fmt: skip
+    users, items = _draw(
+        rng,
+        n_users=n_users,
+        n_items=n_items,
+        item_topic=primary,
+        n_topics=len(GENRES),
+        per_user=per_user,
+        topics_per_user=3,
+        noise=0.12,
+        exponent=0.9,
+    )
     frame = pd.DataFrame({"u": users, "i": items}).drop_duplicates()  # one rating per user and movie
     stars = np.clip(np.round(rng.normal(3.6, 0.95, len(frame))), 1, 5).astype(int)
     user_ids = rng.permutation(np.arange(1, n_users + 1))
@@ -155,8 +216,17 @@ def listening(out_dir: str, *, scale: float = 1.0, seed: int = 23) -> TenantLog:
     mbids = [_uuid(rng) for _ in range(n_artists)]
     names = [_title(rng) if rng.random() < 0.6 else f"The {_title(rng)}s" for _ in range(n_artists)]
     per_user = _activity(rng, n_users, median=45, low=6, high=300)
-    users, artists = _draw(rng, n_users=n_users, n_items=n_artists, item_topic=style, n_topics=STYLES,
-                           per_user=per_user, topics_per_user=2, noise=0.15, exponent=1.0)  # fmt: skip
+    users, artists = _draw(
+        rng,
+        n_users=n_users,
+        n_items=n_artists,
+        item_topic=style,
+        n_topics=STYLES,
+        per_user=per_user,
+        topics_per_user=2,
+        noise=0.15,
+        exponent=1.0,
+    )
     # The log is aggregated: one row per user and artist, with how often the user played them.
     plays = pd.DataFrame({"u": users, "a": artists}).value_counts().rename("n").reset_index()
     plays["plays"] = (plays["n"] * rng.lognormal(2.5, 1.0, len(plays))).astype(np.int64) + 1
@@ -197,8 +267,17 @@ def retail(out_dir: str, *, scale: float = 1.0, seed: int = 37, week: int = 1) -
     listed = np.arange(n_products) if week == 1 else np.r_[int(n_products * 0.1) : int(n_products * 1.1)]
     week_rng = np.random.default_rng(seed + week)
     per_user = _activity(week_rng, n_customers, median=30, low=4, high=250)
-    users, picks = _draw(week_rng, n_users=n_customers, n_items=len(listed), item_topic=department[listed],
-                         n_topics=len(DEPARTMENTS), per_user=per_user, topics_per_user=2, noise=0.15, exponent=0.8)  # fmt: skip
+    users, picks = _draw(
+        week_rng,
+        n_users=n_customers,
+        n_items=len(listed),
+        item_topic=department[listed],
+        n_topics=len(DEPARTMENTS),
+        per_user=per_user,
+        topics_per_user=2,
+        noise=0.15,
+        exponent=0.8,
+    )
     products = listed[picks]
     # The funnel: most events are views, a few end in an order.
     actions = week_rng.choice(len(SHOP_ACTIONS), size=len(users), p=[0.62, 0.24, 0.1, 0.04])
@@ -232,10 +311,15 @@ def retail(out_dir: str, *, scale: float = 1.0, seed: int = 37, week: int = 1) -
             fh.write(frame.to_csv(index=False).encode())
     conf = {
         "columns": {
-            "interactions": {"event_id": "event_uuid", "timestamp": "event_time", "user_id": "customer_no",
-                             "item_id": "sku", "interaction_type": "action"},
+            "interactions": {
+                "event_id": "event_uuid",
+                "timestamp": "event_time",
+                "user_id": "customer_no",
+                "item_id": "sku",
+                "interaction_type": "action",
+            },
             "items": {"item_id": "sku", "title": "product_name", "category": "department", "price": "unit_price_eur"},
-        },  # fmt: skip
+        },
         "interaction_type_map": RETAIL_MAP,
         "timezone": "Europe/Berlin",
     }

@@ -23,9 +23,13 @@ def drill():
     from plugins.journey.run import JourneyRun
 
     run = JourneyRun(
-        dag_id="onboarding_journey", run_id="it-fault-drills", tenant="it-faults", window_start=DAY,
-        window_end=DAY.replace(day=7), params={"seed": 42, "fault_drills": True},
-    )  # fmt: skip
+        dag_id="onboarding_journey",
+        run_id="it-fault-drills",
+        tenant="it-faults",
+        window_start=DAY,
+        window_end=DAY.replace(day=7),
+        params={"seed": 42, "fault_drills": True},
+    )
     ctx = resilience.context(run, journey_tenant_id=None)
     faults = LocalStackFaults()
 

@@ -33,11 +33,20 @@ def tenant(hook):
 
 def day_row(tenant: str, day: date, *, ndcg: float, success: bool = True, scale: dict | None = SCALE, **extra) -> dict:
     return {
-        "dag_id": DAG_ID, "tenant": tenant, "logical_date": day, "run_id": f"backfill__{day}", "run_type": "backfill",
-        "run_key": f"{day}-abcd1234", "success": success, "failed_stage": None if success else "train_model",
-        "scale": scale, "stages": {s: {"status": "success", "duration_s": 2.0} for s in STAGES},
-        "model": {"ndcg_at_10": ndcg, "version": f"v{day:%Y%m%d}"}, "recommendations": {"p95_ms": 20.0}, **extra,
-    }  # fmt: skip
+        "dag_id": DAG_ID,
+        "tenant": tenant,
+        "logical_date": day,
+        "run_id": f"backfill__{day}",
+        "run_type": "backfill",
+        "run_key": f"{day}-abcd1234",
+        "success": success,
+        "failed_stage": None if success else "train_model",
+        "scale": scale,
+        "stages": {s: {"status": "success", "duration_s": 2.0} for s in STAGES},
+        "model": {"ndcg_at_10": ndcg, "version": f"v{day:%Y%m%d}"},
+        "recommendations": {"p95_ms": 20.0},
+        **extra,
+    }
 
 
 def test_the_schema_is_migrated_with_its_own_version_table(hook):
@@ -47,10 +56,17 @@ def test_the_schema_is_migrated_with_its_own_version_table(hook):
 
 def test_an_upsert_of_the_same_day_replaces_its_row(hook, tenant):
     hook.upsert_run(row=day_row(tenant, TODAY, ndcg=0.40))
-    hook.upsert_run(row={**day_row(tenant, TODAY, ndcg=0.10, success=False), "run_id": "manual__again", "run_type": "manual"})
+    hook.upsert_run(
+        row={**day_row(tenant, TODAY, ndcg=0.10, success=False), "run_id": "manual__again", "run_type": "manual"}
+    )
     rows = hook.runs(dag_id=DAG_ID, tenant=tenant)
     assert len(rows) == 1
-    assert (rows[0]["run_id"], rows[0]["run_type"], rows[0]["success"], rows[0]["model"]["ndcg_at_10"]) == ("manual__again", "manual", False, 0.10)
+    assert (rows[0]["run_id"], rows[0]["run_type"], rows[0]["success"], rows[0]["model"]["ndcg_at_10"]) == (
+        "manual__again",
+        "manual",
+        False,
+        0.10,
+    )
 
 
 def test_seven_backfilled_days_plus_today_compare_today_with_the_last_seven(hook, tenant):
@@ -82,7 +98,15 @@ def test_a_tenants_own_files_compare_with_every_earlier_day_without_a_scale(hook
 def test_the_previous_upload_is_the_latest_earlier_day_that_uploaded_passed_or_failed(hook, tenant):
     assert hook.previous_upload(dag_id=DAG_ID, tenant=tenant, before=TODAY) is None
     checksums = {"items": {"key": f"{tenant}/k/items.csv", "sha256": "a" * 64, "rows": 200}}
-    hook.upsert_run(row=day_row(tenant, TODAY - timedelta(days=3), ndcg=0.3, checksums=checksums, upload={"profile": {"rows": {"items": 200}}}))
+    hook.upsert_run(
+        row=day_row(
+            tenant,
+            TODAY - timedelta(days=3),
+            ndcg=0.3,
+            checksums=checksums,
+            upload={"profile": {"rows": {"items": 200}}},
+        )
+    )
     hook.upsert_run(row=day_row(tenant, TODAY - timedelta(days=2), ndcg=0.3, success=False, checksums=checksums))
     hook.upsert_run(row=day_row(tenant, TODAY - timedelta(days=1), ndcg=0.3))  # failed before uploading: no checksums
     found = hook.previous_upload(dag_id=DAG_ID, tenant=tenant, before=TODAY)
@@ -90,6 +114,10 @@ def test_the_previous_upload_is_the_latest_earlier_day_that_uploaded_passed_or_f
 
 
 def test_non_finite_figures_are_stored_as_null(hook, tenant):
-    hook.upsert_run(row=day_row(tenant, TODAY, ndcg=float("nan"), upload={"drift": {"divergence": {"interaction_type": float("inf")}}}))
+    hook.upsert_run(
+        row=day_row(
+            tenant, TODAY, ndcg=float("nan"), upload={"drift": {"divergence": {"interaction_type": float("inf")}}}
+        )
+    )
     stored = hook.runs(dag_id=DAG_ID, tenant=tenant)[0]
     assert stored["model"]["ndcg_at_10"] is None and stored["upload"]["drift"]["divergence"]["interaction_type"] is None

@@ -426,8 +426,14 @@ def register_catalog(admin, s3, tenant: dict, run_key: str, rows: list[dict]) ->
     data = out.getvalue().encode()
     object_key = f"{tenant['slug']}/{run_key}/items.csv"
     storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
-    upload = {"kind": "items", "bucket": config.RAW_BUCKET, "object_key": object_key, "rows": len(rows),
-              "sha256": sha256_bytes(data), "source": run_key}  # fmt: skip
+    upload = {
+        "kind": "items",
+        "bucket": config.RAW_BUCKET,
+        "object_key": object_key,
+        "rows": len(rows),
+        "sha256": sha256_bytes(data),
+        "source": run_key,
+    }
     response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
     assert response.status_code == 201, response.text
     return response.json()
@@ -441,32 +447,57 @@ def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api
     # The first catalog has only ids: no title, category or price at all.
     first = register_catalog(admin, s3, tenant, f"{run_key}-1", [{"item_id": f"m{i}"} for i in range(6)])
     second = register_catalog(
-        admin, s3, tenant, f"{run_key}-2",
-        [{"item_id": f"m{i}", "title": f"Movie {i}", "category": "Film-Noir" if i % 2 else "Comedy|Drama", "price": ""}
-         for i in range(3, 9)],
-    )  # fmt: skip
+        admin,
+        s3,
+        tenant,
+        f"{run_key}-2",
+        [
+            {
+                "item_id": f"m{i}",
+                "title": f"Movie {i}",
+                "category": "Film-Noir" if i % 2 else "Comedy|Drama",
+                "price": "",
+            }
+            for i in range(3, 9)
+        ],
+    )
     with db.cursor() as cur:
-        cur.execute("SELECT upload_id, count(*), count(category) FROM catalog_items WHERE tenant_id = %s GROUP BY upload_id",
-                    (tenant["tenant_id"],))  # fmt: skip
+        cur.execute(
+            "SELECT upload_id, count(*), count(category) FROM catalog_items WHERE tenant_id = %s GROUP BY upload_id",
+            (tenant["tenant_id"],),
+        )
         assert sorted(cur.fetchall(), key=lambda r: r[0] != first["upload_id"]) == [
-            (first["upload_id"], 6, 0), (second["upload_id"], 6, 6)
-        ]  # fmt: skip
-        cur.execute("SELECT count(*), count(title), count(price) FROM items WHERE tenant_id = %s", (tenant["tenant_id"],))
+            (first["upload_id"], 6, 0),
+            (second["upload_id"], 6, 6),
+        ]
+        cur.execute(
+            "SELECT count(*), count(title), count(price) FROM items WHERE tenant_id = %s", (tenant["tenant_id"],)
+        )
         assert cur.fetchone() == (9, 6, 0)  # the merged catalog: every item ever sent, latest values win
 
     items = [f"m{i}" for i in range(3, 9)]
     rng = np.random.default_rng(5)
     artifacts = model_artifacts.TrainResult(
-        item_ids=items, item_embeddings=rng.normal(size=(6, DIM)).astype(np.float32), user_ids=["u1"],
-        user_embeddings=rng.normal(size=(1, DIM)).astype(np.float32), popular_items=items, config={"dim": DIM},
+        item_ids=items,
+        item_embeddings=rng.normal(size=(6, DIM)).astype(np.float32),
+        user_ids=["u1"],
+        user_embeddings=rng.normal(size=(1, DIM)).astype(np.float32),
+        popular_items=items,
+        config={"dim": DIM},
         metrics={"ndcg_at_10": 0.3},
-    )  # fmt: skip
-    uri = model_artifacts.save_artifacts(artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v2/")["artifact_uri"]
+    )
+    uri = model_artifacts.save_artifacts(
+        artifacts, client=s3, bucket=config.MODELS_BUCKET, prefix=f"{tenant['slug']}/v2/"
+    )["artifact_uri"]
     model = {"version": "v2", "artifact_uri": uri, "source": run_key}
     other = new_tenant("snapshot-other", run_key)
-    refused = admin.post(f"/api/admin/tenants/{other['slug']}/models", json={**model, "catalog_upload_id": second["upload_id"]})
+    refused = admin.post(
+        f"/api/admin/tenants/{other['slug']}/models", json={**model, "catalog_upload_id": second["upload_id"]}
+    )
     assert refused.status_code == 422 and "must name an items upload of tenant" in refused.json()["error"]
-    registered = admin.post(f"/api/admin/tenants/{tenant['slug']}/models", json={**model, "catalog_upload_id": second["upload_id"]})
+    registered = admin.post(
+        f"/api/admin/tenants/{tenant['slug']}/models", json={**model, "catalog_upload_id": second["upload_id"]}
+    )
     assert registered.status_code == 201 and registered.json()["catalog_upload_id"] == second["upload_id"]
     deployed = admin.post(f"/api/admin/tenants/{tenant['slug']}/models/v2/deploy", json={"source": run_key})
     assert deployed.status_code == 200 and deployed.json()["index_size"] == 6
@@ -491,9 +522,16 @@ def test_api_keys_are_a_resource_and_a_revoked_key_answers_401_at_once(api, admi
     listed = admin.get(f"/api/admin/tenants/{tenant['slug']}/apikeys", params={"source": run_key, "active": "true"})
     mine = next(k for k in listed.json()["api_keys"] if k["id"] == created["id"])
     assert mine == {
-        "id": created["id"], "tenant_id": tenant["tenant_id"], "name": "to revoke", "prefix": created["prefix"],
-        "source": run_key, "plan": None, "created_at": mine["created_at"], "revoked_at": None, "active": True,
-    }  # fmt: skip
+        "id": created["id"],
+        "tenant_id": tenant["tenant_id"],
+        "name": "to revoke",
+        "prefix": created["prefix"],
+        "source": run_key,
+        "plan": None,
+        "created_at": mine["created_at"],
+        "revoked_at": None,
+        "active": True,
+    }
     assert created["api_key"] not in listed.text and "hash" not in listed.text
 
     revoked = admin.delete(f"/api/admin/tenants/{tenant['slug']}/apikeys/{created['id']}")
@@ -525,7 +563,9 @@ def deploy(admin, made: dict, version: str, **body) -> httpx.Response:
     return admin.post(f"/api/admin/tenants/{made['tenant']['slug']}/models/{version}/deploy", json=body)
 
 
-def test_an_older_model_never_replaces_a_newer_live_one_and_serves_only_when_pinned(api, admin, db, s3, new_key, serving_tenant):
+def test_an_older_model_never_replaces_a_newer_live_one_and_serves_only_when_pinned(
+    api, admin, db, s3, new_key, serving_tenant
+):
     made = serving_tenant("dated")
     slug, key = made["tenant"]["slug"], new_key(made["tenant"], made["run_key"])
     register(admin, made, "v-1110", "2026-11-10T00:00:00+00:00")
@@ -546,8 +586,9 @@ def test_an_older_model_never_replaces_a_newer_live_one_and_serves_only_when_pin
     assert candidate.status_code == 200 and candidate.json()["role"] == "candidate", candidate.text
     active = admin.get(f"/api/admin/tenants/{slug}/deployments").json()["deployments"]
     assert [(d["version"], d["role"], d["traffic_percent"], d["served"]) for d in active] == [
-        ("v-1110", "live", 100, True), ("v-1105", "candidate", 0, True)
-    ]  # fmt: skip
+        ("v-1110", "live", 100, True),
+        ("v-1105", "candidate", 0, True),
+    ]
     assert admin.get(f"/api/admin/tenants/{slug}/deployment").json()["version"] == "v-1110"
     assert recommend(api, key, {"user_id": "user_001"}).json()["model_version"] == "v-1110"
     assert recommend(api, key, {"user_id": "user_001", "model_version": "v-1105"}).json()["model_version"] == "v-1105"
@@ -612,7 +653,9 @@ def metric(text: str, name: str) -> float:
     return float(next(line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + " ")))
 
 
-def test_cached_answers_never_cross_tenants_with_the_same_user_ids_and_version(api, admin, db, s3, deployed, new_key, serving_tenant):
+def test_cached_answers_never_cross_tenants_with_the_same_user_ids_and_version(
+    api, admin, db, s3, deployed, new_key, serving_tenant
+):
     """Both tenants serve a "v1" over the same item and user ids, with different embeddings: a cache keyed
     by anything less than the tenant would hand one tenant the other's answer."""
     other = serving_tenant("serve-twin", seed=4)
@@ -624,7 +667,10 @@ def test_cached_answers_never_cross_tenants_with_the_same_user_ids_and_version(a
     admin.post(f"/api/admin/tenants/{tenant['slug']}/models/v1/deploy", json={}).raise_for_status()
     twin_key = new_key(tenant, run_key)
     for user in ("user_001", "user_002", "user_003"):
-        for body in ({"user_id": user, "count": 5}, {"user_id": user, "count": 5, "filters": {"category": CATEGORIES[1]}}):
+        for body in (
+            {"user_id": user, "count": 5},
+            {"user_id": user, "count": 5, "filters": {"category": CATEGORIES[1]}},
+        ):
             first = recommend(api, deployed["key"], body).json()
             assert recommend(api, deployed["key"], body).json()["cached"] is True  # the first tenant's is in Redis
             twin = recommend(api, twin_key, body).json()
@@ -636,13 +682,16 @@ def test_cached_answers_never_cross_tenants_with_the_same_user_ids_and_version(a
                 scores = art.item_embeddings @ art.user_embeddings[art.user_ids.index(user)]
                 seen = set(made["history"][user])
                 eligible = [
-                    i for i in np.argsort(-scores)
+                    i
+                    for i in np.argsort(-scores)
                     if art.item_ids[i] not in seen
                     and ("filters" not in body or CATEGORIES[i % 5] == body["filters"]["category"])
-                ]  # fmt: skip
+                ]
                 assert [i["item_id"] for i in answer["items"]] == [art.item_ids[i] for i in eligible[:5]]
             assert recommend(api, twin_key, body).json() | {"latency_ms": 0, "request_id": ""} == twin | {
-                "latency_ms": 0, "request_id": "", "cached": True
+                "latency_ms": 0,
+                "request_id": "",
+                "cached": True,
             }
 
 

@@ -52,9 +52,13 @@ def routes(settings) -> list[tuple[str, str]]:
 
 def concrete(path: str, tenant: str) -> str:
     return path.format(
-        tenant=tenant, tenant_id=tenant, version="v1", item_id="item_0001", key_id="no-such-key",
+        tenant=tenant,
+        tenant_id=tenant,
+        version="v1",
+        item_id="item_0001",
+        key_id="no-such-key",
         deployment_id="no-such-deployment",
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,10 +170,21 @@ def test_no_plaintext_key_or_admin_token_in_airflow_logs_xcom_or_reports(env, tm
     """Runs a tiny journey (it creates and uses two API keys), then scans everything it leaves behind."""
     conf = {"tenant": "sec-scan", "n_users": 200, "n_items": 100, "n_interactions": 3000, "sample_users": 5}
     run = subprocess.run(
-        [os.path.join(config.project_root(), ".venv", "bin", "airflow"), "dags", "test", "onboarding_journey",
-         "2026-11-12", "-c", json.dumps(conf)],
-        cwd=config.project_root(), env=dict(os.environ), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            os.path.join(config.project_root(), ".venv", "bin", "airflow"),
+            "dags",
+            "test",
+            "onboarding_journey",
+            "2026-11-12",
+            "-c",
+            json.dumps(conf),
+        ],
+        cwd=config.project_root(),
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     console = run.stdout + run.stderr
     assert run.returncode == 0, console[-3000:]
     newest = max(
@@ -225,7 +240,9 @@ def test_rate_limit_answers_429_with_retry_after_then_recovers(env, admin, api, 
     # Back on the default plan: admitted at once, without waiting for the small window.
     assert admin.put(f"/api/admin/tenants/{slug}/plan", json={"plan": "default"}).status_code == 200
     assert [call().status_code for _ in range(10)] == [200] * 10
-    audit = admin.get("/api/admin/audit", params={"tenant_id": tenants["a"]["tenant_id"], "action": "tenant.plan_changed"})
+    audit = admin.get(
+        "/api/admin/audit", params={"tenant_id": tenants["a"]["tenant_id"], "action": "tenant.plan_changed"}
+    )
     changes = [(e["details"]["plan"], e["details"]["previous"]["plan"]) for e in audit.json()["entries"]]
     assert changes == [(f"custom-{slug}", "default"), ("default", f"custom-{slug}")]
 
@@ -302,25 +319,41 @@ def test_injection_in_every_string_field_of_every_create_endpoint_changes_nothin
     storage.write(s3, config.RAW_BUCKET, f"{target['slug']}/inj-items.csv", catalog)
     catalog_upload = admin.post(
         f"/api/admin/tenants/{target['slug']}/uploads",
-        json={"kind": "items", "bucket": config.RAW_BUCKET, "object_key": f"{target['slug']}/inj-items.csv", "rows": 1,
-              "sha256": sha256_bytes(catalog), "source": "s"},
-    )  # fmt: skip
+        json={
+            "kind": "items",
+            "bucket": config.RAW_BUCKET,
+            "object_key": f"{target['slug']}/inj-items.csv",
+            "rows": 1,
+            "sha256": sha256_bytes(catalog),
+            "source": "s",
+        },
+    )
     assert catalog_upload.status_code == 201, catalog_upload.text
     bodies = {  # a valid body per create endpoint; each string field gets each injection in turn
         "/api/admin/tenants": lambda: {
-            "name": "n", "slug": f"inj-{uuid.uuid4().hex[:8]}", "email": "a@b.co", "source": "s",
+            "name": "n",
+            "slug": f"inj-{uuid.uuid4().hex[:8]}",
+            "email": "a@b.co",
+            "source": "s",
         },
         "/api/admin/tenants/{tenant}/apikeys": lambda: {"name": "n", "plan": "default", "source": "s"},
         "/api/admin/tenants/{tenant}/uploads": lambda: {
-            "kind": "interactions", "bucket": config.RAW_BUCKET, "object_key": f"{target['slug']}/inj.csv",
-            "rows": 1, "sha256": sha, "source": "s",
+            "kind": "interactions",
+            "bucket": config.RAW_BUCKET,
+            "object_key": f"{target['slug']}/inj.csv",
+            "rows": 1,
+            "sha256": sha,
+            "source": "s",
         },
         "/api/admin/tenants/{tenant}/models": lambda: {
-            "version": "inj-1", "metrics": {"ndcg": 0.1}, "artifact_uri": "s3://recsys-models/x/", "source": "s",
+            "version": "inj-1",
+            "metrics": {"ndcg": 0.1},
+            "artifact_uri": "s3://recsys-models/x/",
+            "source": "s",
             "catalog_upload_id": catalog_upload.json()["upload_id"],
         },
         "/api/admin/tenants/{tenant}/models/{version}/deploy": lambda: {"traffic_percent": 100, "source": "s"},
-    }  # fmt: skip
+    }
     app = create_app(load(env))
     creates = {
         r.path: r

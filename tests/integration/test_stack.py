@@ -146,8 +146,11 @@ def test_interactions_keyed_by_tenant_and_event_keep_the_rows_that_were_there(sc
 
     assert "0003_interactions_tenant_event_key.sql" not in apply_up_to(2)
     row = "INSERT INTO interactions VALUES (%s, %s, 'u1', 'i1', 'view', now(), 'run-1', 0, %s)"
-    _query(dsn, "INSERT INTO tenants (id, slug, name, email) VALUES ('ta', 'a', 'A', 'a@x'), ('tb', 'b', 'B', 'b@x')"
-           " RETURNING id")  # fmt: skip
+    _query(
+        dsn,
+        "INSERT INTO tenants (id, slug, name, email) VALUES ('ta', 'a', 'A', 'a@x'), ('tb', 'b', 'B', 'b@x')"
+        " RETURNING id",
+    )
     for n in (1, 2, 3):
         _query(dsn, row + " RETURNING event_id", (str(n), "ta", n))
     with pytest.raises(psycopg2.errors.UniqueViolation):

@@ -176,7 +176,9 @@ def test_database_url_provisions_an_existing_server_instead_of_starting_one(isol
         superuser_password = json.load(fh)["pg_superuser_password"]
     url = f"postgres://postgres:{superuser_password}@{HOST}:{settings.port('postgres')}/postgres"
     other_dir = tempfile.mkdtemp(prefix="recsys-stack-ext-")
-    external = StackSettings.from_env({"RECSYS_LOCAL_DIR": other_dir, "RECSYS_PORT_OFFSET": str(BASE_OFFSET + 500), "DATABASE_URL": url})
+    external = StackSettings.from_env(
+        {"RECSYS_LOCAL_DIR": other_dir, "RECSYS_PORT_OFFSET": str(BASE_OFFSET + 500), "DATABASE_URL": url}
+    )
     try:
         assert lifecycle.up(external, only=["postgres"], log=_quiet) == {"postgres": "external"}
         env = load_env(external.env_file)

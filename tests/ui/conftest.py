@@ -26,7 +26,10 @@ def _chromium() -> str:
     if found:
         return found
     if os.geteuid() != 0:
-        pytest.fail(f"Chromium not found: install Debian's {CHROMIUM_PACKAGE} package (apt-get install {CHROMIUM_PACKAGE})", pytrace=False)
+        pytest.fail(
+            f"Chromium not found: install Debian's {CHROMIUM_PACKAGE} package (apt-get install {CHROMIUM_PACKAGE})",
+            pytrace=False,
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", CHROMIUM_PACKAGE], check=True, env=env)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -22,8 +22,8 @@ from tests.dags.journeys import run_journey
 pytestmark = [pytest.mark.usefixtures("stack_env"), pytest.mark.timeout(900)]
 
 SMALL = {"n_users": 400, "n_items": 200, "n_interactions": 8000, "sample_users": 10}
-FAILED_DAY = datetime(2026, 11, 12, tzinfo=timezone.utc)
-PASSED_DAY = datetime(2026, 11, 13, tzinfo=timezone.utc)
+FAILED_DAY = datetime(2026, 11, 12, tzinfo=UTC)
+PASSED_DAY = datetime(2026, 11, 13, tzinfo=UTC)
 # No model reaches this NDCG@10 on the small data: train_model's suite fails, naming the observed value.
 IMPOSSIBLE_NDCG = 0.99
 
@@ -84,7 +84,10 @@ def test_failed_expectation_and_data_docs_are_one_click_from_the_run(page, airfl
     frame.get_by_text("Failed expectations").wait_for()
     observed = failed_run["stages"][3]["validation"]["failed_expectations"][0]["observed_value"]
     row = frame.locator("tr", has=frame.locator(".observed"))
-    assert "expect_column_min_to_be_between" in row.inner_text() and f"$ndcg_threshold={IMPOSSIBLE_NDCG}" in row.inner_text()
+    assert (
+        "expect_column_min_to_be_between" in row.inner_text()
+        and f"$ndcg_threshold={IMPOSSIBLE_NDCG}" in row.inner_text()
+    )
     assert float(frame.locator(".observed").first.inner_text()) == pytest.approx(observed)
     page.screenshot(path=os.path.join(screenshots, "failed-run-validation-report.png"), full_page=True)
 
@@ -99,7 +102,11 @@ def test_a_passed_run_renders(page, airflow_ui, passed_run, screenshots):
     page.get_by_text("Validation report").first.click()
     frame = page.frame_locator("iframe")
     frame.locator(".passed").first.wait_for()
-    statuses = frame.locator("h2", has_text="Stages").locator("xpath=following-sibling::table[1]//tbody/tr/td[2]").all_inner_texts()
+    statuses = (
+        frame.locator("h2", has_text="Stages")
+        .locator("xpath=following-sibling::table[1]//tbody/tr/td[2]")
+        .all_inner_texts()
+    )
     assert statuses == [s["status"] for s in passed_run["stages"]] and "failed" not in statuses
     assert "Failed expectations" not in frame.locator("body").inner_text()
     page.screenshot(path=os.path.join(screenshots, "passed-run-validation-report.png"), full_page=True)
@@ -114,25 +121,43 @@ def test_journeys_list_both_runs(page, airflow_ui, failed_run, passed_run):
 
 
 def test_without_login_every_journey_url_is_401(airflow_ui, failed_run):
-    urls = ["/journey/", f"/journey/runs/{quote(failed_run['run_id'], safe='')}", _report_path(failed_run),
-            _report_path(failed_run, "/data_docs/index.html"), f"/journey/tenants/{failed_run['tenant']}"]  # fmt: skip
+    urls = [
+        "/journey/",
+        f"/journey/runs/{quote(failed_run['run_id'], safe='')}",
+        _report_path(failed_run),
+        _report_path(failed_run, "/data_docs/index.html"),
+        f"/journey/tenants/{failed_run['tenant']}",
+    ]
     for url in urls:
-        for headers, cookies in (({}, {}), ({"Authorization": "Bearer forged.jwt.token"}, {}), ({}, {"_token": "forged"})):
-            response = requests.get(airflow_ui["base"] + url, headers=headers, cookies=cookies, timeout=30, allow_redirects=False)
+        for headers, cookies in (
+            ({}, {}),
+            ({"Authorization": "Bearer forged.jwt.token"}, {}),
+            ({}, {"_token": "forged"}),
+        ):
+            response = requests.get(
+                airflow_ui["base"] + url, headers=headers, cookies=cookies, timeout=30, allow_redirects=False
+            )
             assert response.status_code == 401, (url, headers, cookies, response.status_code)
             assert failed_run["run_key"] not in response.text
 
 
 def test_a_rest_token_reads_the_report(airflow_ui, token, failed_run):
-    response = requests.get(airflow_ui["base"] + _report_path(failed_run), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response = requests.get(
+        airflow_ui["base"] + _report_path(failed_run), headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
     assert response.status_code == 200 and failed_run["run_key"] in response.text
 
 
 @pytest.mark.parametrize(
     "suffix",
-    ["/data_docs/../report.json", "/data_docs/%2e%2e/report.json", "/data_docs/%252e%252e/report.json",
-     "/data_docs/..%2freport.json", "/data_docs/static/../../report.json"],
-)  # fmt: skip
+    [
+        "/data_docs/../report.json",
+        "/data_docs/%2e%2e/report.json",
+        "/data_docs/%252e%252e/report.json",
+        "/data_docs/..%2freport.json",
+        "/data_docs/static/../../report.json",
+    ],
+)
 def test_traversal_out_of_the_run_is_refused(airflow_ui, token, failed_run, suffix):
     # http.client sends the path as written: requests and browsers would resolve the dots before sending.
     address = urlsplit(airflow_ui["base"])

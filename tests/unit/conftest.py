@@ -24,9 +24,14 @@ PLANTED_END = PLANTED_START + timedelta(days=1)
 @pytest.fixture(scope="session")
 def planted() -> SeedData:
     return generate(
-        tenant="planted", interval_start=PLANTED_START, interval_end=PLANTED_END, seed=1,
-        n_users=600, n_items=300, n_interactions=12_000,
-    )  # fmt: skip
+        tenant="planted",
+        interval_start=PLANTED_START,
+        interval_end=PLANTED_END,
+        seed=1,
+        n_users=600,
+        n_items=300,
+        n_interactions=12_000,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,9 @@ def upload_to_minio_input() -> tuple[Frames, Params]:
     seeded = seed_data_input()[0]
     read_back = seeded["interactions"][list(INTERACTION_COLUMNS)]
     # The previous upload: the same tables (a day whose upload did not drift).
-    drift_batches, params, _ = drift.batches(seeded, seeded, previous_profile=drift.profile(seeded), params=DRIFT_PARAMS)
+    drift_batches, params, _ = drift.batches(
+        seeded, seeded, previous_profile=drift.profile(seeded), params=DRIFT_PARAMS
+    )
     return {"objects": objects, "rows_accounting": rows_accounting, "read_back": read_back, **drift_batches}, params
 
 
@@ -133,9 +135,14 @@ def train_model_input() -> tuple[Frames, Params]:
         }
     )
     params = {
-        "ndcg_threshold": 0.30, "min_lift": 1.5, "min_ratio_over_knn": 0.95, "min_coverage_ratio_over_knn": 0.25,
-        "max_popularity_bias_ratio_over_knn": 3.0, "max_exposure_gini_over_knn": 0.25, "min_cold_start_lift": 0.5,
-    }  # fmt: skip
+        "ndcg_threshold": 0.30,
+        "min_lift": 1.5,
+        "min_ratio_over_knn": 0.95,
+        "min_coverage_ratio_over_knn": 0.25,
+        "max_popularity_bias_ratio_over_knn": 3.0,
+        "max_exposure_gini_over_knn": 0.25,
+        "min_cold_start_lift": 0.5,
+    }
     return {"metrics": metrics}, params
 
 
@@ -195,9 +202,11 @@ def query_recommendations_input() -> tuple[Frames, Params]:
     )
     latency = pd.DataFrame({"p50_ms": [10.0], "p95_ms": [40.0], "p99_ms": [80.0], "error_rate": [0.0]})
     params = {
-        "catalog_item_ids": [f"i{i}" for i in range(1, 21)], "max_p95_ms": 250.0, "max_error_rate": 0.01,
+        "catalog_item_ids": [f"i{i}" for i in range(1, 21)],
+        "max_p95_ms": 250.0,
+        "max_error_rate": 0.01,
         "model_version": "v3",
-    }  # fmt: skip
+    }
     return {"recommendations": recommendations, "requests": requests, "probes": probes, "latency": latency}, params
 
 
@@ -235,7 +244,13 @@ def load_test_input() -> tuple[Frames, Params]:
             "rss_growth": [float("nan")],
         }
     )
-    params = {"max_p95_ms": 100.0, "max_error_rate": 0.01, "min_rps": 100.0, "min_cache_hit_rate": 0.8, "max_rss_growth": 2.0}
+    params = {
+        "max_p95_ms": 100.0,
+        "max_error_rate": 0.01,
+        "min_rps": 100.0,
+        "min_cache_hit_rate": 0.8,
+        "max_rss_growth": 2.0,
+    }
     return {"summary": summary}, params
 
 
@@ -255,7 +270,10 @@ def resilience_input() -> tuple[Frames, Params]:
         {
             "drill": ["object_store_down_during_upload", "broker_down_during_feed"],
             "check": ["same_checksum_after", "every_send_acked"],
-            "outcome": ["object_store_down_during_upload.same_checksum_after: ok", "broker_down_during_feed.every_send_acked: ok"],
+            "outcome": [
+                "object_store_down_during_upload.same_checksum_after: ok",
+                "broker_down_during_feed.every_send_acked: ok",
+            ],
         }
     )
     return {"drills": drills, "checks": checks}, {}

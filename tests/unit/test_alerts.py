@@ -99,9 +99,13 @@ def gx_failure() -> Exception:
         },
     ]
     validation = StageValidation(
-        suite="train_model", success=False, evaluated=9, unsuccessful=2, failed_expectations=failures,
+        suite="train_model",
+        success=False,
+        evaluated=9,
+        unsuccessful=2,
+        failed_expectations=failures,
         result_path="/reports/gx/train_model.json",
-    )  # fmt: skip
+    )
     try:
         validation.raise_for_failure()
     except ValidationFailed as failed:
@@ -175,16 +179,29 @@ def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_lo
     from plugins.journey.tasks import failure_message
     from plugins.validation import StageValidation, ValidationFailed
 
-    failure = {"batch": "items", "expectation_type": "expect_table_row_count_to_be_between", "column": None,
-               "kwargs": {"min_value": 1}, "observed_value": 0}  # fmt: skip
-    validation = StageValidation(suite="seed_data", success=False, evaluated=24, unsuccessful=1, failed_expectations=[failure])
+    failure = {
+        "batch": "items",
+        "expectation_type": "expect_table_row_count_to_be_between",
+        "column": None,
+        "kwargs": {"min_value": 1},
+        "observed_value": 0,
+    }
+    validation = StageValidation(
+        suite="seed_data", success=False, evaluated=24, unsuccessful=1, failed_expectations=[failure]
+    )
     with pytest.raises(ValidationFailed) as raised:
         validation.raise_for_failure()
     rejections = {
-        "items": {"rows": 1682, "rejected": 1682, "more_reasons": 0,
-                  "reasons": [{"reason": "price must be a number", "count": 1682, "example": {"item_id": "1", "price": "$3"}}]},
+        "items": {
+            "rows": 1682,
+            "rejected": 1682,
+            "more_reasons": 0,
+            "reasons": [
+                {"reason": "price must be a number", "count": 1682, "example": {"item_id": "1", "price": "$3"}}
+            ],
+        },
         "users": {"rows": 943, "rejected": 0, "more_reasons": 0, "reasons": []},
-    }  # fmt: skip
+    }
     error = failure_message(str(raised.value), failure_text(rejections))
     alerts.on_failure(context(AirflowFailException(error), task_id="seed_data.validate"))
 

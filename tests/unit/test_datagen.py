@@ -25,8 +25,15 @@ DAY = datetime(2026, 11, 21, tzinfo=UTC)
 
 
 def small(**overrides):
-    kwargs = dict(tenant="acme", interval_start=DAY, interval_end=DAY + timedelta(days=1), seed=7,
-                  n_users=500, n_items=200, n_interactions=5_000)  # fmt: skip
+    kwargs = dict(
+        tenant="acme",
+        interval_start=DAY,
+        interval_end=DAY + timedelta(days=1),
+        seed=7,
+        n_users=500,
+        n_items=200,
+        n_interactions=5_000,
+    )
     return generate(**{**kwargs, **overrides})
 
 
@@ -42,8 +49,11 @@ def test_same_inputs_give_identical_csv_bytes(tmp_path):
 
 def test_other_day_tenant_or_seed_changes_every_event_id():
     base = set(small().interactions["event_id"])
-    for changed in (small(interval_start=DAY + timedelta(days=1), interval_end=DAY + timedelta(days=2)),
-                    small(tenant="globex"), small(seed=8)):  # fmt: skip
+    for changed in (
+        small(interval_start=DAY + timedelta(days=1), interval_end=DAY + timedelta(days=2)),
+        small(tenant="globex"),
+        small(seed=8),
+    ):
         assert base.isdisjoint(changed.interactions["event_id"])
 
 

@@ -21,14 +21,26 @@ def test_gx_templates_ask_for_no_cdn_file_we_do_not_bundle():
     import great_expectations
 
     templates = Path(great_expectations.__file__).parent / "render" / "view" / "templates"
-    asked = {url for t in templates.glob("*.j2") for url in re.findall(r'(?:src|href)="(https://[^"]+\.(?:js|css)|https://cdn\.jsdelivr\.net/npm/[^"]+)"', t.read_text())}
+    asked = {
+        url
+        for t in templates.glob("*.j2")
+        for url in re.findall(
+            r'(?:src|href)="(https://[^"]+\.(?:js|css)|https://cdn\.jsdelivr\.net/npm/[^"]+)"', t.read_text()
+        )
+    }
     bundled = {url for p in PACKAGES for url in p.files}
     assert asked - bundled == set()
 
 
 def test_data_docs_pages_load_nothing_from_outside_the_site(tmp_path):
     frames, params = seed_data_input()
-    validate_stage("seed_data", frames, parameters=params, results_dir=tmp_path / "gx", run_name="manual__2026-11-20T00:00:00+00:00")
+    validate_stage(
+        "seed_data",
+        frames,
+        parameters=params,
+        results_dir=tmp_path / "gx",
+        run_name="manual__2026-11-20T00:00:00+00:00",
+    )
     index = Path(build_data_docs(tmp_path / "gx", tmp_path / "docs"))
     pages = list(index.parent.rglob("*.html"))
     assert len(pages) >= 4

@@ -12,31 +12,53 @@ from plugins.journey.plots import bands, render
 from plugins.journey.run import JourneyRun
 
 RUN = JourneyRun(
-    dag_id="onboarding_journey", run_id="backfill__2026-11-05T00:00:00+00:00", tenant="acme",
-    window_start=datetime(2026, 11, 5, tzinfo=UTC), window_end=datetime(2026, 11, 6, tzinfo=UTC),
+    dag_id="onboarding_journey",
+    run_id="backfill__2026-11-05T00:00:00+00:00",
+    tenant="acme",
+    window_start=datetime(2026, 11, 5, tzinfo=UTC),
+    window_end=datetime(2026, 11, 6, tzinfo=UTC),
     params={"n_users": 400, "n_items": 200, "n_interactions": 8000, "seed": 42},
-)  # fmt: skip
+)
 
 
 def report(*, success: bool = True) -> dict:
     stages = [
-        {"name": s, "status": "success", "duration_s": 1.5, "counts": {"rows": 3},
-         "validation": {"evaluated": 4, "unsuccessful": 0}} for s in STAGES
-    ]  # fmt: skip
+        {
+            "name": s,
+            "status": "success",
+            "duration_s": 1.5,
+            "counts": {"rows": 3},
+            "validation": {"evaluated": 4, "unsuccessful": 0},
+        }
+        for s in STAGES
+    ]
     stages[-1]["drills"] = None
     return {
-        "dag_id": RUN.dag_id, "run_id": RUN.run_id, "tenant": "acme", "run_key": RUN.run_key, "success": success,
-        "failed_stage": None if success else "audit", "stages": stages,
-        "model": {"version": "v1", "ndcg_at_10": 0.35, "coverage_at_10": 0.4}, "recommendations": {"requests": 40, "errors": 2, "p95_ms": 30.0},
+        "dag_id": RUN.dag_id,
+        "run_id": RUN.run_id,
+        "tenant": "acme",
+        "run_key": RUN.run_key,
+        "success": success,
+        "failed_stage": None if success else "audit",
+        "stages": stages,
+        "model": {"version": "v1", "ndcg_at_10": 0.35, "coverage_at_10": 0.4},
+        "recommendations": {"requests": 40, "errors": 2, "p95_ms": 30.0},
         "checksums": {"items": {"key": "acme/x/items.csv", "sha256": "a" * 64, "rows": 200}},
-        "drift": {"profile": {"rows": {"items": 200}}, "baseline": None, "note": "first upload"}, "trend": {"regressions": []},
-    }  # fmt: skip
+        "drift": {"profile": {"rows": {"items": 200}}, "baseline": None, "note": "first upload"},
+        "trend": {"regressions": []},
+    }
 
 
 def test_row_flattens_stages_keeps_every_model_figure_and_derives_the_error_rate():
     found = row(report(), run=RUN, run_type="backfill")
     assert found["logical_date"] == date(2026, 11, 5) and found["run_type"] == "backfill"
-    assert found["stages"]["feed_kafka"] == {"status": "success", "duration_s": 1.5, "counts": {"rows": 3}, "evaluated": 4, "unsuccessful": 0}
+    assert found["stages"]["feed_kafka"] == {
+        "status": "success",
+        "duration_s": 1.5,
+        "counts": {"rows": 3},
+        "evaluated": 4,
+        "unsuccessful": 0,
+    }
     assert found["model"]["coverage_at_10"] == 0.4  # a metric the report gains later flows into the history
     assert found["recommendations"]["error_rate"] == 0.05
     assert found["scale"] == {"n_users": 400, "n_items": 200, "n_interactions": 8000}
@@ -79,4 +101,14 @@ def test_upsert_refuses_a_row_without_its_key():
     from plugins.hooks.history import HistoryHook
 
     with pytest.raises(ValueError, match="needs logical_date"):
-        HistoryHook().upsert_run(row={"dag_id": "d", "tenant": "t", "run_id": "r", "run_type": "manual", "run_key": "k", "success": True, "stages": {}})
+        HistoryHook().upsert_run(
+            row={
+                "dag_id": "d",
+                "tenant": "t",
+                "run_id": "r",
+                "run_type": "manual",
+                "run_key": "k",
+                "success": True,
+                "stages": {},
+            }
+        )

@@ -34,17 +34,25 @@ def test_only_the_nearest_neighbours_of_each_item_count():
 
 def test_item_knn_beats_popularity_on_planted_taste_and_is_deterministic(planted, shuffled_interactions):
     def measure(frame):
-        users, items = (frame[c].astype("category").cat.codes.to_numpy().astype(np.int64) for c in ("user_id", "item_id"))
+        users, items = (
+            frame[c].astype("category").cat.codes.to_numpy().astype(np.int64) for c in ("user_id", "item_id")
+        )
         coded = frame.assign(user_id=users.astype(str), item_id=items.astype(str))
         train, test = split_holdout(coded, seed=0)
         n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
-        train_pairs = dedupe_pairs(train["user_id"].astype(int).to_numpy(), train["item_id"].astype(int).to_numpy(), n_items=n_items)
-        test_pairs = dedupe_pairs(test["user_id"].astype(int).to_numpy(), test["item_id"].astype(int).to_numpy(), n_items=n_items)
+        train_pairs = dedupe_pairs(
+            train["user_id"].astype(int).to_numpy(), train["item_id"].astype(int).to_numpy(), n_items=n_items
+        )
+        test_pairs = dedupe_pairs(
+            test["user_id"].astype(int).to_numpy(), test["item_id"].astype(int).to_numpy(), n_items=n_items
+        )
         evaluation = dict(train_pairs=train_pairs, test_pairs=test_pairs, n_users=n_users)
         knn = ItemKNN().fit(users=train_pairs[0], items=train_pairs[1], n_users=n_users, n_items=n_items)
         again = ItemKNN().fit(users=train_pairs[0], items=train_pairs[1], n_users=n_users, n_items=n_items)
         assert evaluate_topk(knn.score, **evaluation) == evaluate_topk(again.score, **evaluation)
-        return evaluate_topk(knn.score, **evaluation)["ndcg"], evaluate_topk(popularity_scorer(train_pairs, n_items=n_items), **evaluation)["ndcg"]
+        return evaluate_topk(knn.score, **evaluation)["ndcg"], evaluate_topk(
+            popularity_scorer(train_pairs, n_items=n_items), **evaluation
+        )["ndcg"]
 
     knn, popularity = measure(planted.interactions)
     assert knn >= 1.5 * popularity and knn - popularity >= 0.1, (knn, popularity)

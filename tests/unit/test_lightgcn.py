@@ -45,7 +45,7 @@ def test_recommend_ranks_unseen_items_best_first(model, planted):
     assert items.shape == scores.shape == (2, 5)
     assert (np.diff(scores, axis=1) <= 0).all()
     seen = planted.interactions.groupby("user_id")["item_id"].agg(set)
-    for user, row in zip(users, items):
+    for user, row in zip(users, items, strict=True):
         assert seen[user].isdisjoint(row) and len(set(row)) == 5
     with_seen, _ = model.recommend(users, k=model.item_ids.size, exclude_seen=False)
     assert seen["user_00001"] <= set(with_seen[0])

@@ -9,9 +9,12 @@ from plugins.journey import k6, load_test
 from plugins.validation import validate_stage
 
 PARAMS = {
-    "load_max_p95_ms": 100.0, "load_max_error_rate": 0.01, "load_min_rps": 100.0, "load_min_cache_hit_rate": 0.8,
+    "load_max_p95_ms": 100.0,
+    "load_max_error_rate": 0.01,
+    "load_min_rps": 100.0,
+    "load_min_cache_hit_rate": 0.8,
     "soak_max_rss_growth": 2.0,
-}  # fmt: skip
+}
 
 
 def exported(*, ok: int, limited: int = 0, hits: int = 0, misses: int = 0, rate: float = 250.0) -> dict:
@@ -37,7 +40,9 @@ def test_the_summary_counts_errors_by_status_and_the_hit_rate_from_x_cache():
     assert summary["requests"] == 1630 and summary["errors"] == 1312
     assert summary["errors_by_status"] == {"429": 1312}
     assert summary["error_rate"] == pytest.approx(1312 / 1630, abs=1e-6)
-    assert summary["p95_ms"] == 15.7 and summary["filtered"]["p95_ms"] == 14.0 and summary["unfiltered"]["p95_ms"] == 16.0
+    assert (
+        summary["p95_ms"] == 15.7 and summary["filtered"]["p95_ms"] == 14.0 and summary["unfiltered"]["p95_ms"] == 16.0
+    )
     assert summary["cache_hit_rate"] == pytest.approx(300 / 318, abs=1e-4)
 
 
@@ -73,7 +78,10 @@ def test_a_soak_fails_on_rss_growth_beyond_the_budget_and_on_any_error(tmp_path)
     assert not result.success and "rss_growth" in str(result.failed_expectations)
     steady = {**grown, "rss_growth": 1.1}
     assert _validate(tmp_path, steady, mode="soak").success  # a soak need not reach the throughput target
-    one_error = {**k6.summarize(exported(ok=4999, limited=1, hits=4500, misses=499, rate=40), seconds=600), "rss_growth": 1.0}
+    one_error = {
+        **k6.summarize(exported(ok=4999, limited=1, hits=4500, misses=499, rate=40), seconds=600),
+        "rss_growth": 1.0,
+    }
     assert not _validate(tmp_path, one_error, mode="soak").success
 
 

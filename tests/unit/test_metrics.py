@@ -54,8 +54,12 @@ def test_evaluate_excludes_training_items_and_averages_over_test_users():
 
 def test_evaluate_needs_held_out_items():
     with pytest.raises(ContractError, match="at least one user with held-out items"):
-        evaluate_topk(lambda u: torch.zeros(len(u), 2), train_pairs=(np.array([0]), np.array([0])),
-                      test_pairs=(np.array([], dtype=int), np.array([], dtype=int)), n_users=1)  # fmt: skip
+        evaluate_topk(
+            lambda u: torch.zeros(len(u), 2),
+            train_pairs=(np.array([0]), np.array([0])),
+            test_pairs=(np.array([], dtype=int), np.array([], dtype=int)),
+            n_users=1,
+        )
 
 
 def test_popularity_ranks_items_by_distinct_training_users():

@@ -37,8 +37,12 @@ def pairs(found: set[tuple[int, int]], n_items: int) -> tuple[np.ndarray, np.nda
 def assert_agree(scores: np.ndarray, *, train: set, test: set, n_items: int) -> int:
     ranking = rank_topk(
         lambda batch: torch.from_numpy(scores[batch].copy()),
-        train_pairs=pairs(train, n_items), test_pairs=pairs(test, n_items), n_users=scores.shape[0], k=10, batch_size=7,
-    )  # fmt: skip
+        train_pairs=pairs(train, n_items),
+        test_pairs=pairs(test, n_items),
+        n_users=scores.shape[0],
+        k=10,
+        batch_size=7,
+    )
     reference = trec_eval(scores, train=train, test=test)
     assert sorted(reference) == ranking.users.tolist()
     for user, ndcg, recall in zip(ranking.users, ranking.ndcg, ranking.recall, strict=True):
@@ -73,5 +77,9 @@ def test_a_trained_models_real_output_agrees_with_trec_eval(planted, small_confi
     assert evaluated == result.metrics["evaluated_users"]
     # And the mean is what the model's metrics report.
     reference = trec_eval(scores, train=code(holdout.train), test=code(holdout.test))
-    assert result.metrics["ndcg_at_10"] == pytest.approx(np.mean([m["ndcg_cut_10"] for m in reference.values()]), abs=1e-9)
-    assert result.metrics["recall_at_10"] == pytest.approx(np.mean([m["recall_10"] for m in reference.values()]), abs=1e-9)
+    assert result.metrics["ndcg_at_10"] == pytest.approx(
+        np.mean([m["ndcg_cut_10"] for m in reference.values()]), abs=1e-9
+    )
+    assert result.metrics["recall_at_10"] == pytest.approx(
+        np.mean([m["recall_10"] for m in reference.values()]), abs=1e-9
+    )

@@ -15,7 +15,9 @@ STAND_IN = datetime(2026, 11, 10, tzinfo=UTC)
 
 
 def interactions(raw: dict, *, tenant: str = "acme", **layout):
-    return normalize_interactions(pd.DataFrame(raw), tenant=tenant, layout=Layout(**layout), stand_in=STAND_IN, what="log")
+    return normalize_interactions(
+        pd.DataFrame(raw), tenant=tenant, layout=Layout(**layout), stand_in=STAND_IN, what="log"
+    )
 
 
 def test_columns_are_mapped_unmapped_names_looked_up_as_is_and_extras_ignored():
@@ -25,19 +27,29 @@ def test_columns_are_mapped_unmapped_names_looked_up_as_is_and_extras_ignored():
         default_interaction_type="click",
     )
     assert out.frame.to_dict("records") == [
-        {"event_id": out.frame["event_id"][0], "user_id": "u1", "item_id": "i1", "interaction_type": "click",
-         "timestamp": "2026-03-01T09:00:00+00:00"}
-    ]  # fmt: skip
+        {
+            "event_id": out.frame["event_id"][0],
+            "user_id": "u1",
+            "item_id": "i1",
+            "interaction_type": "click",
+            "timestamp": "2026-03-01T09:00:00+00:00",
+        }
+    ]
     assert out.notes["user_id"] == "from column 'userId'" and out.notes["item_id"] == "given"
 
 
 def test_a_mapped_column_missing_from_the_file_is_a_clear_error():
-    with pytest.raises(ContractError, match=r"log has no column 'userId' \(for user_id\), as params columns.interactions says; found: user, item_id"):
+    with pytest.raises(
+        ContractError,
+        match=r"log has no column 'userId' \(for user_id\), as params columns.interactions says; found: user, item_id",
+    ):
         interactions({"user": ["u1"], "item_id": ["i1"]}, columns={"interactions": {"user_id": "userId"}})
 
 
 def test_only_user_and_item_are_required():
-    with pytest.raises(ContractError, match=r"must have columns userId, item_id; missing: item_id \(found: item, userId\)"):
+    with pytest.raises(
+        ContractError, match=r"must have columns userId, item_id; missing: item_id \(found: item, userId\)"
+    ):
         interactions({"userId": ["u1"], "item": ["i1"]}, columns={"interactions": {"user_id": "userId"}})
     out = interactions({"user_id": ["u1", "u2"], "item_id": ["i1", "i1"]})
     assert out.frame["interaction_type"].tolist() == ["view", "view"]
@@ -49,15 +61,20 @@ def test_only_user_and_item_are_required():
 def test_layout_params_are_checked():
     with pytest.raises(ValueError, match="columns.interactions maps the contract's columns .*; got 'userid'"):
         Layout(columns={"interactions": {"userid": "u"}}).check()
-    with pytest.raises(ValueError, match="interaction_type_map maps to view, click, add_to_cart, purchase; got '5': 'love'"):
+    with pytest.raises(
+        ValueError, match="interaction_type_map maps to view, click, add_to_cart, purchase; got '5': 'love'"
+    ):
         Layout(interaction_type_map={"5": "love"}).check()
     with pytest.raises(ValueError, match="timezone must be an IANA name such as 'Europe/Berlin', got 'CEST'"):
         Layout(timezone="CEST").check()
 
 
 def test_derived_event_ids_reproduce_include_the_tenant_and_number_exact_repeats():
-    raw = {"user_id": ["u1", "u1", "u2", "u1"], "item_id": ["i1", "i1", "i1", "i1"],
-           "timestamp": ["1700000000", "1700000000", "1700000000", "1700000001"]}  # fmt: skip
+    raw = {
+        "user_id": ["u1", "u1", "u2", "u1"],
+        "item_id": ["i1", "i1", "i1", "i1"],
+        "timestamp": ["1700000000", "1700000000", "1700000000", "1700000001"],
+    }
     first = interactions(raw).frame["event_id"]
     assert first.tolist() == interactions(raw).frame["event_id"].tolist()
     assert first.is_unique
@@ -86,14 +103,20 @@ def test_timestamps_in_every_accepted_form_become_utc():
     }
     out = interactions(raw, timezone="Europe/Berlin")
     assert out.frame["timestamp"].tolist() == [
-        "2026-03-29T01:30:00+00:00", "2026-03-29T00:30:00+00:00", "2026-03-29T01:30:00+00:00",
-        "2026-03-29T01:30:00+00:00", "2026-03-29T01:30:00+00:00", "2026-03-29T01:30:00+00:00",
-    ]  # fmt: skip
+        "2026-03-29T01:30:00+00:00",
+        "2026-03-29T00:30:00+00:00",
+        "2026-03-29T01:30:00+00:00",
+        "2026-03-29T01:30:00+00:00",
+        "2026-03-29T01:30:00+00:00",
+        "2026-03-29T01:30:00+00:00",
+    ]
     assert out.reasons.isna().all()
 
 
 def test_naive_timestamps_without_a_timezone_fail_naming_the_param():
-    with pytest.raises(ContractError, match=r"2 timestamps carry no UTC offset \(e.g. '2026-03-01 10:00:00'\); set the timezone param"):
+    with pytest.raises(
+        ContractError, match=r"2 timestamps carry no UTC offset \(e.g. '2026-03-01 10:00:00'\); set the timezone param"
+    ):
         interactions({"user_id": ["u", "u"], "item_id": ["i", "i"], "timestamp": ["2026-03-01 10:00:00"] * 2})
 
 
@@ -118,13 +141,18 @@ def test_the_tenants_vocabulary_is_mapped_as_strings_and_unmapped_values_get_a_r
     )
     assert out.frame["interaction_type"].tolist() == ["purchase", "view", "4.5", "view"]
     assert out.reasons.tolist() == [
-        None, None, "interaction_type not in interaction_type_map, got '4.5'",
+        None,
+        None,
+        "interaction_type not in interaction_type_map, got '4.5'",
         "interaction_type not in interaction_type_map, got 'view'",
-    ]  # fmt: skip
+    ]
 
 
 def test_no_interaction_type_and_no_default_is_a_clear_error():
-    with pytest.raises(ContractError, match="no interaction_type column: map one with params columns.interactions.interaction_type or set default_interaction_type"):
+    with pytest.raises(
+        ContractError,
+        match="no interaction_type column: map one with params columns.interactions.interaction_type or set default_interaction_type",
+    ):
         interactions({"user_id": ["u"], "item_id": ["i"]}, default_interaction_type=None)
 
 
@@ -135,8 +163,16 @@ def test_a_catalog_needs_only_item_ids_and_keeps_its_own_taxonomy():
         what="catalog",
     )
     assert out.frame.to_dict("list") == {
-        "item_id": ["A1", "A2"], "title": ["", ""], "category": ["Garden", "Pet Supplies"], "price": ["", ""],
+        "item_id": ["A1", "A2"],
+        "title": ["", ""],
+        "category": ["Garden", "Pet Supplies"],
+        "price": ["", ""],
         "image_url": ["", ""],
-    }  # fmt: skip
-    assert out.notes == {"item_id": "from column 'sku'", "title": "absent", "category": "from column 'department'",
-                         "price": "absent", "image_url": "absent"}  # fmt: skip
+    }
+    assert out.notes == {
+        "item_id": "from column 'sku'",
+        "title": "absent",
+        "category": "from column 'department'",
+        "price": "absent",
+        "image_url": "absent",
+    }

@@ -8,7 +8,9 @@ from plugins.journey.query_recommendations import probe_categories
 
 
 def test_the_most_common_categories_of_any_taxonomy_come_first():
-    catalog = pd.DataFrame({"category": ["Comedy|Drama", "Drama", "Drama", "Film-Noir", "Comedy|Drama", "Drama", None, ""]})
+    catalog = pd.DataFrame(
+        {"category": ["Comedy|Drama", "Drama", "Drama", "Film-Noir", "Comedy|Drama", "Drama", None, ""]}
+    )
     assert probe_categories(catalog) == ["Drama", "Comedy|Drama", "Film-Noir"]
     assert probe_categories(catalog, limit=1) == ["Drama"]
 

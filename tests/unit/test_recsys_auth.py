@@ -8,9 +8,14 @@ from include.recsys import auth
 
 def _owner(tenant_id: str, *, key_id: str = "k1", limit: int = 20_000) -> auth.KeyOwner:
     return auth.KeyOwner(
-        key_id=key_id, tenant_id=tenant_id, tenant_slug="acme", prefix="rk_x", plan="default",
-        rate_limit=limit, rate_window_s=10.0,
-    )  # fmt: skip
+        key_id=key_id,
+        tenant_id=tenant_id,
+        tenant_slug="acme",
+        prefix="rk_x",
+        plan="default",
+        rate_limit=limit,
+        rate_window_s=10.0,
+    )
 
 
 def test_keys_are_long_random_and_stored_as_sha256_hex():

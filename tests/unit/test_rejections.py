@@ -13,13 +13,23 @@ from plugins.journey.seed_data import split_by_contract
 def catalog_in_dollars() -> dict[str, pd.DataFrame]:
     """A shop's catalog with prices written as text: every row breaks the contract the same way."""
     items = pd.DataFrame(
-        {"item_id": ["A1", "A2", "A3"], "title": ["Hose", "Leash", "Lamp"], "category": ["Garden", "Pets", "Lighting"],
-         "price": ["$12.99", "$5", "$40.00"], "image_url": ""}
-    )  # fmt: skip
+        {
+            "item_id": ["A1", "A2", "A3"],
+            "title": ["Hose", "Leash", "Lamp"],
+            "category": ["Garden", "Pets", "Lighting"],
+            "price": ["$12.99", "$5", "$40.00"],
+            "image_url": "",
+        }
+    )
     interactions = pd.DataFrame(
-        {"event_id": ["e1", "e2"], "user_id": ["u1", "u2"], "item_id": ["A1", "A9"], "interaction_type": "view",
-         "timestamp": "2026-03-01T10:00:00+00:00"}
-    )  # fmt: skip
+        {
+            "event_id": ["e1", "e2"],
+            "user_id": ["u1", "u2"],
+            "item_id": ["A1", "A9"],
+            "interaction_type": "view",
+            "timestamp": "2026-03-01T10:00:00+00:00",
+        }
+    )
     users = pd.DataFrame({"user_id": ["u1", "u2"], "country": "", "signup_date": ""})
     return {"items": items, "users": users, "interactions": interactions}
 
@@ -30,10 +40,20 @@ def test_an_all_rejected_catalog_names_its_reason_with_count_and_example():
     summaries = {name: summarize(rejected[name], total=len(frames[name])) for name in frames}
 
     assert summaries["items"]["reasons"] == [
-        {"reason": "price must be a number", "count": 3,
-         "example": {"item_id": "A1", "title": "Hose", "category": "Garden", "price": "$12.99", "image_url": "",
-                     "source_row": "1", "reason": "price must be a number, got '$12.99'"}},
-    ]  # fmt: skip
+        {
+            "reason": "price must be a number",
+            "count": 3,
+            "example": {
+                "item_id": "A1",
+                "title": "Hose",
+                "category": "Garden",
+                "price": "$12.99",
+                "image_url": "",
+                "source_row": "1",
+                "reason": "price must be a number, got '$12.99'",
+            },
+        },
+    ]
     assert describe(summaries) == [
         "items: 3 of 3 rows rejected: price must be a number (3, e.g. row 1: item_id='A1', title='Hose',"
         " category='Garden', price='$12.99')",
@@ -56,7 +76,10 @@ def test_the_top_reasons_come_most_frequent_first_and_the_rest_are_counted():
 
 def test_nothing_rejected_says_nothing():
     empty = pd.DataFrame(columns=["item_id", "reason"])
-    assert describe({"items": summarize(empty, total=4)}) == [] and failure_text({"items": summarize(empty, total=4)}) == ""
+    assert (
+        describe({"items": summarize(empty, total=4)}) == []
+        and failure_text({"items": summarize(empty, total=4)}) == ""
+    )
 
 
 def test_window_rejections_count_as_one_reason_whatever_the_timestamps():

@@ -86,7 +86,9 @@ def load(tmp_path, table: str, path: str):
             with open(tmp_path / uris[name], "w") as fh:
                 fh.write(GOOD[name])
     run = SimpleNamespace(
-        tenant="bad-input", window_start=WINDOW[0], params={"items_uri": uris["items"], "interactions_uri": uris["interactions"]}
+        tenant="bad-input",
+        window_start=WINDOW[0],
+        params={"items_uri": uris["items"], "interactions_uri": uris["interactions"]},
     )
     return load_sample(run)
 

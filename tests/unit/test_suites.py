@@ -65,9 +65,12 @@ BREAKAGES = [
     broken("seed_data", put("items", 2, "item_id", None), ("items", NOT_NULL, "item_id"), shows="1 unexpected"),
     broken("seed_data", put("items", 0, "category", "toasters"), ("items", IN_SET, "category"), shows="toasters"),
     broken(
-        "seed_data", put("items", 0, "category", "x" * 129),
-        ("items", IN_SET, "category"), ("items", LENGTHS_BETWEEN, "category"), shows="1 unexpected",
-    ),  # fmt: skip
+        "seed_data",
+        put("items", 0, "category", "x" * 129),
+        ("items", IN_SET, "category"),
+        ("items", LENGTHS_BETWEEN, "category"),
+        shows="1 unexpected",
+    ),
     broken("seed_data", put("users", 2, "user_id", "u1"), ("users", UNIQUE, "user_id"), shows="['u1', 'u1']"),
     broken("seed_data", put("interactions", 3, "event_id", "e0"), ("interactions", UNIQUE, "event_id"), shows="e0"),
     broken("seed_data", put("interactions", 2, "item_id", "ghost"), ("interactions", IN_SET, "item_id"), shows="ghost"),
@@ -313,7 +316,10 @@ BREAKAGES = [
     ),
     broken("audit", put("audit_rows", 3, "tenant_id", "globex"), ("audit_rows", IN_SET, "tenant_id"), shows="globex"),
     broken(
-        "load_test", put("summary", 0, "error_rate", 0.805), ("summary", MAX_BETWEEN, "error_rate"), shows="observed 0.805"
+        "load_test",
+        put("summary", 0, "error_rate", 0.805),
+        ("summary", MAX_BETWEEN, "error_rate"),
+        shows="observed 0.805",
     ),
     broken("load_test", put("summary", 0, "p95_ms", 140.0), ("summary", MAX_BETWEEN, "p95_ms"), shows="observed 140.0"),
     broken("load_test", put("summary", 0, "rps", 61.0), ("summary", MIN_BETWEEN, "rps"), shows="observed 61.0"),

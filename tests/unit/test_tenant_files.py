@@ -83,7 +83,9 @@ def test_the_format_follows_the_extension_and_others_are_refused():
 def test_a_path_outside_the_inbox_is_refused_with_a_clear_error(inbox, tmp_path):
     secret = tmp_path / "env.csv"  # e.g. the stack's own secrets file, next to the inbox
     secret.write_text("AIRFLOW_CONN_X,secret\n")
-    with pytest.raises(InputRefused, match=r"resolves to .*env\.csv, outside the inbox .*inbox \(set PIPELINE_INBOX_DIR"):
+    with pytest.raises(
+        InputRefused, match=r"resolves to .*env\.csv, outside the inbox .*inbox \(set PIPELINE_INBOX_DIR"
+    ):
         read_tenant_file(str(secret), what="items")
     with pytest.raises(InputRefused, match="paths may not contain '..'"):
         read_tenant_file("../env.csv", what="items")
@@ -116,7 +118,9 @@ def test_other_schemes_are_refused(inbox):
 def test_files_over_the_size_limit_are_refused_before_reading(inbox, monkeypatch):
     write_all(inbox)
     monkeypatch.setenv("PIPELINE_MAX_INPUT_BYTES", "40")
-    with pytest.raises(InputRefused, match=r"is \d+ bytes, more than the input limit of 40 bytes \(PIPELINE_MAX_INPUT_BYTES\)"):
+    with pytest.raises(
+        InputRefused, match=r"is \d+ bytes, more than the input limit of 40 bytes \(PIPELINE_MAX_INPUT_BYTES\)"
+    ):
         read_tenant_file("log.csv", what="log")
 
 

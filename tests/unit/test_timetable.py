@@ -23,4 +23,7 @@ def test_scheduled_runs_keep_the_day_that_just_ended():
         last_automated_data_interval=DataInterval(pendulum.datetime(2026, 11, 26), pendulum.datetime(2026, 11, 27)),
         restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
     )
-    assert (info.data_interval.start, info.data_interval.end) == (pendulum.datetime(2026, 11, 27), pendulum.datetime(2026, 11, 28))
+    assert (info.data_interval.start, info.data_interval.end) == (
+        pendulum.datetime(2026, 11, 27),
+        pendulum.datetime(2026, 11, 28),
+    )

@@ -121,8 +121,20 @@ def test_train_tenant_validates_input(planted, small_config):
 
 def test_cli_prints_metrics_and_writes_artifacts(planted, tmp_path, capsys):
     paths = write_csv(planted, str(tmp_path / "data"))
-    exit_code = main(["--csv", paths["interactions"], "--items", paths["items"], "--out", str(tmp_path / "model"),
-                      "--epochs", "2", "--dim", "8"])  # fmt: skip
+    exit_code = main(
+        [
+            "--csv",
+            paths["interactions"],
+            "--items",
+            paths["items"],
+            "--out",
+            str(tmp_path / "model"),
+            "--epochs",
+            "2",
+            "--dim",
+            "8",
+        ]
+    )
     output = json.loads(capsys.readouterr().out)
     assert exit_code == 0 and output["epochs"] == 2 and output["n_items"] == 300
     assert 0.0 <= output["ndcg_at_10"] <= 1.0
@@ -156,4 +168,6 @@ def test_the_model_beats_item_knn_on_planted_taste_and_the_report_states_the_pro
     assert metrics["knn_ndcg_at_10"] > metrics["popularity_ndcg_at_10"], metrics
     assert metrics["ndcg_at_10"] >= 0.95 * metrics["knn_ndcg_at_10"], metrics
     protocol = result.config["protocol"]
-    assert protocol["seed"] == 0 and "excluded" in protocol["ranking"] and "0.2 of distinct items" in protocol["holdout"]
+    assert (
+        protocol["seed"] == 0 and "excluded" in protocol["ranking"] and "0.2 of distinct items" in protocol["holdout"]
+    )

@@ -13,10 +13,16 @@ def day(date: str, *, ndcg: float = 0.35, p95: float = 40.0, feed: float = 10.0,
     return {
         "logical_date": date,
         "model": {"ndcg_at_10": ndcg, "recall_at_10": 0.2, "version": "v1", "gates": {"min_lift": 1.5}},
-        "recommendations": {"p50_ms": 10.0, "p95_ms": p95, "p99_ms": 60.0, "requests": 100, "errors": errors,
-                            "error_rate": errors / 100},
+        "recommendations": {
+            "p50_ms": 10.0,
+            "p95_ms": p95,
+            "p99_ms": 60.0,
+            "requests": 100,
+            "errors": errors,
+            "error_rate": errors / 100,
+        },
         "stages": {stage: {"duration_s": feed if stage == "feed_kafka" else 2.0} for stage in STAGES},
-    }  # fmt: skip
+    }
 
 
 BASELINE = [day("2026-11-07", ndcg=0.36), day("2026-11-06", ndcg=0.34), day("2026-11-05", ndcg=0.35)]

@@ -35,7 +35,10 @@ def test_importing_the_module_does_not_import_great_expectations() -> None:
 
 
 def test_load_suite_of_unknown_stage_lists_the_known_ones() -> None:
-    with pytest.raises(FileNotFoundError, match=r"no GX suite for stage 'seeding'.*known stages: audit, data_quality_check, deploy_model"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no GX suite for stage 'seeding'.*known stages: audit, data_quality_check, deploy_model",
+    ):
         load_suite("seeding")
 
 

@@ -28,9 +28,12 @@ def test_tenants_must_be_slugs(value):
 
 @pytest.mark.parametrize(
     "value",
-    ["index.html", "validations/seed_data.items/manual__2026-11-28T04_10_30/20261128T041030.951393Z/abc123.html",
-     "static/styles/data_docs_custom_styles_template.css"],
-)  # fmt: skip
+    [
+        "index.html",
+        "validations/seed_data.items/manual__2026-11-28T04_10_30/20261128T041030.951393Z/abc123.html",
+        "static/styles/data_docs_custom_styles_template.css",
+    ],
+)
 def test_data_docs_files_are_accepted(value):
     assert paths.docs_file(value) == value
 
@@ -41,9 +44,18 @@ def test_an_empty_docs_path_is_the_index():
 
 @pytest.mark.parametrize(
     "value",
-    ["../report.json", "a/../../b", "./index.html", "%2e%2e/report.json", "%252e%252e/x", "a//b", "/etc/passwd",
-     "a\\..\\b", "..%2f..%2fsecrets"],
-)  # fmt: skip
+    [
+        "../report.json",
+        "a/../../b",
+        "./index.html",
+        "%2e%2e/report.json",
+        "%252e%252e/x",
+        "a//b",
+        "/etc/passwd",
+        "a\\..\\b",
+        "..%2f..%2fsecrets",
+    ],
+)
 def test_docs_paths_that_leave_the_site_are_refused_however_encoded(value):
     with pytest.raises(paths.InvalidPath, match="none '.' or '..'"):
         paths.docs_file(value)
