@@ -196,7 +196,10 @@ def build_data_docs(results_dir: str | os.PathLike[str], out_dir: str | os.PathL
         by_batch = _expectations_by_batch(load_suite(stored["stage"]))
         for batch_name, gx_result in stored["results"].items():
             suite_name = _gx_suite_name(stored["stage"], batch_name)
-            context.suites.add(ExpectationSuite(name=suite_name, expectations=_configs(by_batch[batch_name])))
+            # The suite as it was evaluated: GX's renderers chart a parameter's value (a KL divergence's
+            # partition_object), not the {"$PARAMETER": ...} reference in the suite file.
+            evaluated = [_as_evaluated(e, o) for e, o in zip(by_batch[batch_name], gx_result["results"], strict=True)]
+            context.suites.add(ExpectationSuite(name=suite_name, expectations=_configs(evaluated)))
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
                 run_id=run_id,
@@ -209,6 +212,12 @@ def build_data_docs(results_dir: str | os.PathLike[str], out_dir: str | os.PathL
     # GX's pages load their CSS and JS from CDNs; bundled, the site renders air-gapped and through the Journey UI.
     bundle(out_dir)
     return str(Path(out_dir).resolve() / "index.html")
+
+
+def _as_evaluated(expectation: Mapping[str, Any], outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """The suite's expectation with the kwargs GX evaluated (parameters resolved; no batch_id)."""
+    kwargs = {k: v for k, v in outcome["expectation_config"]["kwargs"].items() if k != "batch_id"}
+    return {**expectation, "kwargs": kwargs}
 
 
 def _expectations_by_batch(suite: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:

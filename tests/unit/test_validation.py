@@ -249,3 +249,19 @@ def test_seed_data_at_platform_scale(tmp_path) -> None:
     result = _validate_seed({"items": items, "users": users, "interactions": interactions}, params, tmp_path)
 
     assert result.success, result.failed_expectations
+
+
+def test_data_docs_render_parameterised_distributions_without_errors(tmp_path, caplog) -> None:
+    """GX charts a KL divergence's partition_object on the suite page: it must get the evaluated value, not the
+    ``$PARAMETER`` reference of the suite file (a KeyError 'weights' logged at error level otherwise)."""
+    import logging
+
+    from tests.unit.stage_inputs import upload_to_minio_input
+
+    frames, params = upload_to_minio_input()
+    result = validate_stage("upload_to_minio", frames, parameters=params, results_dir=tmp_path / "gx", run_name=RUN_ID)
+    assert result.success, result.failed_expectations
+    with caplog.at_level(logging.ERROR):
+        build_data_docs(tmp_path / "gx", tmp_path / "docs")
+    errors = [r.getMessage()[:300] for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
