@@ -215,8 +215,13 @@ def build_data_docs(results_dir: str | os.PathLike[str], out_dir: str | os.PathL
 
 
 def _as_evaluated(expectation: Mapping[str, Any], outcome: Mapping[str, Any]) -> dict[str, Any]:
-    """The suite's expectation with the kwargs GX evaluated (parameters resolved; no batch_id)."""
-    kwargs = {k: v for k, v in outcome["expectation_config"]["kwargs"].items() if k != "batch_id"}
+    """The suite's expectation with structured parameters (a KL divergence's partition_object) replaced by the
+    value GX evaluated, which its renderers chart; other parameters stay references, as the suite file has them."""
+    evaluated = outcome["expectation_config"]["kwargs"]
+    kwargs = {
+        key: evaluated[key] if _is_parameter(value) and isinstance(evaluated.get(key), Mapping) else value
+        for key, value in expectation.get("kwargs", {}).items()
+    }
     return {**expectation, "kwargs": kwargs}
 
 
