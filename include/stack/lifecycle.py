@@ -146,6 +146,10 @@ def _ensure(stack: _Stack, component: Component) -> str:
     return action
 
 
+# The servers the bootstrap provisions (buckets, topics, databases); Redis, a cache, needs nothing from it.
+BOOTSTRAPPED = frozenset({"postgres", "seaweedfs", "kafka"})
+
+
 def _bootstrap(stack: _Stack, *, airflow_db: bool, log: Callable[[str], None]) -> dict[str, object]:
     env, settings = stack.env, stack.settings
     t0 = time.monotonic()
@@ -180,13 +184,12 @@ def up(
     """Bring the stack (or ``only`` some components) up; running components are left alone.
 
     Airflow's services are part of the stack only with ``airflow`` (or when named in ``only``). The
-    bootstrap runs between the infrastructure and the processes that use it whenever all the
-    infrastructure is part of this call. Returns what each step did.
+    bootstrap runs between the infrastructure and the processes that use it whenever the servers it
+    provisions (BOOTSTRAPPED) are all part of this call. Returns what each step did.
     """
     stack = _load(settings)
     selected = _select(stack, only, airflow=airflow)
-    infra = [c for c in stack.components if c.tier == "infra"]
-    with_bootstrap = all(c in selected for c in infra)
+    with_bootstrap = BOOTSTRAPPED <= {c.name for c in selected}
     report: dict[str, object] = {}
     with _exclusive(stack.settings):
         stack.settings.record()
