@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 
 _CHUNK = 1 << 20
+# Objects carry their bytes' SHA-256 as x-amz-meta-sha256; the platform and the pipeline read and write this key.
+SHA256_META = "sha256"
 
 
 def sha256_bytes(data: bytes) -> str:

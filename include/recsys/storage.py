@@ -9,10 +9,8 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from include.checksums import sha256_bytes, split_s3_uri
+from include.checksums import SHA256_META, sha256_bytes, split_s3_uri
 from include.recsys.settings import Settings
-
-SHA256_META = "sha256"  # stored as x-amz-meta-sha256, the same key artifacts.py writes
 
 
 class StorageError(RuntimeError):

@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
-from include.checksums import sha256_bytes, sha256_file, split_s3_uri
+from include.checksums import SHA256_META, sha256_bytes, sha256_file, split_s3_uri
 from include.config import MINIO_CONN_ID
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from minio import Minio
-
-SHA256_META = "sha256"  # x-amz-meta-sha256, as the platform's storage writes it
 
 
 @dataclass(frozen=True)
