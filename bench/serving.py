@@ -1,6 +1,6 @@
 """Serving: recommendation latency and throughput over loopback with wrk at several concurrencies, against
 the same server's /health (the ceiling: the framework's cost with no model work), and the in-process FAISS
-search of include/recsys/serving.py against a bare IndexFlatIP search.
+search of include/recsys/ml/serving.py against a bare IndexFlatIP search.
 
 The stack's API enforces a per-key rate limit (60 requests per 10 s by default), which a load generator
 would hit at once; ``api_rate_limit`` restarts the bench stack's API with a limit set through
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from include.recsys.contracts import CATEGORIES
+from include.recsys.contract.schema import CATEGORIES
 from include.stack.settings import DEFAULT_RATE_LIMIT
 from plugins.hooks.recsys_api import RecsysApiHook
 from plugins.journey.query_recommendations import RECOMMEND_PATH
@@ -137,8 +137,8 @@ def load_test(
 def faiss_search(*, queries: int = 500, seed: int = 0) -> dict[int, dict[str, float]]:
     """p50 ms of TenantModel.recommend (the API's path: search, skip seen, map ids) vs a bare
     IndexFlatIP.search of the same vectors, for catalogs of 5K and 100K items."""
-    from include.recsys.artifacts import TrainResult
-    from include.recsys.serving import TenantModel
+    from include.recsys.contract.artifacts import TrainResult
+    from include.recsys.ml.serving import TenantModel
 
     rng = np.random.default_rng(seed)
     out = {}

@@ -1,7 +1,7 @@
 """Training at the platform's default scale, in-process on the seed generator's data: how long LightGCN
 takes to reach the journey's NDCG@10 threshold, and the metrics of a full default fit.
 
-A fit with the same data, seed and epoch count repeats bit for bit on CPU (include/recsys/lightgcn.py), so
+A fit with the same data, seed and epoch count repeats bit for bit on CPU (include/recsys/ml/lightgcn.py), so
 fits of growing epoch counts trace the learning curve: the first one to reach the threshold gives the
 time to reach it, within one grid step.
 """
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.recsys import datagen
-from include.recsys.train import TrainConfig, train_tenant
+from include.recsys.ml.train import TrainConfig, train_tenant
 
 NDCG_THRESHOLD = 0.30  # the journey's default ndcg_threshold
 EPOCH_GRID = (4, 6, 8, 10, 12, 15, 20, 25, 30)

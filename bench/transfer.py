@@ -20,7 +20,7 @@ from typing import Any
 
 from include.config import INTERACTIONS_TOPIC, RAW_BUCKET
 from include.recsys import datagen
-from include.recsys.ingest import COLUMNS  # the columns and order the ingestion worker COPYs
+from include.recsys.ingest.worker import COLUMNS  # the columns and order the ingestion worker COPYs
 from plugins.hooks.app_db import AppDbHook
 from plugins.hooks.kafka import KafkaHook
 from plugins.hooks.minio import MinioHook

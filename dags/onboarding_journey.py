@@ -27,7 +27,7 @@ from datetime import timedelta
 from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task, task_group
 
 from include.config import CANARY_TENANTS
-from include.recsys.contracts import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
+from include.recsys.contract.schema import INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS
 from plugins.dag_defaults import default_args
 from plugins.journey import ALL_STAGES, OPTIONAL_STAGES, TENANT_PATTERN
 from plugins.journey.timetable import ValidatedDayTimetable
@@ -201,7 +201,7 @@ PARAMS = {
         type=["null", "integer"],
         minimum=1,
         maximum=1000,
-        description="LightGCN's epoch cap; empty: the default (include/recsys/lightgcn.py), early stopping decides below it. Fewer trains a weaker model.",
+        description="LightGCN's epoch cap; empty: the default (include/recsys/ml/lightgcn.py), early stopping decides below it. Fewer trains a weaker model.",
     ),
     # Run history (plugins/journey/history.py): every figure against the median of the tenant's last successful days.
     "baseline_runs": Param(

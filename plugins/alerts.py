@@ -54,7 +54,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\g<scheme>***@"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 ***"),
     (re.compile(r"(?i)\b(password|passwd|secret|token|api_key)(\s*[=:]\s*)[^\s,;&'\"]+"), r"\1\2***"),
-    # The platform's API keys: rk_ + 43 url-safe characters (include/recsys/auth.py).
+    # The platform's API keys: rk_ + 43 url-safe characters (include/recsys/api/auth.py).
     (re.compile(r"\brk_[A-Za-z0-9_-]{20,}"), "rk_***"),
 )
 

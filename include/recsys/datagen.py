@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from include.recsys.contracts import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES, ITEM_COLUMNS, USER_COLUMNS
+from include.recsys.contract.schema import (
+    CATEGORIES,
+    INTERACTION_COLUMNS,
+    INTERACTION_TYPES,
+    ITEM_COLUMNS,
+    USER_COLUMNS,
+)
 
 ITEMS_PER_CLUSTER = 40
 N_SEGMENTS = 20

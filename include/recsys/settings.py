@@ -55,7 +55,7 @@ class Settings:
     rate_limit: int | None
     rate_window_s: float | None
     max_body_bytes: int
-    # The recommendations response cache (include/recsys/cache.py); None: no cache.
+    # The recommendations response cache (include/recsys/api/cache.py); None: no cache.
     redis_url: str | None = None
     cache_ttl_s: float = 300.0
 

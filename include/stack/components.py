@@ -256,7 +256,7 @@ def _redis(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, s
 def _app_components(settings: StackSettings, stack_env: dict[str, str], base_env: dict[str, str]) -> list[Component]:
     env = {**base_env, **stack_env}
     found = []
-    if os.path.exists(os.path.join(settings.repo, "include", "recsys", "api.py")):
+    if os.path.exists(os.path.join(settings.repo, "include", "recsys", "api", "app.py")):
         port = settings.port("api")
         found.append(
             Component(
@@ -268,7 +268,7 @@ def _app_components(settings: StackSettings, stack_env: dict[str, str], base_env
                     sys.executable,
                     "-m",
                     "uvicorn",
-                    "include.recsys.api:app",
+                    "include.recsys.api.app:app",
                     "--host",
                     HOST,
                     "--port",
@@ -281,14 +281,14 @@ def _app_components(settings: StackSettings, stack_env: dict[str, str], base_env
                 ready_timeout_s=120.0,
             )
         )
-    if os.path.exists(os.path.join(settings.repo, "include", "recsys", "ingest.py")):
+    if os.path.exists(os.path.join(settings.repo, "include", "recsys", "ingest", "worker.py")):
         found.append(
             Component(
                 name="recsys-ingest",
                 address="-",
                 probe=None,
                 tier="app",
-                argv=lambda: [sys.executable, "-m", "include.recsys.ingest"],
+                argv=lambda: [sys.executable, "-m", "include.recsys.ingest.worker"],
                 env=env,
                 min_uptime_s=2.0,
             )

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.recsys.contracts import (
+from include.recsys.contract.schema import (
     INTERACTION_COLUMNS,
     INTERACTION_TYPES,
     ITEM_COLUMNS,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.recsys.contracts import reason_kind
+from include.recsys.contract.schema import reason_kind
 from plugins.journey.tables import COLUMNS, REASON
 
 TOP_REASONS = 5

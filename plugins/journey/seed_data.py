@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from include.config import QUARANTINE_BUCKET
-from include.recsys.contracts import interaction_problem, item_problem
+from include.recsys.contract.schema import interaction_problem, item_problem
 from plugins.journey.rejections import SOURCE_ROW, failure_text, summarize
 from plugins.journey.run import JourneyRun
 from plugins.journey.tables import REASON, TABLES, read_table, to_csv_bytes, with_timestamps, write_table
@@ -206,7 +206,7 @@ def failure_notes(done: dict[str, Any]) -> str:
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):
-    from include.recsys.contracts import CATEGORIES, INTERACTION_TYPES, MAX_CATEGORY_LENGTH
+    from include.recsys.contract.schema import CATEGORIES, INTERACTION_TYPES, MAX_CATEGORY_LENGTH
     from plugins.validation import validate_stage
 
     frames = {name: read_table(clean_path(run, name), name) for name in TABLES}

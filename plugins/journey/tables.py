@@ -13,8 +13,8 @@ import warnings
 
 import pandas as pd
 
-from include.recsys.contracts import INTERACTION_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, require_columns
-from include.recsys.csvsafe import escape_cell
+from include.recsys.contract.csvsafe import escape_cell
+from include.recsys.contract.schema import INTERACTION_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, require_columns
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "items": ITEM_COLUMNS,

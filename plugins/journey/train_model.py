@@ -16,7 +16,7 @@ from include.config import MODELS_BUCKET, TRAIN_TIME_BUDGET_SECONDS
 from plugins.journey.run import JourneyRun
 
 if TYPE_CHECKING:
-    from include.recsys.lightgcn import TrainConfig
+    from include.recsys.ml.lightgcn import TrainConfig
 
 # The platform's stated NDCG@10 target, met by generated data's planted tastes.
 GENERATED_NDCG_TARGET = 0.30
@@ -94,7 +94,7 @@ def gate_params() -> dict[str, Any]:
 def train_config(params: Any) -> TrainConfig:
     """The training config of a run: its seed, time budget and (journey only) epoch cap ``train_epochs``; every
     other hyper-parameter TrainConfig's."""
-    from include.recsys.lightgcn import TrainConfig
+    from include.recsys.ml.lightgcn import TrainConfig
 
     budget, epochs = params.get("train_time_budget_s"), params.get("train_epochs")
     return TrainConfig(
@@ -118,7 +118,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
     import numpy as np
 
-    from include.recsys.train import save_artifacts, train_tenant
+    from include.recsys.ml.train import save_artifacts, train_tenant
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.minio import MinioHook
     from plugins.hooks.recsys_api import RecsysApiHook
@@ -211,7 +211,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
     import numpy as np
     import pandas as pd
 
-    from include.recsys.train import load_artifacts
+    from include.recsys.ml.train import load_artifacts
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.minio import MinioHook
     from plugins.validation import validate_stage

@@ -112,8 +112,8 @@ def train(context: Any) -> dict[str, Any]:
     import numpy as np
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.recsys.contracts import ContractError
-    from include.recsys.train import save_artifacts, train_tenant
+    from include.recsys.contract.schema import ContractError
+    from include.recsys.ml.train import save_artifacts, train_tenant
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.minio import MinioHook
     from plugins.journey.train_model import artifact_prefix, train_config

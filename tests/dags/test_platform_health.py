@@ -98,7 +98,7 @@ def test_stopped_broker_fails_kafka_naming_the_broker(baseline):
 
 
 def _wait_until_api_sees_kafka_down(timeout_s: float = 15.0) -> None:
-    """The API caches its dependency checks for a moment (include/recsys/health.py): outlast the cache."""
+    """The API caches its dependency checks for a moment (include/recsys/api/health.py): outlast the cache."""
     import time
 
     from plugins.hooks.recsys_api import RecsysApiHook

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from include.recsys import contracts
+from include.recsys.contract import schema
 
 
 def message(slug: str, source: str, n: int) -> dict:
@@ -15,7 +15,7 @@ def message(slug: str, source: str, n: int) -> dict:
         "event_id": f"{source}-{n:06d}",
         "user_id": f"user_{n % 97:03d}",
         "item_id": f"item_{n % 501:04d}",
-        "interaction_type": contracts.INTERACTION_TYPES[n % 4],
+        "interaction_type": schema.INTERACTION_TYPES[n % 4],
         "timestamp": (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n)).isoformat(),
     }
 

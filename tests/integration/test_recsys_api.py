@@ -23,9 +23,9 @@ import pytest
 
 from include import config
 from include.checksums import sha256_bytes
-from include.recsys import artifacts as model_artifacts
 from include.recsys import storage
-from include.recsys.contracts import CATEGORIES
+from include.recsys.contract import artifacts as model_artifacts
+from include.recsys.contract.schema import CATEGORIES
 
 N_ITEMS, N_USERS, DIM = 300, 40, 16
 INJECTION = "'; DROP TABLE users; --"
@@ -362,7 +362,7 @@ def own_api(env, tmp_path):
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "include.recsys.api:app",
+                "include.recsys.api.app:app",
                 "--host",
                 "127.0.0.1",
                 "--port",

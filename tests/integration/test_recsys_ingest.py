@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from include import config
-from include.recsys import contracts
+from include.recsys.contract import schema
 from tests.integration.interactions import landed, message
 
 
@@ -48,7 +48,7 @@ def produce(producer: KafkaProducer, messages: list[dict]) -> None:
 def start_worker(tmp_path, name: str) -> subprocess.Popen:
     log = open(tmp_path / f"{name}.log", "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "include.recsys.ingest"],
+        [sys.executable, "-m", "include.recsys.ingest.worker"],
         cwd=config.project_root(),
         env=dict(os.environ),
         stdout=log,
@@ -120,7 +120,7 @@ def test_poison_messages_reach_the_dead_letter_topic_with_a_reason(
         json.dumps(unknown).encode(): "unknown tenant",
         json.dumps(bad_type).encode(): "interaction_type must be one of",
         json.dumps(naive_ts).encode(): "timestamp must carry a timezone",
-        json.dumps({**message(slug, source, 13), "pad": "x" * contracts.MAX_MESSAGE_BYTES}).encode(): "exceeds",
+        json.dumps({**message(slug, source, 13), "pad": "x" * schema.MAX_MESSAGE_BYTES}).encode(): "exceeds",
     }
     produce(producer, good)
     for value in poison:

@@ -12,7 +12,8 @@ import time
 import uuid
 
 from include import config
-from include.recsys import contracts, ingest
+from include.recsys.contract import schema
+from include.recsys.ingest.worker import Record, Worker
 from include.recsys.settings import load
 from tests.integration.interactions import landed, message
 
@@ -38,7 +39,7 @@ def hostile_messages(slug: str, tenant_id: str, suspended: str, source: str) -> 
         "JSON but not an object": (json.dumps([source]).encode(), "must be a JSON object"),
         "empty value": (None, "empty message value"),
         "missing fields": (json.dumps({"tenant": slug, "source": source}).encode(), "missing fields"),
-        "oversize": (variant(pad="x" * contracts.MAX_MESSAGE_BYTES), "exceeds"),
+        "oversize": (variant(pad="x" * schema.MAX_MESSAGE_BYTES), "exceeds"),
         "id of the wrong type": (variant(event_id=42), "event_id must be a non-empty string"),
         "null user": (variant(user_id=None), "user_id must be a non-empty string"),
         "timestamp of the wrong type": (variant(timestamp=1767225600), "timestamp must be an ISO-8601 string"),
@@ -157,10 +158,10 @@ def test_landing_upserts_a_tenants_own_event_and_never_another_tenants(stack_env
     source = f"shared-ids-{uuid.uuid4().hex[:8]}"
     a, b = new_tenant("shared-ids"), new_tenant("shared-ids")
     (slug_a, id_a), (slug_b, id_b) = (a["slug"], a["tenant_id"]), (b["slug"], b["tenant_id"])
-    worker = ingest.Worker(load(stack_env))
+    worker = Worker(load(stack_env))
     first = {**message(slug_a, source, 1), "event_id": "1"}
     values = [first, {**first, "tenant": slug_b, "user_id": "someone-else"}, {**first, "item_id": "item_resent"}]
-    records = [ingest.Record("t", 0, n, None, json.dumps(v).encode()) for n, v in enumerate(values)]
+    records = [Record("t", 0, n, None, json.dumps(v).encode()) for n, v in enumerate(values)]
     try:
         worker._land(worker._classify(records[:2]))
         landed_now = worker._land(worker._classify(records[2:]))

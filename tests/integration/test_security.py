@@ -27,9 +27,9 @@ from fastapi.testclient import TestClient
 from include import config
 from include.checksums import sha256_bytes
 from include.recsys import storage
-from include.recsys.api import create_app
-from include.recsys.csvsafe import FORMULA_PREFIXES
-from include.recsys.platform import Platform
+from include.recsys.api.app import create_app
+from include.recsys.api.platform import Platform
+from include.recsys.contract.csvsafe import FORMULA_PREFIXES
 from include.recsys.settings import load
 
 PUBLIC = {("GET", "/health"), ("GET", "/metrics")}  # health probes and Prometheus scrapes: no secrets

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from include.recsys.datagen import SeedData, generate
-from include.recsys.lightgcn import TrainConfig
+from include.recsys.ml.lightgcn import TrainConfig
 
 PLANTED_START = datetime(2026, 1, 1, tzinfo=UTC)
 PLANTED_END = PLANTED_START + timedelta(days=1)
@@ -49,8 +49,8 @@ def small_config() -> TrainConfig:
 
 @pytest.fixture()
 def compare_digest_calls(monkeypatch) -> list[tuple]:
-    """Every (a, b) that include.recsys.auth passes to hmac.compare_digest, which still answers."""
-    from include.recsys import auth
+    """Every (a, b) that include.recsys.api.auth passes to hmac.compare_digest, which still answers."""
+    from include.recsys.api import auth
 
     calls = []
     real = hmac.compare_digest

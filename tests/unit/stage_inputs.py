@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.recsys.contracts import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
+from include.recsys.contract.schema import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
 from plugins.journey import drift
 
 WINDOW_START = pd.Timestamp("2024-03-01T00:00:00Z")
@@ -211,7 +211,7 @@ def query_recommendations_input() -> tuple[Frames, Params]:
 
 
 def audit_input() -> tuple[Frames, Params]:
-    # The actions the platform really writes (include/recsys/admin_routes.py, ingest.py) for one journey.
+    # The actions the platform really writes (include/recsys/api/admin/, include/recsys/ingest/worker.py) for one journey.
     required = [
         "tenant.created",
         "upload.registered",

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from include.checksums import sha256_file
-from include.recsys.contracts import (
+from include.recsys.contract.schema import (
     CATEGORIES,
     INTERACTION_COLUMNS,
     INTERACTION_TYPES,

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from include.recsys.itemknn import ItemKNN
-from include.recsys.lightgcn import dedupe_pairs
-from include.recsys.metrics import evaluate_topk, popularity_scorer, split_holdout
+from include.recsys.ml.itemknn import ItemKNN
+from include.recsys.ml.lightgcn import dedupe_pairs
+from include.recsys.ml.metrics import evaluate_topk, popularity_scorer, split_holdout
 
 
 def test_scores_are_summed_cosine_similarities_to_the_users_items():

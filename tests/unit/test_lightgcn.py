@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.recsys.contracts import ContractError
-from include.recsys.lightgcn import LightGCN, TrainConfig, dedupe_pairs, normalized_adjacency
+from include.recsys.contract.schema import ContractError
+from include.recsys.ml.lightgcn import LightGCN, TrainConfig, dedupe_pairs, normalized_adjacency
 
 
 def test_adjacency_is_symmetric_normalized():

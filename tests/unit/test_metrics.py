@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from include.recsys.contracts import ContractError
-from include.recsys.lightgcn import dedupe_pairs
-from include.recsys.metrics import (
+from include.recsys.contract.schema import ContractError
+from include.recsys.ml.lightgcn import dedupe_pairs
+from include.recsys.ml.metrics import (
     Ranking,
     beyond_accuracy,
     evaluate_topk,

@@ -1,4 +1,4 @@
-"""include/recsys/metrics.py against trec_eval (pytrec_eval): NDCG@10 and Recall@10 agree to 1e-9, on random
+"""include/recsys/ml/metrics.py against trec_eval (pytrec_eval): NDCG@10 and Recall@10 agree to 1e-9, on random
 rankings and relevance sets and on a trained model's real output, under the project's protocol (full ranking
 over the catalog, trained-on items excluded). The run handed to trec_eval is ranked independently of ours:
 every unseen catalog item with its score, sorted by trec_eval itself."""
@@ -12,9 +12,9 @@ import pytest
 import pytrec_eval
 import torch
 
-from include.recsys.lightgcn import dedupe_pairs
-from include.recsys.metrics import rank_topk, split_holdout
-from include.recsys.train import train_tenant
+from include.recsys.ml.lightgcn import dedupe_pairs
+from include.recsys.ml.metrics import rank_topk, split_holdout
+from include.recsys.ml.train import train_tenant
 
 MEASURES = {"ndcg_cut_10", "recall_10"}
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from include.recsys.contracts import ContractError
+from include.recsys.contract.schema import ContractError
 from plugins.journey.normalize import Layout, normalize_interactions, normalize_items
 
 STAND_IN = datetime(2026, 11, 10, tzinfo=UTC)

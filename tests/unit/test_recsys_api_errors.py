@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from include.recsys.api import create_app
+from include.recsys.api.app import create_app
 from include.recsys.settings import load
 
 ADMIN = {"Authorization": "Bearer unit-admin-token"}

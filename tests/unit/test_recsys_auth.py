@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 
-from include.recsys import auth
+from include.recsys.api import auth
 
 
 def _owner(tenant_id: str, *, key_id: str = "k1", limit: int = 20_000) -> auth.KeyOwner:

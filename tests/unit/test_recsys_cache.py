@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from include.recsys.cache import ResponseCache, entry_key, version_pattern
+from include.recsys.api.cache import ResponseCache, entry_key, version_pattern
 
 
 def test_entries_are_scoped_by_tenant_and_version_and_differ_by_request():

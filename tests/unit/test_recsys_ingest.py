@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from include.recsys import ingest
+from include.recsys.ingest.worker import Record, Tenants, Worker, decode
 
 VALID = {
     "tenant": "acme",
@@ -44,13 +44,13 @@ def encoded(**changes) -> bytes:
     ],
 )
 def test_former_poison_pills_are_classified_not_raised(value, reason):
-    message, why = ingest.decode(value)
+    message, why = decode(value)
     assert message is None and reason in why
 
 
 def test_edge_values_postgres_accepts_stay_valid():
     for timestamp in ("2026-01-01T10:00:00+15:59", "0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59Z"):
-        assert ingest.decode(encoded(timestamp=timestamp)) == ({**VALID, "timestamp": timestamp}, None)
+        assert decode(encoded(timestamp=timestamp)) == ({**VALID, "timestamp": timestamp}, None)
 
 
 class FakeDb:
@@ -73,7 +73,7 @@ class FakeDb:
 
 def test_a_tenant_created_right_after_a_refresh_is_resolved():
     db = FakeDb({"acme": "t-acme"})
-    tenants = ingest.Tenants(db)
+    tenants = Tenants(db)
     assert tenants.resolve({"acme", "ghost"}) == {"acme": "t-acme"}  # full refresh
     db.tenants["newco"] = "t-newco"  # created within TENANT_REFRESH_S of that refresh
     assert tenants.resolve({"newco"})["newco"] == "t-newco"
@@ -82,10 +82,10 @@ def test_a_tenant_created_right_after_a_refresh_is_resolved():
 
 
 def test_one_event_id_from_two_tenants_in_a_batch_keeps_both_and_a_resend_upserts_its_own():
-    worker = ingest.Worker.__new__(ingest.Worker)  # classification only: no broker, no database
-    worker._tenants = ingest.Tenants(FakeDb({"acme": "t-acme", "other": "t-other"}))
+    worker = Worker.__new__(Worker)  # classification only: no broker, no database
+    worker._tenants = Tenants(FakeDb({"acme": "t-acme", "other": "t-other"}))
     values = [encoded(), encoded(tenant="other", user_id="u2"), encoded(user_id="u3")]
-    records = [ingest.Record("t", 0, n, None, v) for n, v in enumerate(values)]
+    records = [Record("t", 0, n, None, v) for n, v in enumerate(values)]
 
     batch = worker._classify(records)
     assert batch.poison == []

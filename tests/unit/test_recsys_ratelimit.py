@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.recsys.ratelimit import RateLimiter
+from include.recsys.api.ratelimit import RateLimiter
 from include.recsys.settings import SettingsError, parse_rate_limit
 
 PLAN_3_PER_10 = {"limit": 3, "window_s": 10}

@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from include.recsys import serving
-from include.recsys.artifacts import TrainResult
-from include.recsys.contracts import CATEGORIES
+from include.recsys.contract.artifacts import TrainResult
+from include.recsys.contract.schema import CATEGORIES
+from include.recsys.ml import serving
 
 N_ITEMS, N_USERS, DIM = 200, 50, 16
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from include.recsys.csvsafe import FORMULA_PREFIXES
+from include.recsys.contract.csvsafe import FORMULA_PREFIXES
 from plugins.journey.seed_data import load_sample, split_by_contract
 from plugins.journey.tables import REASON, write_table
 

@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.recsys.artifacts import (
+from include.recsys.contract.artifacts import (
     ARTIFACT_FILES,
     load_artifacts,
     load_artifacts_dir,
     save_artifacts,
     save_artifacts_dir,
 )
-from include.recsys.contracts import ContractError
+from include.recsys.contract.schema import ContractError
 from include.recsys.datagen import write_csv
-from include.recsys.train import main, train_tenant
+from include.recsys.ml.train import main, train_tenant
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import plugins.validation as validation
-from include.recsys.contracts import CATEGORIES, INTERACTION_TYPES
+from include.recsys.contract.schema import CATEGORIES, INTERACTION_TYPES
 from plugins.validation import StageValidation, ValidationFailed, build_data_docs, load_suite, validate_stage
 from tests.unit.stage_inputs import seed_data_input, train_model_input
 

@@ -16,22 +16,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from include.recsys import contracts
-from include.recsys.auth import KeyOwner, bearer_token
-from include.recsys.cache import entry_key
-from include.recsys.errors import ApiError, validation_message
-from include.recsys.ratelimit import RateLimiter
-from include.recsys.web import platform, request_id, run_source
+from include.recsys.api.auth import KeyOwner, bearer_token
+from include.recsys.api.cache import entry_key
+from include.recsys.api.errors import ApiError, validation_message
+from include.recsys.api.ratelimit import RateLimiter
+from include.recsys.api.web import platform, request_id, run_source
+from include.recsys.contract import schema
 
 router = APIRouter(prefix="/api/v1")
 
-ID_FIELD = Field(min_length=1, max_length=contracts.MAX_ID_LENGTH)
+ID_FIELD = Field(min_length=1, max_length=schema.MAX_ID_LENGTH)
 
 
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The tenant's own taxonomy: any category its catalog may hold.
-    category: str | None = Field(default=None, min_length=1, max_length=contracts.MAX_CATEGORY_LENGTH)
+    category: str | None = Field(default=None, min_length=1, max_length=schema.MAX_CATEGORY_LENGTH)
 
 
 class RecommendIn(BaseModel):

@@ -1,6 +1,6 @@
 """FAISS serving of a tenant's deployed model.
 
-Artifacts follow the contract in include/recsys/artifacts.py (shared with training); scores are
+Artifacts follow the contract in include/recsys/contract/artifacts.py (shared with training); scores are
 inner products user . item over an IndexFlatIP of every item embedding.
 
 A deployed model is immutable once built: the index over every item embedding, the user rows, the
@@ -21,8 +21,9 @@ import numpy as np
 from minio import Minio
 from minio.error import S3Error
 
-from include.recsys import artifacts, storage
-from include.recsys.artifacts import TrainResult
+from include.recsys import storage
+from include.recsys.contract import artifacts
+from include.recsys.contract.artifacts import TrainResult
 
 # One query vector per request: OpenMP's thread start-up would cost more than the search itself.
 faiss.omp_set_num_threads(1)

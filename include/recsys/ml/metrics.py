@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from include.recsys.contracts import ContractError, require_columns
-from include.recsys.lightgcn import seen_rows
+from include.recsys.contract.schema import ContractError, require_columns
+from include.recsys.ml.lightgcn import seen_rows
 
 # Users with fewer distinct training items than this form the cold-start slice.
 COLD_START_MAX_ITEMS = 5

@@ -1,6 +1,6 @@
-"""The platform's HTTP API: `uvicorn include.recsys.api:app`.
+"""The platform's HTTP API: `uvicorn include.recsys.api.app:app`.
 
-Routes: GET /health, GET /metrics, /api/admin/... (admin_routes), /api/v1/... (v1_routes).
+Routes: GET /health, GET /metrics, /api/admin/... (api/admin/), /api/v1/... (v1_routes).
 Every response carries X-Request-ID (the caller's, if it sent a sane one) and every error is
 {"error": ..., "code": ...}. Settings come from RECSYS_* (settings.py); `app` is built on first
 access, so importing this module needs no environment.
@@ -17,13 +17,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from include.recsys import admin_routes, errors, v1_routes
 from include.recsys import settings as settings_module
-from include.recsys.health import NON_CRITICAL
-from include.recsys.platform import Platform
+from include.recsys.api import admin, errors, v1_routes
+from include.recsys.api.health import NON_CRITICAL
+from include.recsys.api.platform import Platform
+from include.recsys.api.telemetry import Telemetry
+from include.recsys.api.web import platform
 from include.recsys.settings import Settings
-from include.recsys.telemetry import Telemetry
-from include.recsys.web import platform
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, telemetry=telemetry)
-    app.include_router(admin_routes.router)
+    app.include_router(admin.router)
     app.include_router(v1_routes.router)
 
     @app.get("/health")

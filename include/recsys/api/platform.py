@@ -6,13 +6,14 @@ import logging
 import threading
 import time
 
-from include.recsys import serving, storage
+from include.recsys import storage
+from include.recsys.api.auth import KeyCache, KeyOwner
+from include.recsys.api.cache import ResponseCache
+from include.recsys.api.health import HealthChecker
+from include.recsys.api.ratelimit import RateLimiter
 from include.recsys.audit import ServedCounter
-from include.recsys.auth import KeyCache, KeyOwner
-from include.recsys.cache import ResponseCache
 from include.recsys.db import Database, DatabaseUnavailable
-from include.recsys.health import HealthChecker
-from include.recsys.ratelimit import RateLimiter
+from include.recsys.ml import serving
 from include.recsys.settings import Settings
 
 log = logging.getLogger(__name__)

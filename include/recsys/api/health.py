@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from kafka import KafkaConsumer
 
 from include import config
-from include.recsys.cache import ResponseCache
+from include.recsys.api.cache import ResponseCache
 from include.recsys.db import Database
 from include.recsys.settings import Settings
 from include.recsys.storage import client as s3_client

@@ -1,6 +1,6 @@
 """The ingestion worker: Kafka interactions -> Postgres, exactly once in effect.
 
-    python -m include.recsys.ingest        # settings from RECSYS_* (settings.py)
+    python -m include.recsys.ingest.worker        # settings from RECSYS_* (settings.py)
 
 Per poll (up to MAX_BATCH messages): classify each message (valid, or poison with a reason), send
 poison to the dead-letter topic and flush, upsert valid rows by (tenant, event_id), recount rows landed
@@ -33,8 +33,9 @@ from typing import NamedTuple, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from include import config
-from include.recsys import audit, contracts
+from include.recsys import audit
 from include.recsys import settings as settings_module
+from include.recsys.contract import schema
 from include.recsys.db import Database, DatabaseUnavailable
 
 log = logging.getLogger("recsys.ingest")
@@ -122,8 +123,8 @@ def decode(value: bytes | None) -> tuple[dict | None, str | None]:
     """(message, None) for a valid message, else (None, reason)."""
     if value is None:
         return None, "empty message value"
-    if len(value) > contracts.MAX_MESSAGE_BYTES:
-        return None, f"message of {len(value)} bytes exceeds {contracts.MAX_MESSAGE_BYTES}"
+    if len(value) > schema.MAX_MESSAGE_BYTES:
+        return None, f"message of {len(value)} bytes exceeds {schema.MAX_MESSAGE_BYTES}"
     try:
         message = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -132,14 +133,14 @@ def decode(value: bytes | None) -> tuple[dict | None, str | None]:
         # 16 KiB of "[[[[..." is enough to exhaust the parser's stack; uncaught, it killed the worker
         # and the same message came back on every restart.
         return None, "undecodable: JSON nested too deeply"
-    problem = contracts.message_problem(message)
+    problem = schema.message_problem(message)
     if problem:
         return None, problem
     # JSON may escape lone surrogates ("\ud800"): valid JSON, but not encodable as UTF-8 for the
     # database, so they would fail the whole batch on every re-delivery. Only a \u escape can make one.
     if b"\\u" in value:
         try:
-            for f in contracts.MESSAGE_FIELDS:
+            for f in schema.MESSAGE_FIELDS:
                 message[f].encode("utf-8")
         except UnicodeEncodeError:
             return None, "fields must be valid Unicode text (no lone surrogates)"
@@ -252,7 +253,7 @@ class Worker:
         for record, message in decoded:
             tenant_id = tenants.get(message["tenant"])
             if tenant_id is None:
-                batch.poison.append((record, f"unknown tenant {message['tenant'][: contracts.MAX_ID_LENGTH]!r}"))
+                batch.poison.append((record, f"unknown tenant {message['tenant'][: schema.MAX_ID_LENGTH]!r}"))
                 continue
             key = (tenant_id, message["source"])
             batch.rows[(tenant_id, message["event_id"])] = (
@@ -261,7 +262,7 @@ class Worker:
                 message["user_id"],
                 message["item_id"],
                 message["interaction_type"],
-                contracts.parse_timestamp(message["timestamp"]),
+                schema.parse_timestamp(message["timestamp"]),
                 message["source"],
                 record.partition,
                 record.offset,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from include.recsys.contracts import ContractError, require_columns
+from include.recsys.contract.schema import ContractError, require_columns
 
 
 @dataclass(frozen=True)

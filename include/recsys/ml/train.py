@@ -4,7 +4,7 @@ The model is fitted once, on the train split: its holdout metrics describe exact
 that get deployed (a second fit on all data would double the time budget and deploy an unmeasured
 model). Every catalog item gets an embedding, including items nobody interacted with yet.
 
-CLI: python -m include.recsys.train --csv interactions.csv [--items items.csv] [--out DIR]
+CLI: python -m include.recsys.ml.train --csv interactions.csv [--items items.csv] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from include.recsys.artifacts import TrainResult, load_artifacts, load_artifacts_dir, save_artifacts, save_artifacts_dir
-from include.recsys.contracts import ContractError, require_columns
-from include.recsys.itemknn import ItemKNN
-from include.recsys.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device
-from include.recsys.metrics import (
+from include.recsys.contract.artifacts import (
+    TrainResult,
+    load_artifacts,
+    load_artifacts_dir,
+    save_artifacts,
+    save_artifacts_dir,
+)
+from include.recsys.contract.schema import ContractError, require_columns
+from include.recsys.ml.itemknn import ItemKNN
+from include.recsys.ml.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device
+from include.recsys.ml.metrics import (
     COLD_START_MAX_ITEMS,
     beyond_accuracy,
     evaluate_topk,
@@ -156,7 +162,7 @@ def _prefixed(model: str, figures: dict[str, object]) -> dict[str, object]:
 
 
 def protocol(config: TrainConfig) -> dict[str, object]:
-    """How every figure of the model version was measured (see include/recsys/metrics.py)."""
+    """How every figure of the model version was measured (see include/recsys/ml/metrics.py)."""
     return {
         "ranking": "full ranking over the run's catalog; items the user has in train excluded",
         "relevance": "binary: the user's held-out items",
@@ -220,7 +226,7 @@ def _popular_items(interactions: pd.DataFrame, catalog: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.recsys.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m include.recsys.ml.train", description=__doc__.split("\n")[0])
     parser.add_argument("--csv", required=True, help="interactions CSV (user_id, item_id, ...)")
     parser.add_argument("--items", help="catalog CSV with item_id; every catalog item gets an embedding")
     parser.add_argument("--out", help="write the model artifacts to this directory")

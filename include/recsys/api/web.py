@@ -6,9 +6,9 @@ import re
 
 from fastapi import Request
 
-from include.recsys.auth import is_admin
-from include.recsys.errors import ApiError
-from include.recsys.platform import Platform
+from include.recsys.api.auth import is_admin
+from include.recsys.api.errors import ApiError
+from include.recsys.api.platform import Platform
 
 MAX_SOURCE_CHARS = 200
 _SOURCE_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
