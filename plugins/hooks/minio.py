@@ -1,4 +1,15 @@
-"""MinioHook: the object store (MinIO, or any S3 API) behind the ``minio_default`` connection."""
+"""MinioHook: the object store (MinIO, or any S3 API) behind the ``minio_default`` connection.
+
+Why not the Amazon provider's ``S3Hook`` with an endpoint URL (considered 2026-12, provider 9.39.0): it is
+not installed, and ``pip install --dry-run`` against our pins adds 27 distributions (boto3, botocore,
+s3transfer, aiohttp and its six, redshift_connector, PyAthena, sagemaker_studio, watchtower, lxml, ...).
+It would not shorten this hook: its ``load_bytes``/``load_file`` take no per-object metadata, so the
+``x-amz-meta-sha256`` every object carries would go through the raw boto3 client anyway, and reading back
+the claimed checksum beside the real one is ours either way. boto3 also brings behaviour to configure and
+re-test against SeaweedFS (its default CRC checksums on every request since 1.36, its own retry modes).
+The ``minio`` client is already the platform's (include/recsys/storage.py), so both sides share one
+S3 client and one read-with-release helper (``storage.read_object``).
+"""
 
 from __future__ import annotations
 

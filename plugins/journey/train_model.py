@@ -207,7 +207,14 @@ def ratios(metrics: dict[str, Any]) -> dict[str, float | None]:
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):
-    seed = done["seed_data"]
+    """The journey's entry: its tenant from seed_data, its catalog snapshot from upload_to_minio."""
+    return validate_model(run, tenant_id=done["seed_data"]["tenant_id"], catalog_upload_id=catalog_upload(done))
+
+
+def validate_model(run: JourneyRun, *, tenant_id: str, catalog_upload_id: str | None):
+    """The train_model suite on the artifacts ``run`` stored: its metrics against ``run``'s gates, and its
+    embeddings against the tenant's catalog (the snapshot ``catalog_upload_id``; None: the merged catalog).
+    Every DAG that trains a model validates it here (tenant_model_training passes what it trained on)."""
     import numpy as np
     import pandas as pd
 
@@ -217,7 +224,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
     from plugins.validation import validate_stage
 
     artifacts = load_artifacts(client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
-    catalog = AppDbHook().catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))
+    catalog = AppDbHook().catalog(tenant_id=tenant_id, upload_id=catalog_upload_id)
     metrics = artifacts.metrics
     embedded = set(artifacts.item_ids)
     row = {

@@ -9,7 +9,7 @@ version is derived from the tenant, that snapshot and the training config, so a 
 unchanged data, produces the same version instead of a new one; re-registering it is an upsert.
 
 The journey's train_model stage is reused rather than copied: artifacts go where that stage puts them
-(``<models bucket>/<tenant slug>/<version>/``) and are validated by that stage's own ``validate``, which
+(``<models bucket>/<tenant slug>/<version>/``) and are validated by that stage's own ``validate_model``, which
 builds the suite's ``metrics`` batch from the stored artifacts. :class:`RetrainingRun` is the adapter
 that lets the stage see a retraining run as one of its own.
 """
@@ -165,11 +165,12 @@ def train(context: Any) -> dict[str, Any]:
 
 
 def validate(context: Any, trained: dict[str, Any]):
-    """The journey's train_model validation, on this run's artifacts and thresholds."""
-    from plugins.journey import train_model
+    """The journey's train_model validation, on this run's artifacts and thresholds, over the tenant's merged
+    catalog (what train() trained on)."""
+    from plugins.journey.train_model import validate_model
 
     run = retraining_run(context, trained)
-    return train_model.validate(run, {"seed_data": {"tenant_id": trained["tenant_id"]}})
+    return validate_model(run, tenant_id=trained["tenant_id"], catalog_upload_id=None)
 
 
 def run_key(context: Any) -> str:

@@ -1,4 +1,5 @@
-"""The API process's long-lived state: connections, caches, served models and counters."""
+"""The platform service: the API process's long-lived state (connections, caches, served models, counters)
+and the transactions that change what it serves (deploying a model, ending a candidate)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import logging
 import threading
 import time
 
-from include.recsys import storage
+from include.recsys import audit, storage
+from include.recsys.api import deploys
 from include.recsys.api.auth import KeyCache, KeyOwner
 from include.recsys.api.cache import ResponseCache
+from include.recsys.api.errors import ApiError
 from include.recsys.api.health import HealthChecker
 from include.recsys.api.ratelimit import RateLimiter
 from include.recsys.audit import ServedCounter
@@ -85,6 +88,117 @@ class Platform:
             )
             history = {row["user_id"]: row["items"] for row in cur.fetchall()}
         return serving.TenantModel.build(artifacts, version=version, categories=categories, history=history)
+
+    def deploy(
+        self,
+        *,
+        tenant: dict,
+        version: str,
+        traffic_percent: int,
+        protect_newer_live: bool,
+        actor: str,
+        source: str | None,
+        request_id: str,
+    ) -> deploys.Deployed:
+        """Serve ``version`` of ``tenant`` live (``traffic_percent`` > 0) or as a candidate (0): build its index,
+        record the deployment and its audit row in one transaction, then swap the served model."""
+        role = "candidate" if traffic_percent == 0 else "live"
+        tenant_id = tenant["id"]
+        with self.db.transaction() as cur:
+            model_row = deploys.registered_model(cur, tenant, version)
+            live = deploys.live_deployment(cur, tenant_id)
+        # Checked before the index is built (a refusal costs nothing) and again under the tenant's row lock below.
+        if role == "live" and protect_newer_live:
+            deploys.refuse_older(live, version=version, logical_date=model_row["logical_date"])
+        if role == "candidate":
+            deploys.refuse_candidate_of_live(live, version=version, tenant_slug=tenant["slug"])
+        # One deploy at a time: building an index is CPU-bound and two racing deploys of one tenant must
+        # leave the database and the served model agreeing on the winner.
+        with self.deploy_lock:
+            try:
+                model = self.build_model(tenant_id, version, model_row["artifact_uri"])
+            except storage.StorageError as exc:
+                raise ApiError(422, "artifacts_unreadable", str(exc)) from None
+            except ValueError as exc:
+                raise ApiError(422, "artifacts_invalid", str(exc)) from None
+            with self.db.transaction() as cur:
+                deploys.lock_tenant(cur, tenant_id)
+                live = deploys.live_deployment(cur, tenant_id)
+                if role == "live":
+                    if protect_newer_live:
+                        deploys.refuse_older(live, version=version, logical_date=model_row["logical_date"])
+                    deployment_id, reused = deploys.deploy_live(
+                        cur, tenant_id=tenant_id, version=version, traffic_percent=traffic_percent, live=live
+                    )
+                else:
+                    if live is not None and live["version"] == version:
+                        raise ApiError(409, "version_is_live", f"{version} became the live model meanwhile")
+                    deployment_id, reused = deploys.deploy_candidate(cur, tenant_id=tenant_id, version=version)
+                live_version = live["version"] if live is not None else None
+                replaced = live_version if role == "live" and live_version != version else None
+                audit.record(
+                    cur,
+                    actor=actor,
+                    action="model.deployed",
+                    tenant_id=tenant_id,
+                    object_ref=f"model:{version}",
+                    details={
+                        "source": source,
+                        "version": version,
+                        "role": role,
+                        "index_size": model.index_size,
+                        "traffic_percent": traffic_percent,
+                        "deployment_id": deployment_id,
+                        "replaced": replaced,
+                        "reused": reused,
+                    },
+                    request_id=request_id,
+                )
+            if role == "live":
+                self.registry.put(tenant_id, model)
+            else:
+                self.registry.put_candidate(tenant_id, model)
+            # The rebuilt model may answer differently (its users' history grew), and a replaced one serves no more.
+            dropped = sum(self.cache.invalidate(tenant_id=tenant_id, version=v) for v in {version, replaced} if v)
+        return deploys.Deployed(
+            tenant_id=tenant_id,
+            version=version,
+            role=role,
+            deployment_id=deployment_id,
+            reused=reused,
+            replaced=replaced,
+            logical_date=model_row["logical_date"],
+            traffic_percent=traffic_percent,
+            model=model,
+            cache_dropped=dropped,
+        )
+
+    def end_deployment(
+        self, *, tenant: dict, deployment_id: str, actor: str, source: str | None, request_id: str
+    ) -> dict:
+        """End a candidate deployment and unload it; the deployment row as it is now. Ending an ended one
+        changes nothing; the live one is only ever replaced by deploying another version (409)."""
+        with self.deploy_lock, self.db.transaction() as cur:
+            deploys.lock_tenant(cur, tenant["id"])
+            row, ended = deploys.end_candidate(cur, tenant=tenant, deployment_id=deployment_id)
+            if ended:
+                audit.record(
+                    cur,
+                    actor=actor,
+                    action="model.undeployed",
+                    tenant_id=tenant["id"],
+                    object_ref=f"model:{row['version']}",
+                    details={
+                        "source": source,
+                        "version": row["version"],
+                        "role": row["role"],
+                        "deployment_id": row["id"],
+                    },
+                    request_id=request_id,
+                )
+            self.registry.drop_candidate(tenant["id"], row["version"])
+        self.cache.invalidate(tenant_id=tenant["id"], version=row["version"])
+        return row
 
     def reload_deployments(self) -> None:
         """Serves again what was active before a restart, live models and candidates; a model that fails to

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
-from include.recsys import audit
 from include.recsys.api.admin.common import ACTOR, iso
-from include.recsys.api.admin.models import live_deployment
 from include.recsys.api.admin.tenants import find_tenant
+from include.recsys.api.deploys import DEPLOYMENT_SQL, live_deployment
 from include.recsys.api.errors import ApiError
 from include.recsys.api.web import platform, request_id, run_source
 
@@ -59,12 +58,6 @@ def _deployment_json(state, row: dict) -> dict:
     }
 
 
-DEPLOYMENT_SQL = (
-    "SELECT d.*, m.logical_date FROM deployments d"
-    " JOIN model_versions m ON m.tenant_id = d.tenant_id AND m.version = d.version WHERE d.tenant_id = %s"
-)
-
-
 @router.get("/tenants/{tenant}/deployments")
 def list_deployments(tenant: str, request: Request, include_ended: bool = False) -> dict:
     """Active deployments (the live one first, then candidates), or every one with include_ended."""
@@ -83,39 +76,9 @@ def end_deployment(tenant: str, deployment_id: str, request: Request) -> dict:
     """End a candidate deployment (unload it). The live one is replaced by deploying another version."""
     source = run_source(request)
     state = platform(request)
-    with state.deploy_lock, state.db.transaction() as cur:
-        tenant_row = find_tenant(cur, tenant, for_update=True)
-        cur.execute(f"{DEPLOYMENT_SQL} AND d.id = %s", (tenant_row["id"], deployment_id))
-        row = cur.fetchone()
-        if row is None:
-            raise ApiError(
-                404, "deployment_not_found", f"tenant {tenant_row['slug']!r} has no deployment {deployment_id[:100]!r}"
-            )
-        if row["role"] == "live" and row["active"]:
-            raise ApiError(
-                409,
-                "live_deployment",
-                f"{row['version']} is tenant {tenant_row['slug']!r}'s live model; deploy another version to replace it",
-            )
-        if row["active"]:
-            cur.execute(
-                "UPDATE deployments SET active = false, ended_at = now() WHERE id = %s RETURNING ended_at", (row["id"],)
-            )
-            row = {**row, "active": False, "ended_at": cur.fetchone()["ended_at"]}
-            cur.execute(
-                "UPDATE model_versions SET status = 'registered' WHERE tenant_id = %s AND version = %s"
-                " AND status = 'candidate'",
-                (tenant_row["id"], row["version"]),
-            )
-            audit.record(
-                cur,
-                actor=ACTOR,
-                action="model.undeployed",
-                tenant_id=tenant_row["id"],
-                object_ref=f"model:{row['version']}",
-                details={"source": source, "version": row["version"], "role": row["role"], "deployment_id": row["id"]},
-                request_id=request_id(request),
-            )
-        state.registry.drop_candidate(tenant_row["id"], row["version"])
-    state.cache.invalidate(tenant_id=tenant_row["id"], version=row["version"])
+    with state.db.transaction() as cur:
+        tenant_row = find_tenant(cur, tenant)
+    row = state.end_deployment(
+        tenant=tenant_row, deployment_id=deployment_id, actor=ACTOR, source=source, request_id=request_id(request)
+    )
     return _deployment_json(state, row)
