@@ -14,9 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
-
 from include.stack import credentials, lifecycle, process
+from include.stack.postgres import autocommit_connection
 from include.stack.settings import APP_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
 
 
@@ -74,16 +73,7 @@ class LocalStackFaults:
         return PgServer(HOST, self.settings.port("postgres"), PG_SUPERUSER, secrets.pg_superuser_password, "postgres")
 
     def _admin_sql(self, *statements: str) -> None:
-        server = self._superuser()
-        conn = psycopg2.connect(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            password=server.password,
-            dbname=server.dbname,
-            connect_timeout=5,
-        )
-        conn.autocommit = True
+        conn = autocommit_connection(self._superuser())
         try:
             with conn.cursor() as cur:
                 for statement in statements:

@@ -162,10 +162,10 @@ def server_argv(settings: StackSettings) -> list[str]:
     ]
 
 
-def provision(server: PgServer, *, passwords: dict[str, str]) -> None:
-    """Create (or re-key) one role per database and the databases they own; idempotent."""
+def autocommit_connection(server: PgServer):
+    """A connection to ``server`` in autocommit mode, for statements that cannot run in a transaction
+    (CREATE DATABASE, ALTER DATABASE ... ALLOW_CONNECTIONS)."""
     import psycopg2
-    from psycopg2 import sql
 
     conn = psycopg2.connect(
         host=server.host,
@@ -175,7 +175,15 @@ def provision(server: PgServer, *, passwords: dict[str, str]) -> None:
         dbname=server.dbname,
         connect_timeout=5,
     )
-    conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+    conn.autocommit = True
+    return conn
+
+
+def provision(server: PgServer, *, passwords: dict[str, str]) -> None:
+    """Create (or re-key) one role per database and the databases they own; idempotent."""
+    from psycopg2 import sql
+
+    conn = autocommit_connection(server)
     try:
         with conn.cursor() as cur:
             for name in (AIRFLOW_DB, APP_DB, HISTORY_DB):

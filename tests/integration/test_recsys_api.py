@@ -31,15 +31,47 @@ N_ITEMS, N_USERS, DIM = 300, 40, 16
 INJECTION = "'; DROP TABLE users; --"
 
 
-def items_csv() -> bytes:
+def item_rows() -> list[dict]:
+    return [
+        {
+            "item_id": f"item_{i:04d}",
+            "title": f"Item {i}",
+            "category": CATEGORIES[i % 5],
+            "price": f"{10 + i}.99",
+            "image_url": f"https://img.example/{i}.jpg",
+        }
+        for i in range(N_ITEMS)
+    ]
+
+
+def csv_bytes(rows: list[dict]) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["item_id", "title", "category", "price", "image_url"])
-    for i in range(N_ITEMS):
-        writer.writerow(
-            [f"item_{i:04d}", f"Item {i}", CATEGORIES[i % 5], f"{10 + i}.99", f"https://img.example/{i}.jpg"]
-        )
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
     return out.getvalue().encode()
+
+
+def items_csv() -> bytes:
+    return csv_bytes(item_rows())
+
+
+def register_catalog(admin, s3, tenant: dict, run_key: str, rows: list[dict]) -> dict:
+    """Uploads a catalog CSV with whatever columns ``rows`` have and registers it; returns the API's answer."""
+    data = csv_bytes(rows)
+    object_key = f"{tenant['slug']}/{run_key}/items.csv"
+    storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
+    upload = {
+        "kind": "items",
+        "bucket": config.RAW_BUCKET,
+        "object_key": object_key,
+        "rows": len(rows),
+        "sha256": sha256_bytes(data),
+        "source": run_key,
+    }
+    response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
+    assert response.status_code == 201, response.text
+    return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +83,7 @@ def serving_tenant(new_tenant, admin, db, s3):
     def make(prefix: str, *, seed: int = 3) -> dict:
         run_key = f"api-test-{uuid.uuid4().hex[:8]}"
         tenant = new_tenant(prefix, run_key)
-        data = items_csv()
-        object_key = f"{tenant['slug']}/{run_key}/items.csv"
-        storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
-        upload = {
-            "kind": "items",
-            "bucket": config.RAW_BUCKET,
-            "object_key": object_key,
-            "rows": N_ITEMS,
-            "sha256": sha256_bytes(data),
-            "source": run_key,
-        }
-        response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
-        assert response.status_code == 201, response.text
-        assert response.json()["items_upserted"] == N_ITEMS
+        assert register_catalog(admin, s3, tenant, run_key, item_rows())["items_upserted"] == N_ITEMS
 
         history = {f"user_{u:03d}": [f"item_{(u * 7 + j) % N_ITEMS:04d}" for j in range(5)] for u in range(N_USERS)}
         with db.cursor() as cur:
@@ -415,28 +434,6 @@ def test_recsys_rate_limit_overrides_every_plan_of_one_api_start(own_api, deploy
     refused = statuses[-1]
     assert refused.json()["code"] == "rate_limited"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
-
-
-def register_catalog(admin, s3, tenant: dict, run_key: str, rows: list[dict]) -> dict:
-    """Uploads a catalog CSV with whatever columns ``rows`` have and registers it; returns the API's answer."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    data = out.getvalue().encode()
-    object_key = f"{tenant['slug']}/{run_key}/items.csv"
-    storage.write(s3, config.RAW_BUCKET, object_key, data, content_type="text/csv")
-    upload = {
-        "kind": "items",
-        "bucket": config.RAW_BUCKET,
-        "object_key": object_key,
-        "rows": len(rows),
-        "sha256": sha256_bytes(data),
-        "source": run_key,
-    }
-    response = admin.post(f"/api/admin/tenants/{tenant['tenant_id']}/uploads", json=upload)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_each_catalog_upload_is_a_snapshot_and_a_model_serves_its_own(admin, api, db, s3, new_tenant, new_key):
