@@ -116,8 +116,6 @@ def gates(run: JourneyRun) -> dict[str, float | None]:
 
 def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
-    import numpy as np
-
     from include.recsys.ml.train import save_artifacts, train_tenant
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.minio import MinioHook
@@ -130,10 +128,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"no landed interactions for tenant {run.tenant} and run {run.run_key}: nothing to train on")
     result = train_tenant(interactions, item_ids=catalog["item_id"].tolist(), config=train_config(run.params))
     stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
-    metrics = {
-        k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in result.metrics.items()
-    }
-    metrics.update(ratios(metrics))
+    metrics = {**result.metrics, **ratios(result.metrics)}
     api = RecsysApiHook(run_key=run.run_key)
     # The tenant's previous model version, as the platform recorded it: the report sets today's figures beside it.
     previous = next(

@@ -109,7 +109,6 @@ def retraining_run(context: Any, trained: dict[str, Any]) -> RetrainingRun:
 
 def train(context: Any) -> dict[str, Any]:
     """Train on the snapshot and store the artifacts; returns the summary the later tasks work from."""
-    import numpy as np
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.recsys.contract.schema import ContractError
@@ -146,8 +145,7 @@ def train(context: Any) -> dict[str, Any]:
         "rows": len(interactions),
         "window": [since.isoformat() if since else first_event, until.isoformat()],
         "logical_date": until.isoformat(),
-        # np.float64 is a float; the numpy ints and bools become plain Python values for XCom and the API.
-        "metrics": {k: v.item() if isinstance(v, np.generic) else v for k, v in result.metrics.items()},
+        "metrics": result.metrics,
     }
     run = retraining_run(context, summary)
     stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))

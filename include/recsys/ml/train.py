@@ -135,6 +135,8 @@ def train_tenant(
         "n_validation_pairs": len(val_pairs[0]) if validation is not None else 0,
         "n_test_pairs": len(test_pairs[0]),
     }
+    # Plain Python numbers, so every consumer (artifacts, XCom, the platform's registry) takes them as they are.
+    metrics = {name: value.item() if isinstance(value, np.generic) else value for name, value in metrics.items()}
     return TrainResult(
         user_ids=users,
         item_ids=catalog,
