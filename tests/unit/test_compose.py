@@ -52,6 +52,7 @@ PLATFORM_PACKAGES = {
     "psycopg2-binary",
     "kafka-python",
     "confluent-kafka",
+    "msgspec",
     "minio",
     "faiss-cpu",
     "numpy",

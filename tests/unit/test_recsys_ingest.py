@@ -93,3 +93,13 @@ def test_one_event_id_from_two_tenants_in_a_batch_keeps_both_and_a_resend_upsert
     assert batch.rows[("t-other", "e1")][1:3] == ("t-other", "u2")
     assert dict(batch.counts) == {("t-acme", "run-1"): 2, ("t-other", "run-1"): 1}
     assert batch.next_offsets == {("t", 0): 3}
+
+
+def test_json_the_fast_decoder_refuses_is_still_decoded_as_json_decodes_it():
+    # msgspec refuses NaN and 1e400, which json.loads accepts: an extra field holding one leaves the
+    # message valid, as it was before the fast path, rather than dead-lettering it as undecodable.
+    for extra in (b"NaN", b"1e400", b"-Infinity"):
+        value = encoded()[:-1] + b', "score": ' + extra + b"}"
+        message, why = decode(value)
+        assert why is None and message["event_id"] == "e1"
+    assert decode(b"null") == (None, "message must be a JSON object, got NoneType")

@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
+import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from include import config
@@ -41,6 +42,7 @@ from include.recsys.db import Database, DatabaseUnavailable
 log = logging.getLogger("recsys.ingest")
 
 MAX_BATCH = 20_000
+COPY_MIN_CHUNK = 8192  # psycopg2's own default read size
 POLL_TIMEOUT_S = 0.5
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
@@ -50,6 +52,7 @@ TENANT_REFRESH_S = 2.0
 ACTOR = "ingest-worker"
 ABANDONED = object()  # what Worker._until_done returns for a step given up on stop
 T = TypeVar("T")
+_JSON = msgspec.json.Decoder()  # JSON to plain dicts and lists, like json.loads
 COLUMNS = "event_id, tenant_id, user_id, item_id, interaction_type, ts, source, kafka_partition, kafka_offset"
 
 
@@ -126,7 +129,14 @@ def decode(value: bytes | None) -> tuple[dict | None, str | None]:
     if len(value) > schema.MAX_MESSAGE_BYTES:
         return None, f"message of {len(value)} bytes exceeds {schema.MAX_MESSAGE_BYTES}"
     try:
-        message = json.loads(value.decode("utf-8"))
+        message = _JSON.decode(value)
+    except (msgspec.MsgspecError, RecursionError):
+        # msgspec decodes exactly as json does whatever it accepts, ~6x faster; what it refuses (NaN, lone
+        # surrogates, broken UTF-8, ...) goes to the standard parser, which decides and names the reason.
+        message = None
+    try:
+        if message is None:
+            message = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         return None, f"undecodable: not UTF-8 JSON ({str(exc)[:120]})"
     except RecursionError:
@@ -318,7 +328,14 @@ class Worker:
                 "CREATE TEMP TABLE IF NOT EXISTS interactions_batch (LIKE interactions INCLUDING DEFAULTS)"
                 " ON COMMIT DELETE ROWS"
             )
-            cur.copy_expert(f"COPY interactions_batch ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", io.StringIO(batch.csv))
+            # One read of the whole CSV: psycopg2 reads the file in 8 KiB chunks by default, and each chunk
+            # needs the GIL, which the main thread holds while it decodes the next batch (up to a 5 ms switch
+            # interval per chunk, ~250 chunks per batch).
+            cur.copy_expert(
+                f"COPY interactions_batch ({COLUMNS}) FROM STDIN WITH (FORMAT csv)",
+                io.StringIO(batch.csv),
+                size=max(len(batch.csv), COPY_MIN_CHUNK),
+            )
             # The key holds the tenant, so an upsert can only ever reach its own tenant's rows.
             cur.execute(
                 f"INSERT INTO interactions ({COLUMNS}) SELECT {COLUMNS} FROM interactions_batch"
