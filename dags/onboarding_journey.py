@@ -76,6 +76,20 @@ PARAMS = {
     "sample_users": Param(
         20, type="integer", minimum=1, maximum=500, description="Users to query (x2: with and without a filter)."
     ),
+    "agreement_users": Param(
+        50,
+        type="integer",
+        minimum=1,
+        maximum=1000,
+        description="Users whose served top 10 deploy_model compares with the exact top 10 of the registered embeddings.",
+    ),
+    "min_serving_agreement": Param(
+        0.99,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Minimum mean overlap of the served and the exact top 10 (a wrong or stale index fails it).",
+    ),
     "rec_count": Param(
         10, type="integer", minimum=1, maximum=100, description="Recommendations asked for per request."
     ),

@@ -266,3 +266,12 @@ class RecsysApiHook(BaseHook):
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
         return self._send(self.tenant_session, method, path, headers=headers, json=json, data=data, timeout=30)
+
+    def recommend(self, api_key: str, **body: Any) -> dict[str, Any]:
+        """One answer of ``POST /api/v1/recommendations`` (body: user_id, count, model_version, filters); any
+        status but 200 raises RecsysApiError naming it."""
+        path = "/api/v1/recommendations"
+        response = self.call_as_tenant("POST", path, api_key=api_key, json=body)
+        if response.status_code != 200:
+            raise RecsysApiError("POST", path, response.status_code, response.text)
+        return response.json()

@@ -29,6 +29,7 @@ from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull, task_states
 LATEST_DIR = "latest"
 NEWEST_LINK = "newest"
 DEPLOYMENT_FIELDS = ("role", "version", "live_version", "reason")
+AGREEMENT_FIELDS = ("serving_agreement", "agreement_users", "agreement_disagreeing")
 
 MODEL_FIELDS = (
     "ndcg_at_10",
@@ -208,6 +209,8 @@ def build(run: JourneyRun, ti: Any, *, logical_date: Any) -> dict[str, Any]:
             "version": trained.get("version"),
             **{k: (trained.get("metrics") or {}).get(k) for k in MODEL_FIELDS},
             "gates": trained.get("gates"),
+            # deploy_model's training/serving agreement: the served top 10 against the registered embeddings'.
+            **{k: deployed.get(k) for k in AGREEMENT_FIELDS},
             **model_section(trained),
         },
         "recommendations": {k: queried.get(k) for k in RECOMMENDATION_FIELDS},

@@ -159,9 +159,11 @@ def deploy_model_input() -> tuple[Frames, Params]:
             "live_version": ["v4"],
             "expected_live_version": ["v4"],
             "health_status": ["healthy"],
+            "agreement_users": [50],
+            "serving_agreement": [1.0],
         }
     )
-    return {"deployment": deployment}, {}
+    return {"deployment": deployment}, {"min_serving_agreement": 0.99}
 
 
 def query_recommendations_input() -> tuple[Frames, Params]:

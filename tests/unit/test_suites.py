@@ -247,6 +247,12 @@ BREAKAGES = [
         shows="['degraded']",
     ),
     broken(
+        "deploy_model",
+        put("deployment", 0, "serving_agreement", 0.42),
+        ("deployment", MIN_BETWEEN, "serving_agreement"),
+        shows="min_value=$min_serving_agreement=0.99): observed 0.42",
+    ),
+    broken(
         "query_recommendations",
         put("recommendations", 1, "item_id", "i999"),
         ("recommendations", IN_SET, "item_id"),
