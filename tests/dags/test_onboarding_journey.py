@@ -58,6 +58,9 @@ def test_journey_passes_every_suite(first_run):
     # The newest day of this tenant takes its traffic; every answer of the sample came from that version.
     assert report["deployment"]["role"] == "live" and report["deployment"]["live_version"] == report["model"]["version"]
     assert report["deployment"]["reason"].startswith("deployed live at 100%")
+    # The API serves the registered embeddings: its top 10 are the exact top 10 for the sampled users.
+    assert report["model"]["agreement_users"] == 50
+    assert report["model"]["serving_agreement"] >= 0.99, report["model"]["agreement_disagreeing"]
 
 
 def test_rerun_of_the_same_day_is_identical_adds_no_rows_and_leaves_no_residue(first_run, capfd):
