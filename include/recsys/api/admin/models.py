@@ -1,9 +1,8 @@
-"""Models: registering a version, deploying it (the transaction is the platform service's, platform.py),
-listing them. A tenant has at most one live deployment, which takes its traffic, and any number of
-candidates (``traffic_percent`` 0), loaded and answering only requests that pin their version. A model
-carries the logical date its training data runs up to; a deploy with ``protect_newer_live`` refuses (409)
-to put a model in front of a live one that is newer or undated, so a backfill of old days never
-downgrades production. ``DELETE .../deployments/{id}`` ends a candidate.
+"""Models: registering a version, deploying it, listing them.
+
+The deploy is the platform service's (``Platform.deploy``; the rows it changes and its refusals are in
+api/deploys.py): ``traffic_percent`` 0 deploys a candidate, and ``protect_newer_live`` refuses (409) to put
+a model in front of a live one that is newer or undated.
 """
 
 from __future__ import annotations
