@@ -32,8 +32,13 @@ SCALES = {
     "10x": {"n_users": 100_000, "n_items": 20_000, "n_interactions": 1_000_000},
 }
 LOGICAL_DATE = "2026-11-20"
-JOURNEY_TARGET_S = {"1x": 180.0, "10x": 1200.0}
-PEAK_RSS_TARGET_GB = 6.0
+# issue 13's targets. The journey's wall is `airflow dags test` with the stack already up.
+JOURNEY_TARGET_S = {"1x": 45.0, "10x": 120.0}
+PEAK_RSS_TARGET_GB = 4.0  # the journey's processes at 10x
+PEAK_PSS_TARGET_GB = 6.0  # the journey plus every platform process at 10x (issue 13 asks <= 12 GB at 100x)
+GX_SHARE_TARGET_PCT = 10.0
+STAGE_TARGET_S = {"10x": {"train_model": 40.0}}
+LIFT_TARGET = 1.5  # the model's NDCG@10 over the popularity baseline's, in the same run
 WRK_SECONDS = 4.0
 P95_TARGET_MS, RPS_TARGET, TARGET_CONCURRENCY = 25.0, 500.0, 32
 RATIO_TARGET = Target(">=", 0.8, on="ratio")
@@ -90,7 +95,17 @@ def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[l
     ]
     stage_names = [s["name"] for s in runs[0].report["stages"]]
     stage_stats = {name: Stat.of(journey.stage_seconds(r.report)[name] for r in runs) for name in stage_names}
-    figures += [Figure(f"stage {name}{suffix}", "s", stat, False) for name, stat in stage_stats.items()]
+    stage_targets = STAGE_TARGET_S.get(scale, {})
+    figures += [
+        Figure(
+            f"stage {name}{suffix}",
+            "s",
+            stat,
+            False,
+            target=Target("<=", stage_targets[name]) if name in stage_targets else None,
+        )
+        for name, stat in stage_stats.items()
+    ]
     figures.append(
         Figure(
             f"journey peak RSS{suffix}",
@@ -107,7 +122,7 @@ def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[l
             "GB",
             Stat.of(r.peak_total_pss_bytes / 2**30 for r in runs),
             False,
-            target=Target("<=", PEAK_RSS_TARGET_GB) if scale == "10x" else None,
+            target=Target("<=", PEAK_PSS_TARGET_GB) if scale == "10x" else None,
             note="PSS of the journey and every platform process, summed at the same instant",
         )
     )
@@ -123,7 +138,7 @@ def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[l
             "%",
             Stat.of(share),
             False,
-            target=Target("<=", 15.0),
+            target=Target("<=", GX_SHARE_TARGET_PCT),
             note="GX seconds / (stage run seconds + GX seconds)",
         )
     )
@@ -148,6 +163,16 @@ def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[l
     model = [r.report["model"] for r in runs]
     figures.append(
         Figure(f"journey NDCG@10{suffix}", "", Stat.of(m["ndcg_at_10"] for m in model), True, target=Target(">=", 0.30))
+    )
+    figures.append(
+        Figure(
+            f"journey lift over popularity{suffix}",
+            "x",
+            Stat.of(m["ndcg_at_10"] / max(m["popularity_ndcg_at_10"], 1e-9) for m in model),
+            True,
+            target=Target(">=", LIFT_TARGET),
+            note="NDCG@10 / the popularity baseline's NDCG@10 on the same split",
+        )
     )
     details = {
         "failures": failures,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 from include.recsys.contract.schema import ContractError
+from include.recsys.ml import lightgcn
 from include.recsys.ml.lightgcn import LightGCN, TrainConfig, dedupe_pairs, normalized_adjacency
 
 
@@ -97,3 +99,13 @@ def test_batch_scales_with_the_data_and_learning_rate_only_past_the_configured_b
     batch, lr = config.scaled_for(800_000)
     assert batch == 80_000 and -(-800_000 // batch) == config.max_steps_per_epoch
     assert lr == pytest.approx(config.lr * math.sqrt(80_000 / config.batch_size))
+
+
+def test_a_fit_logs_its_progress_in_a_few_lines(planted, small_config, caplog, monkeypatch):
+    # Every step past the progress interval logs (interval 0 here), so a 10-epoch fit logs its epochs and loss.
+    monkeypatch.setattr(lightgcn, "PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level(logging.INFO, logger=lightgcn.__name__):
+        model = LightGCN(replace(small_config, epochs=10)).fit(planted.interactions)
+    lines = [r.getMessage() for r in caplog.records if r.name == lightgcn.__name__]
+    assert any(line.startswith("epoch 1 of at most ") and ", loss " in line for line in lines)
+    assert lines[-1].startswith(f"trained {model.epochs_run} epochs") and "stopped by epochs" in lines[-1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -31,6 +32,10 @@ import pandas as pd
 import torch
 
 from include.recsys.contract.schema import ContractError, require_columns
+
+log = logging.getLogger(__name__)
+# A long fit logs its epoch, loss and last validation NDCG this often (a few lines, not one per step).
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,8 @@ class LightGCN:
         steps, last_eval, since_best = 0, 0, 0
         best: tuple[float, float, torch.Tensor] | None = None  # (validation NDCG, epoch, ego)
         self.stopped_by = "epochs"
+        started = time.perf_counter()
+        next_progress, ndcg = started + PROGRESS_EVERY_S, None
         for epoch in range(1, max_epochs + 1):
             order = torch.from_numpy(rng.permutation(len(self.seen_users))).to(dev)
             for batch in order.split(self.batch_size):
@@ -268,6 +275,17 @@ class LightGCN:
                 loss.backward()
                 optimizer.step()
                 steps += 1
+                if time.perf_counter() >= next_progress:
+                    log.info(
+                        "epoch %d of at most %d, step %d, loss %.4f, last validation NDCG@10 %s, %.0f s",
+                        epoch,
+                        max_epochs,
+                        steps,
+                        loss.item(),
+                        "-" if ndcg is None else f"{ndcg:.4f}",
+                        time.perf_counter() - started,
+                    )
+                    next_progress += PROGRESS_EVERY_S
             self.steps_run, self.epochs_run = steps, round(steps / batches_per_epoch, 2)
             if self.stopped_by == "time_budget":
                 break
@@ -284,6 +302,14 @@ class LightGCN:
                 if since_best >= cfg.patience:
                     self.stopped_by = "early_stopping"
                     break
+        log.info(
+            "trained %s epochs (%d steps) in %.1f s, stopped by %s; best validation NDCG@10 %s",
+            self.epochs_run,
+            steps,
+            time.perf_counter() - started,
+            self.stopped_by,
+            "-" if best is None else f"{best[0]:.4f} at epoch {best[1]}",
+        )
         if best is None:
             return ego.detach()
         self.best_validation_ndcg, self.best_epoch = best[0], best[1]
