@@ -2,7 +2,7 @@
 
 ``measure`` (retried on errors) runs the checks in SQL through the ``postgres_app`` connection and
 returns small per-tenant tables; ``validate`` (never retried: bad data stays bad) runs the suite
-expectations/data_quality_check.json over them:
+expectations/data_quality_check/<batch>.json over them:
 
 - interactions reference items of the same tenant's catalog, no duplicate event_id, no future timestamps;
 - API keys are stored as 64-hex digests and no column holds anything that looks like a raw key;

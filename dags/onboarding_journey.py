@@ -4,7 +4,7 @@ seed_data -> upload_to_minio -> feed_kafka -> train_model -> deploy_model -> que
 each a task group of ``run`` (retried on transient errors, with exponential backoff) and ``validate`` (its GX
 suite, never retried), then ``cleanup`` (revokes the run's API keys, ends its candidate deployment, deletes its
 isolation-probe tenant) and ``report`` (report.json and the run's Data Docs), which both run whatever happened
-upstream. The stages' code is in ``plugins/journey/{stage}.py``, their suites in ``expectations/{stage}.json``.
+upstream. The stages' code is in ``plugins/journey/{stage}.py``, their suites in ``expectations/{stage}/<batch>.json``.
 
 One run validates one day for one or more tenants: the stages and the report form a task group mapped over
 ``tenants`` (default: include.config.CANARY_TENANTS, the daily canaries; the ``tenant`` param, set from the UI

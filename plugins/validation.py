@@ -1,18 +1,16 @@
-"""Great Expectations validation of the onboarding journey's stages.
+"""Great Expectations validation of the onboarding journey's stages and the ops DAGs' checks.
 
-One suite per stage lives in ``expectations/<stage>.json`` (GX 1.x ExpectationSuite JSON). A stage
-that produces several tables keeps one suite: every expectation's ``meta.batch`` names the table it
-checks, and :func:`validate_stage` validates each table (a GX "batch") against its share of the suite.
+Each table a stage checks (a GX "batch") has its own suite, ``expectations/<stage>/<batch>.json`` (GX 1.x
+ExpectationSuite JSON named ``<stage>.<batch>``). :func:`validate_stage` runs one
+``ValidationDefinition`` per batch in a GX context whose suite and validation-results stores live in the
+run's results directory, so the run's results are GX's own files and :func:`build_data_docs` is
+``context.build_data_docs()`` over those stores.
 
-Storage of results, and why there is no lock: each call to :func:`validate_stage` writes exactly one
-file, ``<results_dir>/<stage>.json``, holding the stage summary and the GX result of every batch. It
-is written to a temporary file in the same directory and renamed into place, so concurrent stages of
-one run never touch the same file and a reader never sees half a file; a retry of the same stage
-replaces its previous result (the latest attempt is the stage's result). :func:`build_data_docs`
-later loads all stage files of a run into a throw-away in-memory GX context and renders one Data
-Docs site. Validation itself uses one in-memory context per process, so no GX project files exist.
+Stores and concurrency: stages of one run validate in separate processes; every store key is per suite
+(``<stage>.<batch>``), so two stages never write the same file. A retry removes its suite's earlier
+results before storing its own: the latest attempt is the stage's result.
 
-Parameters: values for ``{"$PARAMETER": name}`` references go to GX's own suite-parameter mechanism.
+Parameters: values for ``{"$PARAMETER": name}`` references go to GX's own expectation-parameter mechanism.
 Timestamps may be passed as ``pandas.Timestamp``/``datetime`` or as ISO-8601 strings with a timezone
 (GX parses the strings into datetimes before comparing). Tuples, sets and arrays become lists, and
 a single value given for a ``value_set`` becomes a set of one (the audit suite's ``tenant_id``).
@@ -29,7 +27,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
+# The XCom key under which a validate task pushes its StageValidation.to_dict() (the report and alerts read it).
+VALIDATION_KEY = "validation"
 
 # Importing GX logs "Skipping registering function ..." at INFO for ~200 of its functions: 93% of a validate
 # task's log. Only that logger is quietened; GX's warnings and errors still show.
@@ -46,9 +45,10 @@ logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNIN
 _MAX_LISTED_VALUES = 10
 # kwargs GX adds or that are shown separately, so they are left out of the kwargs we report.
 _HIDDEN_KWARGS = frozenset({"batch_id", "column", "column_A", "column_B", "column_list"})
-# Position of an expectation within its batch, kept in meta so results can be matched back to the suite.
-_POSITION = "position"
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
+# Where, under a run's results directory, GX's stores keep their files.
+_SUITES_SUBDIR = "expectations"
+_RESULTS_SUBDIR = "validations"
 
 
 class ValidationFailed(Exception):
@@ -57,6 +57,9 @@ class ValidationFailed(Exception):
 
 @dataclass(frozen=True)
 class StageValidation:
+    """One stage's outcome over all its batches. ``to_dict()`` is what goes to XCom; ``results`` holds GX's own
+    ExpectationSuiteValidationResult per batch for callers in the same process (not serialised)."""
+
     suite: str
     success: bool
     evaluated: int
@@ -64,34 +67,44 @@ class StageValidation:
     failed_expectations: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     result_path: str = ""
+    results: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return _plain({k: v for k, v in asdict(self).items() if k != "results"})
 
-    def raise_for_failure(self) -> None:
-        if self.success:
-            return
+    def message(self) -> str:
+        """The failure message: a headline, then one line per failed expectation."""
         lines = [
             f"GX suite {self.suite!r} failed: {self.unsuccessful} of {self.evaluated} expectations"
             f" unsuccessful (results: {self.result_path})"
         ]
         lines += [f"  - {describe_failure(failure)}" for failure in self.failed_expectations]
-        raise ValidationFailed("\n".join(lines))
+        return "\n".join(lines)
+
+    def raise_for_failure(self) -> None:
+        if not self.success:
+            raise ValidationFailed(self.message())
 
 
-def load_suite(stage: str) -> dict[str, Any]:
-    """The suite JSON of ``stage``, checked to name itself and to say which batch each expectation is for."""
-    path = SUITES_DIR / f"{stage}.json"
-    if not path.is_file():
-        known = sorted(p.stem for p in SUITES_DIR.glob("*.json"))
-        raise FileNotFoundError(f"no GX suite for stage {stage!r} at {path}; known stages: {', '.join(known)}")
-    suite = json.loads(path.read_text())
-    if suite.get("name") != stage:
-        raise ValueError(f"suite {path} must be named {stage!r}, found name {suite.get('name')!r}")
-    for i, expectation in enumerate(suite.get("expectations", [])):
-        if not (expectation.get("meta") or {}).get("batch"):
-            raise ValueError(f"suite {path}: expectation #{i} ({expectation.get('type')}) has no meta.batch")
-    return suite
+def load_suite(stage: str) -> dict[str, dict[str, Any]]:
+    """The suites of ``stage`` by batch, read from ``expectations/<stage>/<batch>.json``; each must be named
+    ``<stage>.<batch>``."""
+    folder = SUITES_DIR / stage
+    paths = sorted(folder.glob("*.json"))
+    if not paths:
+        known = sorted(p.name for p in SUITES_DIR.iterdir() if p.is_dir())
+        raise FileNotFoundError(
+            f"no GX suite for stage {stage!r} at {folder}/<batch>.json; known stages: {', '.join(known)}"
+        )
+    suites = {}
+    for path in paths:
+        suite = json.loads(path.read_text())
+        if suite.get("name") != _gx_suite_name(stage, path.stem):
+            raise ValueError(
+                f"suite {path} must be named {_gx_suite_name(stage, path.stem)!r}, found name {suite.get('name')!r}"
+            )
+        suites[path.stem] = suite
+    return suites
 
 
 def validate_stage(
@@ -102,134 +115,180 @@ def validate_stage(
     results_dir: str | os.PathLike[str],
     run_name: str,
 ) -> StageValidation:
-    """Validate every batch of ``stage`` against the stage's suite and store the result.
+    """Validate every batch of ``stage`` against its suite; GX stores each result under ``results_dir``.
 
-    ``batches`` maps batch names (the suite's ``meta.batch`` values) to pandas DataFrames. Every batch
-    the suite names must be given and no other; every ``$PARAMETER`` the suite uses must be in
-    ``parameters``. Returns the merged result; call ``raise_for_failure()`` to fail the task.
+    ``batches`` maps batch names (the stage's suite files) to pandas DataFrames. Every batch the stage has a
+    suite for must be given and no other; every ``$PARAMETER`` the suites use must be in ``parameters``.
+    Batches are validated, and failures listed, in the order given. Call ``raise_for_failure()`` to fail.
     """
     import pandas as pd
+    from great_expectations.core.run_identifier import RunIdentifier
 
     started = time.perf_counter()
-    suite = load_suite(stage)
-    by_batch = _expectations_by_batch(suite)
-    _check_batches(stage, expected=list(by_batch), given=batches)
+    suites = load_suite(stage)
+    _check_batches(stage, expected=list(suites), given=batches)
     for name, frame in batches.items():
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"stage {stage!r}: batch {name!r} must be a pandas DataFrame, got {type(frame).__name__}")
-    set_names = _parameter_names(suite, kwarg="value_set")
+    every_expectation = [e for suite in suites.values() for e in suite["expectations"]]
+    set_names = _parameter_names(every_expectation, kwarg="value_set")
     params = {name: _parameter_value(value, is_set=name in set_names) for name, value in (parameters or {}).items()}
-    _check_parameters(stage, needed=_parameter_names(suite), given=params)
+    _check_parameters(stage, needed=_parameter_names(every_expectation), given=params)
 
-    run_time = dt.datetime.now(dt.UTC)
-    gx_results: dict[str, dict[str, Any]] = {}
+    context = _context(str(Path(results_dir).resolve()))
+    run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
+    results: dict[str, Any] = {}
     failures: list[dict[str, Any]] = []
     evaluated = unsuccessful = 0
-    for batch_name, expectations in by_batch.items():
-        result = _validate_batch(stage, batch_name, batches[batch_name], expectations, params, run_name, run_time)
-        gx_results[batch_name] = result
-        evaluated += len(result["results"])
-        for expectation, outcome in zip(expectations, result["results"], strict=True):
-            if not outcome["success"]:
+    for batch_name, frame in batches.items():
+        expectations = suites[batch_name]["expectations"]
+        definition = _validation_definition(context, stage, batch_name, expectations, params)
+        _forget_results(context, definition.suite.name)
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=dict(params),
+            result_format=_RESULT_FORMAT,
+            run_id=run_id,
+        )
+        results[batch_name] = result
+        # GX reports in its own order; the ids GX gave the suite's expectations line results up with the file.
+        order = {expectation.id: i for i, expectation in enumerate(definition.suite.expectations)}
+        outcomes = sorted(result.results, key=lambda outcome: order[outcome.expectation_config.id])
+        evaluated += len(outcomes)
+        for expectation, outcome in zip(expectations, outcomes, strict=True):
+            if not outcome.success:
                 unsuccessful += 1
                 failures.append(_failure(batch_name, expectation, outcome, params))
 
-    result_path = Path(results_dir) / f"{stage}.json"
-    validation = StageValidation(
+    return StageValidation(
         suite=stage,
         success=unsuccessful == 0,
         evaluated=evaluated,
         unsuccessful=unsuccessful,
         failed_expectations=failures,
         duration_s=round(time.perf_counter() - started, 3),
-        result_path=str(result_path),
+        result_path=str(Path(results_dir).resolve() / _RESULTS_SUBDIR / stage),
+        results=results,
     )
-    _write_atomically(
-        result_path,
+
+
+def observed_values(validation: StageValidation, *, batch: str) -> list[dict[str, Any]]:
+    """GX's observed value of every expectation of one batch (a KL divergence, a row count): reported as GX
+    computed it, not recomputed. Only for a StageValidation of this process (GX's result objects)."""
+    return [
         {
-            "stage": stage,
-            "run_name": run_name,
-            "run_time": run_time.isoformat(),
-            "summary": validation.to_dict(),
-            "results": gx_results,
-        },
-    )
-    return validation
-
-
-def observed_values(result_path: str | os.PathLike[str], *, batch: str) -> list[dict[str, Any]]:
-    """GX's observed value of every expectation of one batch, as stored by :func:`validate_stage` (a KL
-    divergence, a row count): reported as GX computed it, not recomputed."""
-    stored = json.loads(Path(result_path).read_text())
-    found = []
-    for outcome in stored["results"][batch]["results"]:
-        config = outcome["expectation_config"]
-        found.append(
-            {
-                "type": config["type"],
-                "column": config["kwargs"].get("column"),
-                "observed_value": (outcome.get("result") or {}).get("observed_value"),
-                "success": outcome["success"],
-            }
-        )
-    return found
+            "type": outcome.expectation_config.type,
+            "column": outcome.expectation_config.kwargs.get("column"),
+            "observed_value": _plain((outcome.result or {}).get("observed_value")),
+            "success": outcome.success,
+        }
+        for outcome in validation.results[batch].results
+    ]
 
 
 def build_data_docs(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> str:
-    """Render every stage result stored in ``results_dir`` into one Data Docs site; returns index.html's path."""
-    from great_expectations.core.expectation_suite import ExpectationSuite
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    # Only files named after a stage with a suite are results; anything else in the directory is not ours.
-    stage_files = sorted(p for p in Path(results_dir).glob("*.json") if (SUITES_DIR / p.name).is_file())
-    if not stage_files:
-        raise FileNotFoundError(f"no stage results (<stage>.json) in {results_dir}; run validate_stage first")
-    context = _docs_context(Path(out_dir).resolve())
-    store = context.validation_results_store
-    for stage_file in stage_files:
-        stored = json.loads(stage_file.read_text())
-        run_id = RunIdentifier(run_name=stored["run_name"], run_time=stored["run_time"])
-        by_batch = _expectations_by_batch(load_suite(stored["stage"]))
-        for batch_name, gx_result in stored["results"].items():
-            suite_name = _gx_suite_name(stored["stage"], batch_name)
-            # The suite as it was evaluated: GX's renderers chart a parameter's value (a KL divergence's
-            # partition_object), not the {"$PARAMETER": ...} reference in the suite file.
-            evaluated = [_as_evaluated(e, o) for e, o in zip(by_batch[batch_name], gx_result["results"], strict=True)]
-            context.suites.add(ExpectationSuite(name=suite_name, expectations=_configs(evaluated)))
-            key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
-                run_id=run_id,
-                batch_identifier=gx_result["meta"]["batch_id"],
-            )
-            store.set(key, store.deserialize(gx_result))
-    context.build_data_docs()
+    """Render the suites and results GX stored in ``results_dir`` into one Data Docs site; returns index.html."""
+    root = Path(results_dir).resolve()
+    if not any((root / _RESULTS_SUBDIR).rglob("*.json")):
+        raise FileNotFoundError(f"no stage results in {root / _RESULTS_SUBDIR}; run validate_stage first")
+    out = Path(out_dir).resolve()
+    _context(str(root), docs_dir=str(out)).build_data_docs()
     from plugins.journey.docs_assets import bundle
 
     # GX's pages load their CSS and JS from CDNs; bundled, the site renders air-gapped and through the Journey UI.
-    bundle(out_dir)
-    return str(Path(out_dir).resolve() / "index.html")
+    bundle(out)
+    return str(out / "index.html")
 
 
-def _as_evaluated(expectation: Mapping[str, Any], outcome: Mapping[str, Any]) -> dict[str, Any]:
-    """The suite's expectation with structured parameters (a KL divergence's partition_object) replaced by the
-    value GX evaluated, which its renderers chart; other parameters stay references, as the suite file has them."""
-    evaluated = outcome["expectation_config"]["kwargs"]
-    kwargs = {
-        key: evaluated[key] if _is_parameter(value) and isinstance(evaluated.get(key), Mapping) else value
-        for key, value in expectation.get("kwargs", {}).items()
+@functools.cache
+def _context(results_dir: str, *, docs_dir: str | None = None) -> Any:
+    """A GX context whose suite and validation-results stores are files under ``results_dir``; datasources
+    and validation definitions stay in memory (they hold only DataFrame handles). Cached per directory:
+    datasources accumulate on a context, and a test process validates many runs."""
+    # There is no internet here, and tqdm bars would flood the task logs.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults()
+    for store, subdir in (
+        (defaults.expectations_store_name, _SUITES_SUBDIR),
+        (defaults.validation_results_store_name, _RESULTS_SUBDIR),
+    ):
+        defaults.stores[store]["store_backend"] = {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": os.path.join(results_dir, subdir),
+        }
+    sites = {}
+    if docs_dir is not None:
+        sites["run"] = {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        data_docs_sites=sites,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _validation_definition(
+    context: Any, stage: str, batch: str, expectations: list[dict[str, Any]], params: Mapping[str, Any]
+) -> Any:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.validation_definition import ValidationDefinition
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    name = _gx_suite_name(stage, batch)
+    configs = [
+        ExpectationConfiguration(
+            type=e["type"], kwargs=_inline_structured(e.get("kwargs", {}), params), meta=e.get("meta")
+        )
+        for e in expectations
+    ]
+    suite = context.suites.add_or_update(ExpectationSuite(name=name, expectations=configs))
+    try:
+        datasource = context.data_sources.get(stage)
+    except KeyError:
+        datasource = context.data_sources.add_pandas(stage)
+    try:
+        asset = datasource.get_asset(batch)
+    except LookupError:
+        asset = datasource.add_dataframe_asset(batch)
+    try:
+        batch_definition = asset.get_batch_definition("whole")
+    except KeyError:
+        batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+    return context.validation_definitions.add_or_update(
+        ValidationDefinition(name=name, data=batch_definition, suite=suite)
+    )
+
+
+def _inline_structured(kwargs: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with structured parameters (a KL divergence's partition_object) replaced by their value: the
+    stored suite is what Data Docs' suite page renders, and GX charts a partition_object, not a reference.
+    Scalar parameters stay references, as the suite file has them."""
+    return {
+        key: params[value["$PARAMETER"]]
+        if _is_parameter(value) and isinstance(params.get(value["$PARAMETER"]), Mapping)
+        else value
+        for key, value in kwargs.items()
     }
-    return {**expectation, "kwargs": kwargs}
 
 
-def _expectations_by_batch(suite: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    by_batch: dict[str, list[dict[str, Any]]] = {}
-    for expectation in suite["expectations"]:
-        by_batch.setdefault(expectation["meta"]["batch"], []).append(expectation)
-    return by_batch
+def _forget_results(context: Any, suite_name: str) -> None:
+    # GX keys results by run time, so a retry would add a second result; the latest attempt is the stage's.
+    store = context.validation_results_store
+    for key in store.list_keys():
+        if key.expectation_suite_identifier.name == suite_name:
+            store.remove_key(key)
 
 
 def _check_batches(stage: str, *, expected: list[str], given: Mapping[str, Any]) -> None:
@@ -248,10 +307,10 @@ def _check_batches(stage: str, *, expected: list[str], given: Mapping[str, Any])
     )
 
 
-def _parameter_names(suite: Mapping[str, Any], *, kwarg: str | None = None) -> list[str]:
-    """Names of the ``$PARAMETER``s the suite uses (only those given for ``kwarg`` if set)."""
+def _parameter_names(expectations: list[dict[str, Any]], *, kwarg: str | None = None) -> list[str]:
+    """Names of the ``$PARAMETER``s the expectations use (only those given for ``kwarg`` if set)."""
     names: list[str] = []
-    for expectation in suite["expectations"]:
+    for expectation in expectations:
         for key, value in expectation.get("kwargs", {}).items():
             if _is_parameter(value) and value["$PARAMETER"] not in names and kwarg in (None, key):
                 names.append(value["$PARAMETER"])
@@ -287,108 +346,31 @@ def _gx_suite_name(stage: str, batch: str) -> str:
     return f"{stage}.{batch}"
 
 
-def _configs(expectations: list[dict[str, Any]]) -> list[Any]:
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
-    return [
-        ExpectationConfiguration(type=e["type"], kwargs=e.get("kwargs", {}), meta={**e.get("meta", {}), _POSITION: i})
-        for i, e in enumerate(expectations)
-    ]
-
-
-@functools.cache
-def _validation_context() -> Any:
-    """One in-memory GX context per process: creating one is cheap, but datasources accumulate on it."""
-    return _ephemeral_context(data_docs_sites={})
+# What of GX's result a failure carries (set-containment expectations report what is missing, not unexpected).
+_REPORTED_RESULT_KEYS = (
+    "observed_value",
+    "unexpected_count",
+    "unexpected_percent",
+    "partial_unexpected_list",
+    "partial_missing_list",
+)
 
 
-def _docs_context(out_dir: Path) -> Any:
-    site = {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    }
-    return _ephemeral_context(data_docs_sites={"run": site})
-
-
-def _ephemeral_context(*, data_docs_sites: dict[str, Any]) -> Any:
-    # There is no internet here, and tqdm bars would flood the task logs.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(),
-        data_docs_sites=data_docs_sites,
-        analytics_enabled=False,
-        progress_bars=ProgressBarsConfig(globally=False),
-    )
-    return gx.get_context(mode="ephemeral", project_config=config)
-
-
-def _batch_definition(stage: str, batch: str) -> Any:
-    context = _validation_context()
-    try:
-        datasource = context.data_sources.get(stage)
-    except KeyError:
-        datasource = context.data_sources.add_pandas(stage)
-    try:
-        asset = datasource.get_asset(batch)
-    except LookupError:
-        asset = datasource.add_dataframe_asset(batch)
-    try:
-        return asset.get_batch_definition("whole")
-    except KeyError:
-        return asset.add_batch_definition_whole_dataframe("whole")
-
-
-def _validate_batch(
-    stage: str,
-    batch_name: str,
-    frame: Any,
-    expectations: list[dict[str, Any]],
-    params: Mapping[str, Any],
-    run_name: str,
-    run_time: dt.datetime,
-) -> dict[str, Any]:
-    from great_expectations.core.expectation_suite import ExpectationSuite
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    suite = ExpectationSuite(name=_gx_suite_name(stage, batch_name), expectations=_configs(expectations))
-    batch = _batch_definition(stage, batch_name).get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, expectation_parameters=dict(params), result_format=_RESULT_FORMAT)
-    # Data Docs file results by run and batch; a checkpoint run would have set the first two.
-    result.meta["run_id"] = RunIdentifier(run_name=run_name, run_time=run_time)
-    result.meta["validation_time"] = run_time
-    result.meta["batch_id"] = batch.id
-    as_json = result.to_json_dict()
-    # GX returns results in its own order; the position we put in meta lines them up with the suite.
-    by_position = {outcome["expectation_config"]["meta"][_POSITION]: outcome for outcome in as_json["results"]}
-    return as_json | {"results": [by_position[i] for i in range(len(expectations))]}
-
-
-def _failure(
-    batch: str, expectation: Mapping[str, Any], outcome: Mapping[str, Any], params: Mapping[str, Any]
-) -> dict[str, Any]:
+def _failure(batch: str, expectation: Mapping[str, Any], outcome: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """One failed expectation for logs, XCom and alerts: GX's ``describe_dict()`` with the batch and column added,
+    parameters shown by name and value (the suite file's references, which GX has already substituted)."""
+    described = outcome.describe_dict()
+    result = described.get("result") or {}
     kwargs = expectation.get("kwargs", {})
-    result = outcome.get("result") or {}
     return _plain(
         {
             "batch": batch,
-            "expectation_type": expectation["type"],
+            "expectation_type": described["expectation_type"],
             "column": _column_of(kwargs),
             "kwargs": {k: _shown_kwarg(v, params) for k, v in kwargs.items() if k not in _HIDDEN_KWARGS},
-            "observed_value": _shorten(result.get("observed_value")),
-            "unexpected_count": result.get("unexpected_count"),
-            "unexpected_percent": result.get("unexpected_percent"),
-            "partial_unexpected_list": _shorten(result.get("partial_unexpected_list")),
-            # Set-containment expectations report what is missing instead of what is unexpected.
-            "partial_missing_list": _shorten(result.get("partial_missing_list")),
-            "exception": _exception_message(outcome.get("exception_info")),
+            **{key: _shorten(result.get(key)) for key in _REPORTED_RESULT_KEYS},
+            # describe_dict() keeps only a top-level exception; GX files a metric's under the metric's name.
+            "exception": _exception_message(outcome.exception_info),
         }
     )
 
@@ -482,17 +464,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
-
-
-def _write_atomically(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write to a hidden temporary file next to ``path``, then rename it over ``path`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp", delete=False) as tmp:
-        try:
-            json.dump(payload, tmp, default=str)
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    # NamedTemporaryFile creates 0600; results are read by report tasks and operators too.
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)

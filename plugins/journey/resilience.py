@@ -3,7 +3,7 @@
 Each drill breaks one platform component for real (include/stack/faults.py: processes stopped or SIGKILLed,
 the app database blocked), keeps working through it, restores it, and records what was broken, for how
 long, how many operations had to be retried, and the reconciliation: events expected vs landed, missing,
-duplicated, and named checks. The suite expectations/resilience.json then proves nothing was lost.
+duplicated, and named checks. The suites in expectations/resilience/ then proves nothing was lost.
 
 Drills use their own tenant (``<tenant>-drills``) and their own sources, so the journey's own data is not
 touched; the database and cache drills need a served model and so use the journey's tenant read-only. They run only

@@ -113,7 +113,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
     )
     drift_section["divergence"] = {
         found["column"]: found["observed_value"]
-        for found in observed_values(result.result_path, batch="drift_interactions")
+        for found in observed_values(result, batch="drift_interactions")
         if found["type"] == "expect_column_kl_divergence_to_be_less_than"
     }
     drift_section["success"] = not any(f["batch"].startswith("drift") for f in result.failed_expectations)

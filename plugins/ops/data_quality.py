@@ -1,5 +1,5 @@
 """data_quality_check: the platform's tables, every tenant, proven daily with the GX suite
-expectations/data_quality_check.json.
+expectations/data_quality_check/<batch>.json.
 
 :func:`measure` reads the app database through AppDbHook and returns small per-tenant tables (the
 measure task's XCom); :func:`frames` turns them into the suite's batches; :func:`validate` runs it.

@@ -354,8 +354,8 @@ BREAKAGES = [
 
 
 def test_every_stage_has_a_suite_and_an_input_here() -> None:
-    # expectations/ also holds the ops DAGs' suites (data_quality_check.json), tested beside their DAG.
-    assert set(ALL_STAGES) <= {p.stem for p in SUITES_DIR.glob("*.json")}
+    # expectations/ also holds the ops DAGs' suites (data_quality_check/), tested beside their DAG.
+    assert set(ALL_STAGES) <= {p.parent.name for p in SUITES_DIR.glob("*/*.json")}
     assert sorted(ALL_STAGES) == sorted(INPUTS)
 
 
@@ -363,8 +363,9 @@ def test_every_stage_has_a_suite_and_an_input_here() -> None:
 def test_suite_file_is_a_valid_gx_suite(stage: str) -> None:
     from great_expectations.core.expectation_suite import ExpectationSuite
 
-    suite = load_suite(stage)
-    assert len(ExpectationSuite(**suite).expectations) == len(suite["expectations"])
+    for batch, suite in load_suite(stage).items():
+        assert suite["name"] == f"{stage}.{batch}"
+        assert len(ExpectationSuite(**suite).expectations) == len(suite["expectations"]) > 0
 
 
 @pytest.mark.parametrize("stage", ALL_STAGES)
@@ -373,7 +374,7 @@ def test_valid_input_passes(stage: str, tmp_path) -> None:
     result = validate_stage(stage, frames, parameters=params, results_dir=tmp_path, run_name="run")
     assert result.failed_expectations == []
     assert result.success and result.unsuccessful == 0
-    assert result.evaluated == len(load_suite(stage)["expectations"])
+    assert result.evaluated == sum(len(suite["expectations"]) for suite in load_suite(stage).values())
     result.raise_for_failure()
 
 

@@ -42,11 +42,24 @@ def test_load_suite_of_unknown_stage_lists_the_known_ones() -> None:
         load_suite("seeding")
 
 
-def test_load_suite_rejects_an_expectation_without_a_batch(tmp_path, monkeypatch) -> None:
+def test_load_suite_reads_one_suite_per_batch_file() -> None:
+    suites = load_suite("seed_data")
+    assert sorted(suites) == sorted(p.stem for p in (validation.SUITES_DIR / "seed_data").glob("*.json"))
+    assert sorted(suites) == ["interactions", "items", "users"]
+    assert {name: suite["name"] for name, suite in suites.items()} == {
+        "interactions": "seed_data.interactions",
+        "items": "seed_data.items",
+        "users": "seed_data.users",
+    }
+    assert all(suite["expectations"] for suite in suites.values())
+
+
+def test_load_suite_rejects_a_suite_not_named_after_its_stage_and_batch(tmp_path, monkeypatch) -> None:
+    (tmp_path / "demo").mkdir()
     suite = {"name": "demo", "expectations": [{"type": "expect_table_row_count_to_be_between", "kwargs": {}}]}
-    (tmp_path / "demo.json").write_text(json.dumps(suite))
+    (tmp_path / "demo" / "rows.json").write_text(json.dumps(suite))
     monkeypatch.setattr(validation, "SUITES_DIR", tmp_path)
-    with pytest.raises(ValueError, match=r"expectation #0 \(expect_table_row_count_to_be_between\) has no meta.batch"):
+    with pytest.raises(ValueError, match=r"demo/rows.json must be named 'demo.rows', found name 'demo'"):
         load_suite("demo")
 
 
@@ -54,7 +67,7 @@ def test_missing_batch_is_named(tmp_path) -> None:
     frames, params = seed_data_input()
     del frames["users"]
     with pytest.raises(
-        ValueError, match=r"validates batches items, users, interactions; missing: users \(given: items, interactions\)"
+        ValueError, match=r"validates batches interactions, items, users; missing: users \(given: items, interactions\)"
     ):
         _validate_seed(frames, params, tmp_path)
 
@@ -109,7 +122,7 @@ def test_failure_message_has_one_line_per_failed_expectation_without_huge_value_
     lines = str(raised.value).splitlines()
     assert lines[0] == (
         f"GX suite 'seed_data' failed: 2 of {result.evaluated} expectations unsuccessful"
-        f" (results: {tmp_path / 'seed_data.json'})"
+        f" (results: {tmp_path.resolve() / 'validations' / 'seed_data'})"
     )
     assert lines[1:] == [
         "  - items[price]: expect_column_values_to_be_between(min_value=0, strict_min=True):"
@@ -162,7 +175,9 @@ def test_partial_unexpected_list_is_truncated(tmp_path) -> None:
     assert failure["partial_unexpected_list"] == ["like"] * 10 + ["... 10 more"]
 
 
-def test_result_is_stored_per_stage_and_a_retry_replaces_it(tmp_path) -> None:
+def test_results_land_in_the_run_directorys_gx_store_and_a_retry_replaces_them(tmp_path) -> None:
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
     frames, params = seed_data_input()
     frames["items"].loc[0, "price"] = -1.0
     first = _validate_seed(frames, params, tmp_path)
@@ -170,12 +185,23 @@ def test_result_is_stored_per_stage_and_a_retry_replaces_it(tmp_path) -> None:
     retry = _validate_seed(frames, params, tmp_path)
 
     assert (first.success, retry.success) == (False, True)
-    assert sorted(os.listdir(tmp_path)) == ["seed_data.json"]
-    stored = json.loads(Path(retry.result_path).read_text())
-    assert (stored["stage"], stored["run_name"]) == ("seed_data", RUN_ID)
-    assert stored["summary"] == retry.to_dict()
-    assert sorted(stored["results"]) == ["interactions", "items", "users"]
-    assert all(batch["success"] for batch in stored["results"].values())
+    assert sorted(os.listdir(tmp_path)) == ["expectations", "validations"]
+    # A fresh context over the run directory's stores (not the one that validated) finds GX's own results.
+    store = validation._context.__wrapped__(str(tmp_path.resolve())).validation_results_store
+    keys = store.list_keys()
+    assert all(isinstance(key, ValidationResultIdentifier) for key in keys)
+    assert sorted(key.expectation_suite_identifier.name for key in keys) == [
+        "seed_data.interactions",
+        "seed_data.items",
+        "seed_data.users",
+    ]
+    assert {key.run_id.run_name for key in keys} == {RUN_ID}
+    stored = [store.get(key) for key in keys]
+    assert all(result.success for result in stored)
+    assert sum(len(result.results) for result in stored) == retry.evaluated
+    assert Path(retry.result_path) == tmp_path.resolve() / "validations" / "seed_data"
+    assert len(list(Path(retry.result_path).rglob("*.json"))) == 3
+    assert "results" not in retry.to_dict()
 
 
 def test_data_docs_link_every_stage_of_the_run(tmp_path) -> None:
