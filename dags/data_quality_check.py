@@ -69,8 +69,9 @@ def measure() -> dict:
 
 @task(retries=0)
 def validate(measured: dict) -> dict:
-    from plugins.ops import raise_for_validation, results_dir
+    from plugins.ops import results_dir
     from plugins.ops.data_quality import validate as validate_tables
+    from plugins.validation import raise_for_validation
 
     context = get_current_context()
     ti = context["ti"]

@@ -70,8 +70,8 @@ def train() -> dict:
 
 @task(retries=0)
 def validate(trained: dict) -> dict:
-    from plugins.ops import raise_for_validation
     from plugins.ops.retraining import validate as validate_model
+    from plugins.validation import raise_for_validation
 
     context = get_current_context()
     return raise_for_validation(validate_model(context, trained), ti=context["ti"])

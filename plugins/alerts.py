@@ -19,6 +19,9 @@ and credentials in URLs, bearer tokens, passwords and raw API keys are masked by
 regression against the trailing baseline under ``regression_policy=warn``. Its file name carries the kind
 (``report.0.regression.json``), so a later failure alert of the same task never replaces it.
 
+A failed validate task's alert names its suite and failed expectations from the StageValidation the task
+pushed to XCom, not from the exception's text.
+
 Imports are light (the DAG files import this module at parse time); clients load on first alert.
 """
 
@@ -33,6 +36,7 @@ from typing import Any
 
 from include.config import CONN_IDS, EXPORTS_BUCKET, local_dir, safe_name
 from plugins.journey import TENANT_PATTERN
+from plugins.validation import VALIDATION_KEY, describe_failure
 
 WEBHOOK_CONN_ID = "alert_webhook"
 # DAGs whose runs write journey reports, so an alert can link the run's report page.
@@ -42,10 +46,6 @@ MAX_ERROR_CHARS = 4000
 
 log = logging.getLogger("recsys.alerts")
 
-# validation.StageValidation.raise_for_failure writes this header, then one "  - " line per failed
-# expectation; the journey and the ops DAGs re-raise that text as an AirflowFailException.
-_GX_HEADER = re.compile(r"GX suite '(?P<suite>[^']+)' failed: \d+ of \d+ expectations unsuccessful")
-_GX_ITEM = "  - "
 # plugins/journey/rejections.py writes this block when a stage failed because input rows were rejected.
 _REJECTED_HEADER = "rejected rows:"
 _REJECTED_ITEM = "  * "
@@ -80,13 +80,20 @@ def stage_of(task_id: str) -> str:
     return task_id.split(".", 1)[0]
 
 
-def failed_expectations(error: str) -> tuple[str | None, list[str]]:
-    """(suite, one line per failed expectation) when the error is a GX failure message, else (None, [])."""
-    header = _GX_HEADER.search(error)
-    if header is None:
+def validation_of(ti: Any) -> dict[str, Any] | None:
+    """The StageValidation a validate task pushed to XCom before it failed (plugins.validation.raise_for_validation),
+    or None. Only validate tasks are asked: the task SDK logs an error for every XCom it does not find."""
+    if ti.task_id.rsplit(".", 1)[-1] != "validate":
+        return None
+    pulled = ti.xcom_pull(task_ids=ti.task_id, key=VALIDATION_KEY, map_indexes=getattr(ti, "map_index", -1))
+    return pulled if isinstance(pulled, dict) and "failed_expectations" in pulled else None
+
+
+def failed_expectations(validation: dict[str, Any] | None) -> tuple[str | None, list[str]]:
+    """(suite, one line per failed expectation) of a failed validation, else (None, [])."""
+    if not validation or validation.get("success"):
         return None, []
-    lines = error[header.end() :].splitlines()
-    return header["suite"], [line[len(_GX_ITEM) :] for line in lines if line.startswith(_GX_ITEM)]
+    return validation["suite"], [redact(describe_failure(failure)) for failure in validation["failed_expectations"]]
 
 
 def rejected_rows(error: str) -> list[str]:
@@ -140,7 +147,8 @@ def build_payload(
         error = str(exception) or type(exception).__name__
         exception_kind = type(exception).__name__
     error = redact(error)[:MAX_ERROR_CHARS]
-    suite, expectations = failed_expectations(error)
+    # A warning is about something else than the task's validation.
+    suite, expectations = failed_expectations(validation_of(ti) if message is None else None)
     logical_date = context.get("logical_date")
     tenant = getattr(ti, "rendered_map_index", None)
     return {

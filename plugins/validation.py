@@ -86,6 +86,26 @@ class StageValidation:
             raise ValidationFailed(self.message())
 
 
+def raise_for_validation(result: StageValidation, *, ti: Any, notes: str = "", footer: str = "") -> dict[str, Any]:
+    """Every validate task's ending: push ``result.to_dict()`` to XCom under VALIDATION_KEY (the report and the
+    failure alert read it there) and, if an expectation failed, fail the task without retries: data that
+    fails its expectations will fail them again. ``notes`` go right under the headline, so a message cut
+    to an alert's length still carries them; ``footer`` ends it (the journey's report link)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    summary = result.to_dict()
+    ti.xcom_push(key=VALIDATION_KEY, value=summary)
+    if not result.success:
+        raise AirflowFailException(failure_message(result.message(), notes) + (f"\n{footer}" if footer else ""))
+    return summary
+
+
+def failure_message(validation_failure: str, notes: str) -> str:
+    """A failed suite's message with ``notes`` right under its headline."""
+    headline, _, expectations = validation_failure.partition("\n")
+    return "\n".join(filter(None, [headline, notes, expectations]))
+
+
 def load_suite(stage: str) -> dict[str, dict[str, Any]]:
     """The suites of ``stage`` by batch, read from ``expectations/<stage>/<batch>.json``; each must be named
     ``<stage>.<batch>``."""

@@ -24,7 +24,8 @@ from include.config import REPORTS_BUCKET, reports_root, safe_name
 from plugins.journey import ALL_STAGES, DRILLS_STAGE, LOAD_STAGE, STAGES
 from plugins.journey.history import PLOTS_DIR
 from plugins.journey.run import JourneyRun
-from plugins.journey.tasks import FAILURE_KEY, VALIDATION_KEY, pull, task_states
+from plugins.journey.tasks import FAILURE_KEY, pull, task_states
+from plugins.validation import VALIDATION_KEY
 
 LATEST_DIR = "latest"
 NEWEST_LINK = "newest"

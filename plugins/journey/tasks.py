@@ -51,7 +51,6 @@ if tuple(STAGE_MODULES) != ALL_STAGES:
     raise ImportError(f"STAGE_MODULES lists {tuple(STAGE_MODULES)}; plugins.journey.ALL_STAGES is {ALL_STAGES}")
 
 FAILURE_KEY = "failure"
-VALIDATION_KEY = "validation"
 # Each stage's last task prints one line in this shape when it ends; `make demo` shows just these lines.
 PROGRESS = re.compile(
     r"^stage (?P<stage>\S+) \((?P<tenant>\S+)\): (?P<status>\w+) in (?P<seconds>[\d.]+) s"
@@ -156,42 +155,25 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     return {**summary, "attempt_started_at": attempt_started_at, "duration_s": round(time.monotonic() - start, 3)}
 
 
-def failure_message(validation_failure: str, notes: str) -> str:
-    """A failed suite's message with the stage's notes right under its headline, so a message cut to an alert's
-    length still carries them."""
-    headline, _, expectations = validation_failure.partition("\n")
-    return "\n".join(filter(None, [headline, notes, expectations]))
-
-
 def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from plugins.validation import ValidationFailed
+    from plugins.validation import raise_for_validation
 
     module = STAGE_MODULES[stage]
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
     done = summaries(ti, through=stage)
     result = module.validate(journey, done)
-    ti.xcom_push(key=VALIDATION_KEY, value=result.to_dict())
     # The log ends with what the suite proved and where the run's report page is (the report task writes it).
-    proved = progress_line(
-        stage=stage,
-        tenant=tenant,
-        status="success" if result.success else "failed",
-        seconds=float((done.get(stage) or {}).get("duration_s") or 0) + result.duration_s,
-        rest=f"GX suite {result.suite!r}: {result.evaluated} evaluated, {result.unsuccessful} unsuccessful;"
-        f" report: {report_url(journey.run_id, tenant)}",
+    print(
+        progress_line(
+            stage=stage,
+            tenant=tenant,
+            status="success" if result.success else "failed",
+            seconds=float((done.get(stage) or {}).get("duration_s") or 0) + result.duration_s,
+            rest=f"GX suite {result.suite!r}: {result.evaluated} evaluated, {result.unsuccessful} unsuccessful;"
+            f" report: {report_url(journey.run_id, tenant)}",
+        )
     )
-    try:
-        result.raise_for_failure()
-    except ValidationFailed as failed:
-        # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
-        notes = module.failure_notes(done) if hasattr(module, "failure_notes") else ""
-        print(proved)
-        # Data that fails its expectations will fail them again: no retry.
-        raise AirflowFailException(
-            failure_message(str(failed), notes) + f"\nreport: {report_url(journey.run_id, tenant)}"
-        ) from None
-    print(proved)
-    return result.to_dict()
+    # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
+    notes = module.failure_notes(done) if not result.success and hasattr(module, "failure_notes") else ""
+    return raise_for_validation(result, ti=ti, notes=notes, footer=f"report: {report_url(journey.run_id, tenant)}")

@@ -11,8 +11,6 @@ from typing import Any
 
 from include.config import reports_root, safe_name
 
-VALIDATION_KEY = "validation"
-
 
 def report_dir(*, dag_id: str, run_id: str) -> str:
     """One run's reports. Keyed by DAG too: a manual run id ("manual__<date>") is not unique across DAGs."""
@@ -42,19 +40,3 @@ def previous_result(ti: Any, *, task_id: str) -> Any:
     if previous is None:
         return None
     return ti.xcom_pull(task_ids=task_id, run_id=previous.run_id, map_indexes=-1)
-
-
-def raise_for_validation(result: Any, *, ti: Any) -> dict[str, Any]:
-    """Push a StageValidation to XCom and fail the task, without retries, if any expectation failed."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from plugins.validation import ValidationFailed
-
-    summary = result.to_dict()
-    ti.xcom_push(key=VALIDATION_KEY, value=summary)
-    try:
-        result.raise_for_failure()
-    except ValidationFailed as failed:
-        # Data that fails its expectations will fail them again: a retry would only delay the alert.
-        raise AirflowFailException(str(failed)) from None
-    return summary

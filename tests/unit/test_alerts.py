@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from plugins import alerts
-from plugins.validation import StageValidation, ValidationFailed
+from plugins.validation import VALIDATION_KEY, StageValidation, raise_for_validation
 
 DB_PASSWORD = "pg-Secret-4242-xyz"
 RAW_KEY = "rk_" + "A1b2C3d4E5" * 4 + "xyz"
@@ -75,9 +75,24 @@ def webhook(monkeypatch):
     server.close()
 
 
-def gx_failure() -> Exception:
-    """The exception a journey or ops validate task raises: the real validation message, re-raised as
-    AirflowFailException (validation.StageValidation builds the text)."""
+class StubTI(SimpleNamespace):
+    """Airflow's task instance as far as the validate wrapper and the alert use it: identity and XCom."""
+
+    def __init__(self, **identity) -> None:
+        super().__init__(**identity)
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, *, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int = -1) -> object:
+        assert (task_ids, map_indexes) == (self.task_id, getattr(self, "map_index", -1)), "another task's XCom"
+        return self.xcoms.get(key)
+
+
+def gx_failure(ctx: dict) -> dict:
+    """``ctx`` after a failed train_model validate task: the real wrapper (plugins.validation.raise_for_validation)
+    pushed the StageValidation to XCom and raised the AirflowFailException an Airflow task fails with."""
     from airflow.sdk.exceptions import AirflowFailException
 
     failures = [
@@ -104,17 +119,16 @@ def gx_failure() -> Exception:
         evaluated=9,
         unsuccessful=2,
         failed_expectations=failures,
-        result_path="/reports/gx/train_model.json",
+        result_path="/reports/gx/validations/train_model",
     )
-    try:
-        validation.raise_for_failure()
-    except ValidationFailed as failed:
-        return AirflowFailException(str(failed))
-    raise AssertionError("an unsuccessful StageValidation must raise")
+    with pytest.raises(AirflowFailException) as raised:
+        raise_for_validation(validation, ti=ctx["ti"])
+    ctx["exception"] = raised.value
+    return ctx
 
 
-def context(exception: Exception, *, task_id: str = "train_model.validate", try_number: int = 1) -> dict:
-    ti = SimpleNamespace(dag_id="onboarding_journey", run_id=RUN_ID, task_id=task_id, try_number=try_number)
+def context(exception: Exception | None, *, task_id: str = "train_model.validate", try_number: int = 1) -> dict:
+    ti = StubTI(dag_id="onboarding_journey", run_id=RUN_ID, task_id=task_id, try_number=try_number)
     return {"ti": ti, "exception": exception, "logical_date": datetime.fromisoformat("2026-11-10T00:00:00+00:00")}
 
 
@@ -142,7 +156,7 @@ def alert_log():
 
 
 def test_gx_failure_alert_names_the_failed_expectations(env, webhook, alert_log):
-    alerts.on_failure(context(gx_failure(), try_number=2))
+    alerts.on_failure(gx_failure(context(None, try_number=2)))
 
     payload = local_alert(env)
     assert payload["dag_id"] == "onboarding_journey"
@@ -176,8 +190,6 @@ def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_lo
     from airflow.sdk.exceptions import AirflowFailException
 
     from plugins.journey.rejections import failure_text
-    from plugins.journey.tasks import failure_message
-    from plugins.validation import StageValidation, ValidationFailed
 
     failure = {
         "batch": "items",
@@ -189,8 +201,6 @@ def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_lo
     validation = StageValidation(
         suite="seed_data", success=False, evaluated=24, unsuccessful=1, failed_expectations=[failure]
     )
-    with pytest.raises(ValidationFailed) as raised:
-        validation.raise_for_failure()
     rejections = {
         "items": {
             "rows": 1682,
@@ -202,8 +212,10 @@ def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_lo
         },
         "users": {"rows": 943, "rejected": 0, "more_reasons": 0, "reasons": []},
     }
-    error = failure_message(str(raised.value), failure_text(rejections))
-    alerts.on_failure(context(AirflowFailException(error), task_id="seed_data.validate"))
+    ctx = context(None, task_id="seed_data.validate")
+    with pytest.raises(AirflowFailException) as raised:
+        raise_for_validation(validation, ti=ctx["ti"], notes=failure_text(rejections))
+    alerts.on_failure({**ctx, "exception": raised.value})
 
     payload = local_alert(env, "seed_data.validate")
     expected = "items: 1682 of 1682 rows rejected: price must be a number (1682, e.g. item_id='1', price='$3')"
@@ -256,7 +268,7 @@ def test_failing_webhook_does_not_mask_the_failure(env, monkeypatch, alert_log, 
     if broken == "is down":
         server.close()
     try:
-        alerts.on_failure(context(gx_failure()))  # must not raise
+        alerts.on_failure(gx_failure(context(None)))  # must not raise
     finally:
         if broken != "is down":
             server.close()
@@ -289,8 +301,7 @@ def test_webhook_url_is_never_logged(env, monkeypatch, alert_log):
 
 def test_alert_and_webhook_carry_the_report_page_url(env, webhook, monkeypatch, alert_log):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:8080/")
-    exception = gx_failure()
-    ctx = context(exception)
+    ctx = gx_failure(context(None))
     ctx["ti"].map_index, ctx["ti"].rendered_map_index = 0, "acme"
     alerts.on_failure(ctx)
     expected = "http://airflow.example:8080/journey/runs/manual__2026-11-10T00%3A00%3A00%2B00%3A00/acme"
@@ -314,3 +325,23 @@ def test_a_regression_warning_is_an_alert_of_its_own_kind_beside_any_failure_ale
     assert alert["kind"] == "regression" and alert["error"] == message and alert["exception"] is None
     assert webhook.received[0]["body"]["kind"] == "regression"
     assert any("warned (regression)" in line and "ndcg_at_10 0.25 vs baseline 0.35" in line for line in alert_log)
+
+
+def test_failed_expectations_come_from_the_validate_tasks_xcom_not_the_message(env, webhook):
+    ctx = gx_failure(context(None))
+    # The message is not parsed: a GX-looking text without the XCom names nothing, the XCom without the text does.
+    alerts.on_failure({**ctx, "exception": RuntimeError("boom")})
+    assert local_alert(env)["suite"] == "train_model"
+    assert local_alert(env)["failed_expectations"][0].startswith("metrics[ndcg_at_10]: expect_column_min")
+    ctx["ti"].xcoms.pop(VALIDATION_KEY)
+    alerts.on_failure(ctx)
+    payload = local_alert(env)
+    assert payload["error"].startswith("GX suite 'train_model' failed")
+    assert payload["suite"] is None and payload["failed_expectations"] == []
+
+
+def test_only_validate_tasks_are_asked_for_a_validation(env, webhook):
+    ctx = context(RuntimeError("boom"), task_id="train_model.run")
+    ctx["ti"].xcom_pull = None  # asking would raise; the alert must not ask a run task
+    alerts.on_failure(ctx)
+    assert local_alert(env, "train_model.run")["suite"] is None
