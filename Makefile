@@ -21,6 +21,7 @@ help:
 	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
 	@echo "make up         start the local stack (Postgres, SeaweedFS, Tansu, recsys API/worker) and bootstrap it"
 	@echo "make airflow    up, plus Airflow (api-server, scheduler, dag-processor, triggerer); prints the UI URL and login"
+	@echo "make prometheus up, plus Prometheus scraping the platform and the journey metrics, with the alert rules; prints its login"
 	@echo "make down       stop the local stack (and Airflow, if it runs); its data persists under $(LOCAL)"
 	@echo "make status     each component's address, pid and health (exit 1 if one is not healthy)"
 	@echo "make demo       up, then the whole onboarding journey once at the platform's scale; prints what each stage proved"
@@ -49,6 +50,12 @@ up: venv
 .PHONY: airflow
 airflow: venv
 	$(STACK) up --airflow
+
+# Prometheus scrapes the platform's /metrics and the journey's (Airflow's api-server, after `make airflow`)
+# and evaluates include/observability/alerts.yml; `make status` shows it and `make down` stops it.
+.PHONY: prometheus
+prometheus: venv
+	$(STACK) up --prometheus
 
 down:
 	$(STACK) down

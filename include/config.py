@@ -77,6 +77,11 @@ CONSUMER_SESSION_TIMEOUT_MS = 6000
 CONSUMER_HEARTBEAT_MS = 2000
 
 
+# The bearer token a Prometheus scraper presents to the Journey app's /journey-metrics (plugins/ui/metrics.py);
+# unset, only an Airflow login may read the metrics. The platform's own /metrics has RECSYS_METRICS_TOKEN.
+METRICS_TOKEN_ENV = "JOURNEY_METRICS_TOKEN"
+
+
 def project_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

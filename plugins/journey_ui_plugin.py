@@ -1,6 +1,7 @@
 """The only module in plugins/ that Airflow's plugin manager imports (see .airflowignore): the Journey UI.
 
-- ``fastapi_apps``: the Journey app at ``/journey`` (plugins/ui/app.py), behind Airflow's login;
+- ``fastapi_apps``: the Journey app at ``/journey`` (plugins/ui/app.py), behind Airflow's login, and the
+  journey's Prometheus metrics at ``/journey-metrics/metrics`` (plugins/ui/metrics.py), behind a scrape token;
 - ``external_views``: "Validation report" on every DAG-run and task-instance page, which opens the run's report
   inside the Airflow UI, and "Journeys" in the navigation.
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from plugins.journey.pages import URL_PREFIX
+from plugins.journey.pages import METRICS_URL_PREFIX, URL_PREFIX
 from plugins.journey.timetable import ValidatedDayTimetable
 
 
@@ -21,11 +22,20 @@ def _app():
     return create_app()
 
 
+def _metrics_app():
+    from plugins.ui.metrics import create_app
+
+    return create_app()
+
+
 class JourneyUiPlugin(AirflowPlugin):
     name = "journey_ui"
     # The journey's schedule (dags/onboarding_journey.py): a custom timetable serializes only once registered.
     timetables = [ValidatedDayTimetable]
-    fastapi_apps = [{"name": "journey", "app": _app(), "url_prefix": URL_PREFIX}]
+    fastapi_apps = [
+        {"name": "journey", "app": _app(), "url_prefix": URL_PREFIX},
+        {"name": "journey_metrics", "app": _metrics_app(), "url_prefix": METRICS_URL_PREFIX},
+    ]
     external_views = [
         {
             "name": "Validation report",

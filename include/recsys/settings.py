@@ -58,6 +58,9 @@ class Settings:
     # The recommendations response cache (include/recsys/api/cache.py); None: no cache.
     redis_url: str | None = None
     cache_ttl_s: float = 300.0
+    # RECSYS_METRICS_TOKEN: the bearer token a Prometheus scraper presents to GET /metrics (which names tenants
+    # and their model versions); the admin token is accepted too. None: only the admin token may scrape.
+    metrics_token: str | None = None
 
     def __repr__(self) -> str:
         # Keeps secrets out of logs and tracebacks that print the settings.
@@ -95,6 +98,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_body_bytes=int(max_body),
         redis_url=env.get("RECSYS_REDIS_URL", "").strip() or None,
         cache_ttl_s=cache_ttl_s,
+        metrics_token=env.get("RECSYS_METRICS_TOKEN", "").strip() or None,
     )
 
 

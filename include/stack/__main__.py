@@ -9,6 +9,7 @@ from include.recsys.migrate import MigrationError
 from include.stack import credentials, lifecycle
 from include.stack.bootstrap import BootstrapError
 from include.stack.components import AIRFLOW_ADMIN, airflow_passwords_file
+from include.stack.monitoring import PROMETHEUS_USER
 from include.stack.postgres import PostgresError
 from include.stack.settings import HOST, StackConfigError, StackSettings
 
@@ -26,6 +27,11 @@ def _print_status(settings: StackSettings) -> int:
     return 0
 
 
+def _print_prometheus_login(settings: StackSettings) -> None:
+    password = credentials.load_or_create(settings.secrets_file).prometheus_password
+    print(f"Prometheus: http://{HOST}:{settings.port('prometheus')}  login: {PROMETHEUS_USER} / {password}")
+
+
 def _print_airflow_login(settings: StackSettings) -> None:
     password = credentials.load_or_create(settings.secrets_file).airflow_admin_password
     print(f"Airflow UI and REST API: http://{HOST}:{settings.port('airflow')}")
@@ -40,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--airflow", action="store_true", help="also start Airflow (api-server, scheduler, dag-processor, triggerer)"
     )
+    up.add_argument(
+        "--prometheus", action="store_true", help="also start Prometheus (scrapes the platform and the journey)"
+    )
     sub.add_parser("down", help="stop what this stack started (data persists)")
     sub.add_parser("status", help="each component's address, pid and health; exit 1 if any is not healthy")
     sub.add_parser("env", help="write the env file and print its path (source it; it holds secrets)")
@@ -49,9 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = StackSettings.from_env()
         if args.command == "up":
-            lifecycle.up(settings, airflow_db=not args.skip_airflow_db, airflow=args.airflow)
+            lifecycle.up(
+                settings, airflow_db=not args.skip_airflow_db, airflow=args.airflow, prometheus=args.prometheus
+            )
             if args.airflow:
                 _print_airflow_login(settings)
+            if args.prometheus:
+                _print_prometheus_login(settings)
         elif args.command == "down":
             lifecycle.down(settings)
         elif args.command == "status":

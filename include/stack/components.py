@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from include.stack import postgres, probes
+from include.stack import debian, monitoring, postgres, probes
 from include.stack.credentials import StackSecrets, write_private
 from include.stack.env import airflow_dsn, app_dsn, history_dsn, redis_url
 from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
@@ -184,28 +182,7 @@ def _kafka(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, s
 
 
 def redis_server_binary() -> str:
-    """Debian's redis-server: installed with apt-get when missing and running as root (CI, these machines)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise RuntimeError(
-            "redis-server not found: install Debian's redis-server package (apt-get install redis-server), "
-            "or set REDIS_URL to an existing Redis"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    # --no-install-recommends: the package alone, no init-system service of its own on a port we do not pin.
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    found = shutil.which("redis-server")
-    if not found:
-        raise RuntimeError("apt-get installed redis-server but it is not on PATH")
-    return found
+    return debian.binary("redis-server", package="redis-server", otherwise="or set REDIS_URL to an existing Redis")
 
 
 def _redis(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, str]) -> Component:
@@ -370,4 +347,5 @@ def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, s
         _redis(settings, secrets, base_env),
         *_app_components(settings, stack_env, base_env),
         *_airflow_components(settings, secrets, stack_env, base_env),
+        monitoring.prometheus(settings, secrets, base_env),
     ]

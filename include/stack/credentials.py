@@ -24,6 +24,10 @@ class StackSecrets:
     admin_token: str
     airflow_admin_password: str  # the Airflow UI/API login "admin" (SimpleAuthManager) of `make airflow`
     redis_password: str  # the stack's own redis-server (requirepass)
+    # The bearer token Prometheus scrapes with: the platform's RECSYS_METRICS_TOKEN and the Journey app's
+    # JOURNEY_METRICS_TOKEN (one scraper, one token).
+    metrics_token: str
+    prometheus_password: str  # the stack's Prometheus web login "prometheus" (`make prometheus`)
 
     def __repr__(self) -> str:
         return "StackSecrets(<redacted>)"

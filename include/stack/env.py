@@ -113,6 +113,9 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         "RECSYS_REDIS_URL": redis_url(settings, secrets),
         "RECSYS_API_URL": f"http://{HOST}:{api_port}",
         "PIPELINE_WORK_DIR": settings.path("work"),
+        "RECSYS_METRICS_TOKEN": secrets.metrics_token,
+        config.METRICS_TOKEN_ENV: secrets.metrics_token,
+        "PROMETHEUS_URL": f"http://{HOST}:{settings.port('prometheus')}",
     }
     env.update({f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()})
     return env

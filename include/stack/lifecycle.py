@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from include import config
 from include.recsys import migrate as app_migrate
-from include.stack import bootstrap, components, credentials, process
+from include.stack import bootstrap, components, credentials, monitoring, process
 from include.stack.components import Component
 from include.stack.env import airflow_dsn, app_dsn, history_dsn, write_env
 from include.stack.settings import HOST, StackSettings
@@ -61,9 +61,16 @@ def _exclusive(settings: StackSettings) -> Iterator[None]:
         yield
 
 
-def _select(stack: _Stack, only: Collection[str] | None, *, airflow: bool = True) -> list[Component]:
+# Tiers that `up` starts only when asked (`--airflow`, `--prometheus`) or named in ``only``.
+OPTIONAL_TIERS = (components.AIRFLOW_TIER, monitoring.MONITORING_TIER)
+
+
+def _select(
+    stack: _Stack, only: Collection[str] | None, *, airflow: bool = True, prometheus: bool = True
+) -> list[Component]:
     if only is None:
-        return [c for c in stack.components if airflow or c.tier != components.AIRFLOW_TIER]
+        skipped = {components.AIRFLOW_TIER: not airflow, monitoring.MONITORING_TIER: not prometheus}
+        return [c for c in stack.components if not skipped.get(c.tier, False)]
     known = {c.name for c in stack.components}
     unknown = sorted(set(only) - known)
     if unknown:
@@ -179,16 +186,18 @@ def up(
     only: Collection[str] | None = None,
     airflow_db: bool = True,
     airflow: bool = False,
+    prometheus: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Bring the stack (or ``only`` some components) up; running components are left alone.
 
-    Airflow's services are part of the stack only with ``airflow`` (or when named in ``only``). The
+    Airflow's services are part of the stack only with ``airflow``, Prometheus only with ``prometheus`` (or
+    when named in ``only``). The
     bootstrap runs between the infrastructure and the processes that use it whenever the servers it
     provisions (BOOTSTRAPPED) are all part of this call. Returns what each step did.
     """
     stack = _load(settings)
-    selected = _select(stack, only, airflow=airflow)
+    selected = _select(stack, only, airflow=airflow, prometheus=prometheus)
     with_bootstrap = BOOTSTRAPPED <= {c.name for c in selected}
     report: dict[str, object] = {}
     with _exclusive(stack.settings):
@@ -230,7 +239,7 @@ def status(settings: StackSettings | None = None) -> list[ComponentStatus]:
     for component in stack.components:
         pid = None if component.external else process.running_pid(stack.settings.pid_file(component.name))
         if not component.external and pid is None:
-            state = "off" if component.tier == components.AIRFLOW_TIER else "down"
+            state = "off" if component.tier in OPTIONAL_TIERS else "down"
             result.append(ComponentStatus(component.name, component.address, None, state))
             continue
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import secrets
@@ -106,9 +107,13 @@ def probe_kafka(bootstrap: str) -> None:
         raise RuntimeError(f"Kafka probe message at {topic}[{sent.partition}]@{sent.offset} was not read back")
 
 
-def probe_http(url: str) -> None:
+def probe_http(url: str, *, auth: tuple[str, str] | None = None) -> None:
+    """``auth``: a basic-auth login, for a server whose every page needs one (the stack's Prometheus)."""
+    request = urllib.request.Request(url)
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S) as response:
             status, body = response.status, b""
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()

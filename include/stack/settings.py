@@ -40,6 +40,7 @@ BASE_PORTS: dict[str, int] = {
     "weed_admin_grpc": 29646,
     "kafka": 19092,
     "redis": 16379,
+    "prometheus": 19090,
     "api": 18000,
     "airflow": 18080,
     # Where the scheduler and the triggerer serve task logs to the api-server (Airflow's defaults are

@@ -132,3 +132,17 @@ class HistoryHook(PostgresHook):
         return self._rows(
             f"SELECT {', '.join(COLUMNS)}, written_at FROM runs WHERE {where} ORDER BY logical_date", params
         )
+
+    def latest(self) -> list[dict[str, Any]]:
+        """Each DAG and tenant's latest day, with when it last passed: what the Prometheus metrics expose.
+
+        The latest *logical date* is the tenant's current verdict (a backfill of an older day does not replace
+        it); ``last_success_at`` is the newest write of any passing day, for "no successful run in 26 h".
+        """
+        return self._rows(
+            "SELECT DISTINCT ON (dag_id, tenant) dag_id, tenant, logical_date, success, failed_stage, stages, model,"
+            " recommendations, trend, written_at, max(written_at) FILTER (WHERE success)"
+            " OVER (PARTITION BY dag_id, tenant) AS last_success_at"
+            " FROM runs ORDER BY dag_id, tenant, logical_date DESC",
+            (),
+        )

@@ -250,8 +250,8 @@ class RecsysApiHook(BaseHook):
         return body["entries"] if isinstance(body, dict) else body
 
     def metrics(self) -> str:
-        """The API's /metrics text (Prometheus exposition format)."""
-        response = self._send(self.tenant_session, "GET", "/metrics", timeout=10)
+        """The API's /metrics text (Prometheus exposition format), read with the admin token it requires."""
+        response = self._send(self.admin, "GET", "/metrics", timeout=10)
         if response.status_code != 200:
             raise RecsysApiError("GET", "/metrics", response.status_code, response.text)
         return response.text

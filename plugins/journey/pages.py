@@ -10,6 +10,9 @@ import os
 from urllib.parse import quote
 
 URL_PREFIX = "/journey"
+# Where Airflow mounts the Prometheus metrics app (plugins/ui/metrics.py): a scrape target of its own, with a
+# token instead of a login.
+METRICS_URL_PREFIX = "/journey-metrics"
 # Used when Airflow has no [api] base_url (AIRFLOW__API__BASE_URL): the address a default api-server listens on.
 DEFAULT_BASE_URL = "http://localhost:8080"
 

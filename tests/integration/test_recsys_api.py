@@ -424,7 +424,7 @@ def test_a_restarted_api_serves_the_active_deployment(own_api, deployed):
     body = recommend(fresh, deployed["key"], {"user_id": "user_003"}).json()
     assert body["model_version"] == "v1" and body["fallback"] is False
     gauge = f'recsys_model_info{{tenant_id="{tenant["tenant_id"]}",version="v1"}} 1'
-    assert gauge in fresh.get("/metrics").text
+    assert gauge in fresh.get("/metrics", headers={"Authorization": f"Bearer {os.environ['RECSYS_ADMIN_TOKEN']}"}).text
 
 
 def test_recsys_rate_limit_overrides_every_plan_of_one_api_start(own_api, deployed):
@@ -696,9 +696,9 @@ def test_hits_are_counted_in_metrics_and_a_deploy_drops_its_version_s_entries(ap
     tenant = deployed["tenant"]
     body = {"user_id": "user_007", "count": 4}
     recommend(api, deployed["key"], body)
-    before = api.get("/metrics").text
+    before = admin.get("/metrics").text
     assert recommend(api, deployed["key"], body).json()["cached"] is True
-    after = api.get("/metrics").text
+    after = admin.get("/metrics").text
     name = 'recsys_cache_requests_total{result="hit"}'
     assert metric(after, name) == metric(before, name) + 1
     assert 0 < metric(after, "recsys_cache_hit_ratio") <= 1

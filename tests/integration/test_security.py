@@ -32,7 +32,7 @@ from include.recsys.api.platform import Platform
 from include.recsys.contract.csvsafe import FORMULA_PREFIXES
 from include.recsys.settings import load
 
-PUBLIC = {("GET", "/health"), ("GET", "/metrics")}  # health probes and Prometheus scrapes: no secrets
+PUBLIC = {("GET", "/health")}  # health probes only: /metrics names tenants, so a scrape needs a token
 PLAINTEXT_KEY = re.compile(r"rk_[A-Za-z0-9_-]{40,}")
 INJECTIONS = (
     "'; DROP TABLE tenants; --",
@@ -95,7 +95,7 @@ def local_api(env):
         platform.stop()
 
 
-def test_every_route_but_health_and_metrics_needs_the_right_credentials(env, api, tenants):
+def test_every_route_but_health_needs_the_right_credentials(env, api, tenants):
     admin_token = env["RECSYS_ADMIN_TOKEN"]
     public = set()
     for method, path in routes(load(env)):
@@ -105,12 +105,22 @@ def test_every_route_but_health_and_metrics_needs_the_right_credentials(env, api
             public.add((method, path))
             continue
         wrong = [f"Bearer {admin_token}x", "Bearer rk_not-a-real-key", f"Basic {admin_token}", admin_token]
-        wrong.append(f"Bearer {tenants['key_a']}" if path.startswith("/api/admin") else f"Bearer {admin_token}")
+        if path == "/metrics":  # the scrape token and the admin token may scrape; a tenant's key may not
+            wrong += [f"Bearer {tenants['key_a']}", f"Bearer {env['RECSYS_METRICS_TOKEN']}x"]
+        else:
+            wrong.append(f"Bearer {tenants['key_a']}" if path.startswith("/api/admin") else f"Bearer {admin_token}")
         for authorization in wrong:
             response = api.request(method, url, headers={"Authorization": authorization}, **kwargs)
             assert response.status_code == 401, (method, path, authorization[:12], response.text)
             assert response.json()["code"] == "unauthorized" and response.headers["www-authenticate"] == "Bearer"
     assert public == PUBLIC
+
+
+def test_metrics_are_scraped_with_the_configured_token_and_report_each_dependency(env, api):
+    response = api.get("/metrics", headers={"Authorization": f"Bearer {env['RECSYS_METRICS_TOKEN']}"})
+    assert response.status_code == 200, response.text
+    for check in ("database", "storage", "kafka"):
+        assert f'recsys_health_check_up{{check="{check}"}} 1' in response.text
 
 
 def test_the_api_publishes_no_schema_or_docs(local_api):

@@ -22,6 +22,7 @@ def client():
             "RECSYS_S3_SECRET_KEY": "unit-secret",
             "RECSYS_KAFKA_BOOTSTRAP": "127.0.0.1:1",
             "RECSYS_ADMIN_TOKEN": "unit-admin-token",
+            "RECSYS_METRICS_TOKEN": "unit-scrape-token",
             "RECSYS_MAX_BODY_BYTES": "2048",
         }
     )
@@ -104,10 +105,23 @@ def test_request_id_is_echoed_or_generated(client):
 
 def test_metrics_are_prometheus_text(client):
     client.get("/no/such/route")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": "Bearer unit-scrape-token"}).text
     assert "# TYPE recsys_http_requests_total counter" in text
     assert 'recsys_http_requests_total{method="GET",route="unmatched",status="404"}' in text
     assert 'recsys_http_request_duration_seconds_bucket{method="GET",route="unmatched",status="404",le="+Inf"}' in text
+
+
+def test_metrics_need_the_scrape_or_admin_token_and_say_which_dependency_is_down(client):
+    for headers in ({}, {"Authorization": "Bearer unit-scrape-tokeN"}, {"Authorization": "unit-scrape-token"}):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 401 and "RECSYS_METRICS_TOKEN" in refused.json()["error"], headers
+        assert refused.headers["www-authenticate"] == "Bearer"
+    for token in ("unit-scrape-token", "unit-admin-token"):
+        text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+        # Every dependency of this client is down (port 1), and the health gauges say so per check.
+        assert (
+            'recsys_health_check_up{check="database"} 0' in text and 'recsys_health_check_up{check="kafka"} 0' in text
+        )
 
 
 def test_admin_token_is_compared_in_constant_time_on_the_request_path(client, compare_digest_calls):

@@ -1,6 +1,6 @@
 """The platform's HTTP API: `uvicorn include.recsys.api.app:app`.
 
-Routes: GET /health, GET /metrics, /api/admin/... (api/admin/), /api/v1/... (v1_routes).
+Routes: GET /health, GET /metrics (a scrape token or the admin token), /api/admin/... (api/admin/), /api/v1/... (v1_routes).
 Every response carries X-Request-ID (the caller's, if it sent a sane one) and every error is
 {"error": ..., "code": ...}. Settings come from RECSYS_* (settings.py); `app` is built on first
 access, so importing this module needs no environment.
@@ -14,7 +14,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from include.recsys import settings as settings_module
@@ -22,7 +22,7 @@ from include.recsys.api import admin, errors, v1_routes
 from include.recsys.api.health import NON_CRITICAL
 from include.recsys.api.platform import Platform
 from include.recsys.api.telemetry import Telemetry
-from include.recsys.api.web import platform
+from include.recsys.api.web import platform, require_scraper
 from include.recsys.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -160,11 +160,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "degraded", "failing": [], "degraded": degraded, "checks": checks})
         return JSONResponse({"status": "healthy", "checks": checks})
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(require_scraper)])
     def metrics(request: Request) -> PlainTextResponse:
         state = platform(request)
         text = telemetry.render(
-            model_versions=state.registry.versions(), cache=state.cache.stats() if state.cache.enabled else None
+            model_versions=state.registry.versions(),
+            cache=state.cache.stats() if state.cache.enabled else None,
+            health={name: result["ok"] for name, result in state.health.run().items()},
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 

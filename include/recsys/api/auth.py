@@ -59,10 +59,11 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
-def is_admin(authorization: str | None, *, admin_token: str) -> bool:
-    token = bearer_token(authorization)
+def bearer_matches(authorization: str | None, *, token: str) -> bool:
+    """Whether the header carries exactly ``token`` (the admin token, or the scrape token of /metrics)."""
+    presented = bearer_token(authorization)
     # compare_digest on bytes: constant time regardless of where the first difference is.
-    return token is not None and hmac.compare_digest(token.encode("utf-8"), admin_token.encode("utf-8"))
+    return presented is not None and hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8"))
 
 
 class KeyCache:

@@ -42,8 +42,15 @@ class Telemetry:
             entry[1] += seconds
             entry[2][bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
 
-    def render(self, *, model_versions: dict[str, str], cache: dict[str, int] | None = None) -> str:
-        """``cache``: the response cache's lookups by result (hit, miss, error, bypass); None without a cache."""
+    def render(
+        self,
+        *,
+        model_versions: dict[str, str],
+        cache: dict[str, int] | None = None,
+        health: dict[str, bool] | None = None,
+    ) -> str:
+        """``cache``: the response cache's lookups by result (hit, miss, error, bypass); None without a cache.
+        ``health``: each dependency check of /health, ok or not (what the "platform degraded" alert reads)."""
         with self._lock:
             snapshot = {key: (count, total, list(buckets)) for key, (count, total, buckets) in self._requests.items()}
         lines = [
@@ -93,4 +100,10 @@ class Telemetry:
                 "# TYPE recsys_cache_hit_ratio gauge",
                 f"recsys_cache_hit_ratio {cache['hit'] / lookups if lookups else 0.0:.6f}",
             ]
+        if health is not None:
+            lines += [
+                "# HELP recsys_health_check_up 1 if the /health check of a dependency passes, 0 if it fails.",
+                "# TYPE recsys_health_check_up gauge",
+            ]
+            lines += [f"recsys_health_check_up{_labels(check=name)} {int(ok)}" for name, ok in sorted(health.items())]
         return "\n".join(lines) + "\n"

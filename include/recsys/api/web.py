@@ -6,7 +6,7 @@ import re
 
 from fastapi import Request
 
-from include.recsys.api.auth import is_admin
+from include.recsys.api.auth import bearer_matches
 from include.recsys.api.errors import ApiError
 from include.recsys.api.platform import Platform
 
@@ -34,9 +34,23 @@ def run_source(request: Request, body_source: str | None = None) -> str | None:
     return source
 
 
+def require_scraper(request: Request) -> None:
+    """FastAPI dependency of GET /metrics: RECSYS_METRICS_TOKEN or the admin token (it names tenants)."""
+    settings = platform(request).settings
+    authorization = request.headers.get("authorization")
+    tokens = [settings.admin_token] + ([settings.metrics_token] if settings.metrics_token else [])
+    if not any(bearer_matches(authorization, token=token) for token in tokens):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "GET /metrics needs Authorization: Bearer <RECSYS_METRICS_TOKEN> (or the admin token)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 def require_admin(request: Request) -> None:
     """FastAPI dependency of every /api/admin route."""
-    if not is_admin(request.headers.get("authorization"), admin_token=platform(request).settings.admin_token):
+    if not bearer_matches(request.headers.get("authorization"), token=platform(request).settings.admin_token):
         raise ApiError(
             401,
             "unauthorized",
