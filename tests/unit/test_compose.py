@@ -360,3 +360,49 @@ def test_report_links_point_at_the_published_airflow_ui(services):
     assert any(base_url == "http://" + port.rsplit(":", 1)[0] for port in published), (base_url, published)
     for name in AIRFLOW_SERVICES:
         assert services[name]["environment"]["AIRFLOW__API__BASE_URL"] == base_url, name
+
+
+def test_prometheus_scrapes_the_platform_and_the_journey_with_the_token_and_loads_the_reviewed_rules(services):
+    prometheus = services["prometheus"]
+    config = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert {name: (job["metrics_path"], job["static_configs"][0]["targets"]) for name, job in jobs.items()} == {
+        "recsys_api": ("/metrics", ["recsys-api:8000"]),
+        "journey": ("/journey-metrics/metrics", ["airflow-apiserver:8080"]),
+    }
+    # The token file the entrypoint writes from METRICS_TOKEN is the one every job presents.
+    command = " ".join(prometheus["command"])
+    for job in jobs.values():
+        assert job["authorization"]["credentials_file"] in command
+    assert "$$METRICS_TOKEN" in command or "$METRICS_TOKEN" in command
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"]}
+    assert mounts[config["rule_files"][0]] == "./include/observability/alerts.yml"
+    # Only Grafana, behind its login, is published; Prometheus has no login of its own there.
+    assert "ports" not in prometheus and services["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert environment(services["grafana"])["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_scrape_tokens_reach_the_platform_and_the_journey(services):
+    token = environment(services["prometheus"])["METRICS_TOKEN"]
+    assert environment(services["recsys-api"])["RECSYS_METRICS_TOKEN"] == token
+    assert environment(services["airflow-apiserver"])["JOURNEY_METRICS_TOKEN"] == token
+
+
+def test_the_dashboard_charts_only_series_that_exist(services):
+    """Every metric the provisioned dashboard queries is one the journey exporter or the platform writes."""
+    from plugins.ui.metrics import families
+
+    dashboard = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "journey.json").read_text(encoding="utf-8"))
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(journey_[a-z0-9_]+|recsys_[a-z0-9_]+)", target["expr"])
+    }
+    exported = {family.name for family in families([])} | {"recsys_health_check_up"}
+    assert queried and queried - exported == set()
+    assert {"journey_last_run_success", "journey_model_ndcg_at_10", "journey_stage_duration_seconds"} <= queried
+    provisioning = ROOT / "docker" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    assert {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]} == {"prometheus"}
