@@ -21,6 +21,7 @@ help:
 	@echo "make venv       create .venv and install the pinned requirements (again only when they change)"
 	@echo "make up         start the local stack (Postgres, SeaweedFS, Tansu, recsys API/worker) and bootstrap it"
 	@echo "make airflow    up, plus Airflow (api-server, scheduler, dag-processor, triggerer); prints the UI URL and login"
+	@echo "                (EXECUTOR=celery: CeleryExecutor over Redis with two Celery workers, worker1 and worker2)"
 	@echo "make prometheus up, plus Prometheus scraping the platform and the journey metrics, with the alert rules; prints its login"
 	@echo "make down       stop the local stack (and Airflow, if it runs); its data persists under $(LOCAL)"
 	@echo "make status     each component's address, pid and health (exit 1 if one is not healthy)"
@@ -47,9 +48,11 @@ up: venv
 	$(STACK) up
 
 # Airflow runs as four more components of the stack, so `make status` shows them and `make down` stops them.
+# EXECUTOR=celery: CeleryExecutor, with Redis as its broker and two Celery workers as two more components.
+EXECUTOR ?= local
 .PHONY: airflow
 airflow: venv
-	$(STACK) up --airflow
+	$(STACK) up --airflow --executor "$(EXECUTOR)"
 
 # Prometheus scrapes the platform's /metrics and the journey's (Airflow's api-server, after `make airflow`)
 # and evaluates include/observability/alerts.yml; `make status` shows it and `make down` stops it.

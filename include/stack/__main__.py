@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from include.recsys.migrate import MigrationError
@@ -11,7 +12,7 @@ from include.stack.bootstrap import BootstrapError
 from include.stack.components import AIRFLOW_ADMIN, airflow_passwords_file
 from include.stack.monitoring import PROMETHEUS_USER
 from include.stack.postgres import PostgresError
-from include.stack.settings import HOST, StackConfigError, StackSettings
+from include.stack.settings import EXECUTORS, HOST, StackConfigError, StackSettings
 
 
 def _print_status(settings: StackSettings) -> int:
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--prometheus", action="store_true", help="also start Prometheus (scrapes the platform and the journey)"
     )
+    up.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        help="with --airflow: Airflow's executor, recorded for the stack (default local; celery adds two workers)",
+    )
     sub.add_parser("down", help="stop what this stack started (data persists)")
     sub.add_parser("status", help="each component's address, pid and health; exit 1 if any is not healthy")
     sub.add_parser("env", help="write the env file and print its path (source it; it holds secrets)")
@@ -58,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = StackSettings.from_env()
         if args.command == "up":
+            if args.executor and not args.airflow:
+                parser.error("--executor needs --airflow")
+            if args.airflow:
+                settings = dataclasses.replace(settings, executor=args.executor or "local")
             lifecycle.up(
                 settings, airflow_db=not args.skip_airflow_db, airflow=args.airflow, prometheus=args.prometheus
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from urllib.parse import urlsplit
 
 from include.stack import debian, monitoring, postgres, probes
 from include.stack.credentials import StackSecrets, write_private
-from include.stack.env import airflow_dsn, app_dsn, history_dsn, redis_url
+from include.stack.env import airflow_dsn, app_dsn, celery_broker_url, history_dsn, redis_url
 from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, HOST, PG_SUPERUSER, PgServer, StackSettings
+from include.stack.worker_hostname import WORKER_HOSTNAME_VAR
 
 WEED_PORT_FLAGS = {
     "-s3.port": "s3",
@@ -211,7 +213,9 @@ def _redis(settings: StackSettings, secrets: StackSecrets, base_env: dict[str, s
                     'save ""',
                     "appendonly no",
                     "maxmemory 256mb",
-                    "maxmemory-policy allkeys-lru",
+                    # Every cache entry has a TTL and the Celery broker's keys (database 1) have none:
+                    # evicting only keys with a TTL never drops a queued task.
+                    "maxmemory-policy volatile-lru",
                     "protected-mode yes",
                     "daemonize no",
                 ]
@@ -287,17 +291,9 @@ def _started_at(pid_file: str) -> float:
     return os.path.getmtime(pid_file)
 
 
-def _airflow_components(
-    settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, str], base_env: dict[str, str]
-) -> list[Component]:
-    """Airflow as four long-running services, started only by `up --airflow` (`make airflow`).
-
-    Separate services rather than `airflow standalone`: each gets a pidfile, a log and a readiness probe
-    like the rest of the stack, and `down` stops them by process group. The api-server also serves the
-    execution API that LocalExecutor's task runners call back to (AIRFLOW__CORE__EXECUTION_API_SERVER_URL).
-    """
-    base_url = f"http://{HOST}:{settings.port('airflow')}"
-    env = {
+def airflow_env(settings: StackSettings, stack_env: dict[str, str], base_env: dict[str, str]) -> dict[str, str]:
+    """The environment of every Airflow process of the stack (services and Celery workers)."""
+    return {
         **base_env,
         **stack_env,
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), base_env.get("PATH", "")]),
@@ -308,6 +304,19 @@ def _airflow_components(
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.port("airflow_worker_logs")),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.port("airflow_trigger_logs")),
     }
+
+
+def _airflow_components(
+    settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, str], base_env: dict[str, str]
+) -> list[Component]:
+    """Airflow as four long-running services, started only by `up --airflow` (`make airflow`).
+
+    Separate services rather than `airflow standalone`: each gets a pidfile, a log and a readiness probe
+    like the rest of the stack, and `down` stops them by process group. The api-server also serves the
+    execution API that LocalExecutor's task runners call back to (AIRFLOW__CORE__EXECUTION_API_SERVER_URL).
+    """
+    base_url = f"http://{HOST}:{settings.port('airflow')}"
+    env = airflow_env(settings, stack_env, base_env)
 
     def write_passwords() -> None:
         # Airflow keeps users it finds in this file and only generates passwords for missing ones.
@@ -338,6 +347,42 @@ def _airflow_components(
     ]
 
 
+CELERY_TIER = "celery"
+CELERY_WORKERS = ("worker1", "worker2")
+
+
+def _celery_workers(settings: StackSettings, secrets: StackSecrets, airflow: dict[str, str]) -> list[Component]:
+    """Two Celery workers (`airflow celery worker`), started by `up --airflow` when the executor is celery.
+
+    Each has its own Celery node name (``worker1@<host>``) and reports it as its task instances' hostname
+    (include/stack/worker_hostname.py). They serve no logs of their own (--skip-serve-logs): every process of
+    the stack writes task logs under one AIRFLOW_HOME, where the api-server reads them.
+    """
+    broker = celery_broker_url(settings, secrets)
+    found = []
+    for name in CELERY_WORKERS:
+        node = f"{name}@{socket.gethostname()}"
+        found.append(
+            Component(
+                name=f"airflow-celery-{name}",
+                address=node,
+                probe=lambda node=node: probes.probe_celery_worker(broker, node=node),
+                tier=CELERY_TIER,
+                argv=lambda name=name: [_bin("airflow"), "celery", "worker", "-H", f"{name}@%h", "--skip-serve-logs"],
+                env={
+                    **airflow,
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "include.stack.worker_hostname.hostname",
+                    WORKER_HOSTNAME_VAR: name,
+                },
+                ready_timeout_s=180.0,
+                # SIGKILL-free stop: SIGTERM is Celery's warm shutdown (running tasks finish first), which
+                # `down` must not wait on; SIGQUIT is its cold shutdown.
+                stop_signal=signal.SIGQUIT,
+            )
+        )
+    return found
+
+
 def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, str]) -> list[Component]:
     base_env = dict(os.environ)
     return [
@@ -348,4 +393,5 @@ def build(settings: StackSettings, secrets: StackSecrets, stack_env: dict[str, s
         *_app_components(settings, stack_env, base_env),
         *_airflow_components(settings, secrets, stack_env, base_env),
         monitoring.prometheus(settings, secrets, base_env),
+        *_celery_workers(settings, secrets, airflow_env(settings, stack_env, base_env)),
     ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from include import config
 from include.stack.credentials import StackSecrets, write_private
-from include.stack.settings import AIRFLOW_DB, APP_DB, HISTORY_DB, HOST, StackSettings
+from include.stack.settings import AIRFLOW_DB, APP_DB, EXECUTORS, HISTORY_DB, HOST, StackSettings
 
 
 def _pg_url(scheme: str, *, user: str, password: str, host: str, port: int, dbname: str) -> str:
@@ -37,6 +37,41 @@ def redis_url(settings: StackSettings, secrets: StackSecrets) -> str:
     if settings.redis_url:
         return settings.redis_url
     return f"redis://:{quote(secrets.redis_password, safe='')}@{HOST}:{settings.port('redis')}/0"
+
+
+# The Celery broker's Redis database: the cache's server, a database of its own (the cache uses 0).
+BROKER_REDIS_DB = 1
+# Longer than any task of the journey runs, so Redis never hands a task that is still running to a second
+# worker; a worker that dies is caught sooner by the scheduler's heartbeat timeout (below), which retries it.
+CELERY_VISIBILITY_TIMEOUT_S = 6 * 3600
+# How long a task may go without a heartbeat before the scheduler fails it (to be retried): its worker is gone.
+TASK_HEARTBEAT_TIMEOUT_S = 60
+
+
+def celery_broker_url(settings: StackSettings, secrets: StackSecrets) -> str:
+    parts = urlsplit(redis_url(settings, secrets))
+    return urlunsplit(parts._replace(path=f"/{BROKER_REDIS_DB}"))
+
+
+def celery_settings(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
+    """Airflow's Celery settings for a worker SIGKILLed mid-task: its task is retried once, elsewhere.
+
+    acks_late: a message is acknowledged when its task ends, so one a dead worker held is not lost; prefetch 1:
+    a worker reserves no task beyond those it runs, so a killed worker takes no queued task down with it.
+    The task instance itself is failed by the scheduler after TASK_HEARTBEAT_TIMEOUT_S and retried (the
+    journey's tasks have retries) by whichever worker is alive; a late redelivery of the old message is
+    refused by Airflow, since that try is no longer queued.
+    """
+    result_backend = airflow_dsn(settings, secrets).replace("postgresql://", "db+postgresql://", 1)
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": celery_broker_url(settings, secrets),
+        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(CELERY_VISIBILITY_TIMEOUT_S),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_S),
+    }
 
 
 def history_dsn(settings: StackSettings, secrets: StackSecrets) -> str:
@@ -91,7 +126,7 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(settings.repo, "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": os.path.join(settings.repo, "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[settings.executor],
         # Airflow's api-server (`make airflow`) binds locally on the stack's port, and task runners
         # must be told where its execution API is once it is not on 8080.
         "AIRFLOW__API__HOST": HOST,
@@ -117,6 +152,8 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         config.METRICS_TOKEN_ENV: secrets.metrics_token,
         "PROMETHEUS_URL": f"http://{HOST}:{settings.port('prometheus')}",
     }
+    if settings.executor == "celery":
+        env.update(celery_settings(settings, secrets))
     env.update({f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()})
     return env
 

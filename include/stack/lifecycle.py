@@ -61,15 +61,21 @@ def _exclusive(settings: StackSettings) -> Iterator[None]:
         yield
 
 
-# Tiers that `up` starts only when asked (`--airflow`, `--prometheus`) or named in ``only``.
-OPTIONAL_TIERS = (components.AIRFLOW_TIER, monitoring.MONITORING_TIER)
+# Tiers that `up` starts only when asked (`--airflow`, `--prometheus`; the Celery workers with `--airflow`
+# under the celery executor) or named in ``only``; "off" rather than "down" in status when not running.
+OPTIONAL_TIERS = (components.AIRFLOW_TIER, monitoring.MONITORING_TIER, components.CELERY_TIER)
 
 
 def _select(
     stack: _Stack, only: Collection[str] | None, *, airflow: bool = True, prometheus: bool = True
 ) -> list[Component]:
     if only is None:
-        skipped = {components.AIRFLOW_TIER: not airflow, monitoring.MONITORING_TIER: not prometheus}
+        celery = airflow and stack.settings.executor == "celery"
+        skipped = {
+            components.AIRFLOW_TIER: not airflow,
+            monitoring.MONITORING_TIER: not prometheus,
+            components.CELERY_TIER: not celery,
+        }
         return [c for c in stack.components if not skipped.get(c.tier, False)]
     known = {c.name for c in stack.components}
     unknown = sorted(set(only) - known)
@@ -220,7 +226,8 @@ Log = Callable[[str], None]
 def down(settings: StackSettings | None = None, *, only: Collection[str] | None = None, log: Log = print) -> list[str]:
     """Stop the processes this stack started, in reverse start order; data stays on disk."""
     stack = _load(settings)
-    selected = _select(stack, only)
+    # Every component, the Celery workers too whichever executor is recorded now: down stops all it started.
+    selected = stack.components if only is None else _select(stack, only)
     stopped = []
     with _exclusive(stack.settings):
         for component in reversed(selected):

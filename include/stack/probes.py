@@ -139,3 +139,16 @@ def probe_airflow(base_url: str, *, job: str | None = None, since: float | None 
         raise RuntimeError(f"GET {url}: {job} is {state['status']} (latest heartbeat {beat})")
     if since is not None and datetime.fromisoformat(beat).timestamp() < since:
         raise RuntimeError(f"GET {url}: the latest {job} heartbeat ({beat}) is older than this process")
+
+
+def probe_celery_worker(broker_url: str, *, node: str) -> None:
+    """The Celery worker ``node`` (e.g. worker1@host) answers a ping through the broker: it consumes tasks."""
+    from celery import Celery
+
+    app = Celery(broker=broker_url)
+    try:
+        replies = app.control.ping(destination=[node], timeout=PROBE_TIMEOUT_S)
+    finally:
+        app.close()
+    if not any(node in reply for reply in replies):
+        raise RuntimeError(f"Celery worker {node} did not answer a ping within {PROBE_TIMEOUT_S:g} s")

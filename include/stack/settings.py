@@ -53,6 +53,18 @@ BASE_PORTS: dict[str, int] = {
 # benchmark's load generator. Empty (the default): each key's rate-limit plan decides (include/sql/0005_*).
 DEFAULT_RATE_LIMIT = ""
 
+# Airflow's executor for `up --airflow`, by the name `make airflow EXECUTOR=...` takes. LocalExecutor is the
+# default; CeleryExecutor adds CELERY_WORKERS worker components fed through Redis (include/stack/components.py).
+EXECUTORS: dict[str, str] = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+DEFAULT_EXECUTOR = "local"
+
+
+def check_executor(name: str) -> str:
+    if name not in EXECUTORS:
+        raise StackConfigError(f"EXECUTOR must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    return name
+
+
 # Where a stack records the settings the environment chose for it (mode 600: an external server's password).
 STATE_FILE = "stack.json"
 
@@ -165,6 +177,9 @@ class StackSettings:
     rate_limit: str = DEFAULT_RATE_LIMIT
     # REDIS_URL: an existing Redis for the response cache instead of the stack's own redis-server.
     redis_url: str | None = None
+    # Recorded by `up --airflow` (make airflow [EXECUTOR=celery]), so status, down and the env file that tests
+    # read agree with the Airflow that runs; a plain `up` keeps what the last `up --airflow` chose.
+    executor: str = DEFAULT_EXECUTOR
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackSettings:
@@ -206,6 +221,7 @@ class StackSettings:
             pg_bin_dir=pg_bin_dir or recorded.get("pg_bin_dir"),
             rate_limit=env.get("RECSYS_RATE_LIMIT", "").strip() or DEFAULT_RATE_LIMIT,
             redis_url=redis_url or recorded.get("redis_url"),
+            executor=check_executor(recorded.get("executor", DEFAULT_EXECUTOR)),
         )
 
     def record(self) -> None:
@@ -218,6 +234,7 @@ class StackSettings:
             else {"host": db.host, "port": db.port, "user": db.user, "password": db.password, "dbname": db.dbname},
             "pg_bin_dir": self.pg_bin_dir,
             "redis_url": self.redis_url,
+            "executor": self.executor,
         }
         write_private(self.path(STATE_FILE), json.dumps(state, indent=2, sort_keys=True) + "\n")
 

@@ -43,7 +43,15 @@ REQUIRED_SERVICES = (
     "airflow-dag-processor",
     "airflow-triggerer",
 )
-AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+AIRFLOW_SERVICES = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
+# Settings that are not secrets and so may have a default (`${VAR:-default}`), with that default.
+DEFAULTED = {"AIRFLOW_EXECUTOR": "LocalExecutor"}
 PLATFORM_SERVICES = ("recsys-migrate", "recsys-api", "recsys-ingest")
 # What the platform image installs: everything in requirements.txt except the pipeline's own needs.
 PLATFORM_PACKAGES = {
@@ -311,7 +319,11 @@ def test_published_ports_bind_to_localhost_only(services):
 
 
 def test_every_variable_is_required_so_no_secret_has_a_default(placeholders):
-    optional = [m[0] for m in placeholders if not (m["modifier"] or "").startswith(":?")]
+    optional = [
+        m[0]
+        for m in placeholders
+        if not (m["modifier"] or "").startswith(":?") and m["modifier"] != f":-{DEFAULTED.get(m['name'])}"
+    ]
     assert placeholders and optional == []
 
 
@@ -406,3 +418,50 @@ def test_the_dashboard_charts_only_series_that_exist(services):
     source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
     assert source["datasources"][0]["url"] == "http://prometheus:9090"
     assert {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]} == {"prometheus"}
+
+
+def test_local_executor_is_the_default_and_one_variable_switches_every_airflow_service(services):
+    executors = {name: services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] for name in AIRFLOW_SERVICES}
+    assert set(executors.values()) == {"${AIRFLOW_EXECUTOR:-LocalExecutor}"}
+    assert interpolate(executors["airflow-scheduler"]) == "dummy-airflow_executor"  # what .env sets wins
+    assert INTERPOLATION.sub(lambda m: m["modifier"][2:] if m["name"] else "$", executors["airflow-worker"]) == (
+        "LocalExecutor"
+    )
+
+
+def test_celery_broker_is_the_password_protected_redis_and_results_go_to_the_metadata_db(services):
+    for name in AIRFLOW_SERVICES:
+        env = environment(services[name])
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:dummy-redis_password@redis:6379/1"
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == (
+            "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+        )
+    # Database 1 is the broker's, 0 the response cache's: a queued task must never meet the cache's keys.
+    assert PLATFORM_SETTINGS["RECSYS_REDIS_URL"].endswith("/0")
+    command = services["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "volatile-lru"
+
+
+def test_celery_settings_let_a_killed_worker_task_be_retried_elsewhere(services):
+    env = environment(services["airflow-worker"])
+    assert env["AIRFLOW__CELERY__TASK_ACKS_LATE"] == "True"
+    assert env["AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER"] == "1"
+    assert int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) <= 120
+    # Above any task's run time (the journey's longest, training at platform scale, takes minutes).
+    assert int(env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"]) >= 3600
+
+
+def test_the_worker_service_scales(services):
+    worker = services["airflow-worker"]
+    # `--scale airflow-worker=3` refuses a fixed container name or a published host port.
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["command"] == "celery worker"
+    assert worker["profiles"] == ["celery"]
+    assert worker["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert worker["depends_on"]["airflow-apiserver"] == {"condition": "service_healthy"}
+    assert "inspect ping" in worker["healthcheck"]["test"][1]
+    assert worker["volumes"] == services["airflow-scheduler"]["volumes"]  # the same work and log volumes
+
+
+def test_the_airflow_image_installs_the_celery_provider(requirement_pins):
+    assert {"apache-airflow-providers-celery", "celery"} <= set(requirement_pins)
