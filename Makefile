@@ -32,7 +32,8 @@ help:
 	@echo "make test       up, the whole test suite against the stack, then down (always)"
 	@echo "make bench      up, then every performance figure next to a ceiling measured in the same run (~10 min);"
 	@echo "                writes bench/results/<timestamp>.json and latest.json, flags > 20% regressions vs bench/baseline.json"
-	@echo "                (BENCH_SCALE=10x runs one journey at 10x scale instead, ~10-20 min; BENCH_REPS=N repetitions;"
+	@echo "                (BENCH_SCALE=10x runs one journey at 10x scale instead, ~10-20 min; BENCH_SCALE=100x one at 100x,"
+	@echo "                stopped past 30 min or 12 GB PSS naming the stage it was in; BENCH_REPS=N repetitions;"
 	@echo "                BENCH_ONLY=transfer,serving picks parts of journey, transfer, training, serving)"
 	@echo "make plots      PNG charts of bench/results/latest.json next to it (stage timings, latency by concurrency)"
 

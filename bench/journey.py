@@ -22,6 +22,8 @@ RSS_POLL_S = 0.25
 PSS_EVERY_POLLS = 8
 # Components of the stack whose memory the journey drives (their pid files are the stack's).
 PLATFORM_COMPONENTS = ("recsys-api", "recsys-ingest", "postgres", "seaweedfs", "kafka")
+GUARD_POLL_S = 1.0
+STARTING_TASK = "[DAG TEST] starting task_id="
 
 
 @dataclass
@@ -34,6 +36,7 @@ class JourneyRun:
     platform_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
     report: dict[str, Any] | None = None
     log_path: str = ""
+    aborted: str | None = None  # why the bench stopped the journey (a wall or memory guard), naming the stage
 
     @property
     def passed(self) -> bool:
@@ -120,10 +123,42 @@ def find_report(tenant: str, *, since: float) -> dict[str, Any] | None:
     return newest[1] if newest else None
 
 
+def running_stage(log_path: str) -> str:
+    """The task `airflow dags test` started last, from its log ("[DAG TEST] starting task_id=...")."""
+    stage = "(before the first task)"
+    with open(log_path, errors="replace") as fh:
+        for line in fh:
+            if STARTING_TASK in line:
+                stage = line.split(STARTING_TASK, 1)[1].split()[0]
+    return stage
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        tree = _tree(psutil.Process(proc.pid))
+    except psutil.NoSuchProcess:
+        return
+    for p in reversed(tree):
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            continue
+    proc.wait()
+
+
 def run_journey(
-    *, tenant: str, logical_date: str, params: dict[str, Any], log_dir: str, env: dict[str, str]
+    *,
+    tenant: str,
+    logical_date: str,
+    params: dict[str, Any],
+    log_dir: str,
+    env: dict[str, str],
+    wall_limit_s: float | None = None,
+    pss_limit_bytes: int | None = None,
 ) -> JourneyRun:
-    """One whole onboarding_journey for a fresh tenant; Airflow's log goes to a file, not the table."""
+    """One whole onboarding_journey for a fresh tenant; Airflow's log goes to a file, not the table. Past
+    ``wall_limit_s``, or once the journey and platform together hold more than ``pss_limit_bytes``, the journey
+    is killed and ``aborted`` says which limit and which stage was running."""
     conf = json.dumps({"tenant": tenant, **params})
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     os.makedirs(log_dir, exist_ok=True)
@@ -137,8 +172,24 @@ def run_journey(
             stderr=subprocess.STDOUT,
             env=env,
         )
+        aborted = None
         with RssPoller({"journey": proc.pid, **_platform_pids()}) as poller:
-            returncode = proc.wait()
+            while (returncode := proc.poll()) is None:
+                elapsed = time.perf_counter() - start
+                if wall_limit_s is not None and elapsed > wall_limit_s:
+                    aborted = f"wall {elapsed:.0f} s over the {wall_limit_s:.0f} s limit"
+                elif pss_limit_bytes is not None and poller.peak_total_pss > pss_limit_bytes:
+                    aborted = (
+                        f"journey + platform PSS {poller.peak_total_pss / 2**30:.1f} GB over the"
+                        f" {pss_limit_bytes / 2**30:.0f} GB limit"
+                    )
+                if aborted:
+                    log.flush()
+                    aborted += f" in stage {running_stage(log_path)}"
+                    _kill_tree(proc)
+                    returncode = proc.returncode
+                    break
+                time.sleep(GUARD_POLL_S)
         wall = time.perf_counter() - start
     peaks = dict(poller.peaks)
     return JourneyRun(
@@ -150,6 +201,7 @@ def run_journey(
         platform_peak_rss_bytes=peaks,
         report=find_report(tenant, since=since),
         log_path=log_path,
+        aborted=aborted,
     )
 
 
