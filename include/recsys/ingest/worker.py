@@ -336,6 +336,22 @@ class Worker:
                 io.StringIO(batch.csv),
                 size=max(len(batch.csv), COPY_MIN_CHUNK),
             )
+            # One landing per tenant at a time across workers (sorted: no deadlock between two batches), so the
+            # rows a batch finds already present are still there, unchanged, when its upsert runs.
+            for tenant_id in sorted({tenant for tenant, _source in batch.counts}):
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ingest/{tenant_id}",))
+            # rows_landed moves by what the upsert changes: each (tenant, source) gains the batch's distinct rows
+            # and loses the rows of those events already present under it (a re-delivery: net zero; an event
+            # re-sent under another source moves). Recounting instead scanned every row of the source per
+            # batch: ~0.4 s a batch by 250K rows of one feed, growing with it.
+            cur.execute(
+                "WITH arriving AS (SELECT tenant_id, source, count(*) AS n FROM interactions_batch GROUP BY 1, 2),"
+                " present AS (SELECT i.tenant_id, i.source, count(*) AS n FROM interactions_batch b"
+                " JOIN interactions i ON i.tenant_id = b.tenant_id AND i.event_id = b.event_id GROUP BY 1, 2)"
+                " SELECT tenant_id, source, coalesce(a.n, 0) - coalesce(p.n, 0) AS delta"
+                " FROM arriving a FULL JOIN present p USING (tenant_id, source)"
+            )
+            deltas = {(row["tenant_id"], row["source"]): row["delta"] for row in cur.fetchall()}
             # The key holds the tenant, so an upsert can only ever reach its own tenant's rows.
             cur.execute(
                 f"INSERT INTO interactions ({COLUMNS}) SELECT {COLUMNS} FROM interactions_batch"
@@ -344,18 +360,25 @@ class Worker:
                 " interaction_type = EXCLUDED.interaction_type, ts = EXCLUDED.ts, source = EXCLUDED.source,"
                 " kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset, ingested_at = now()"
             )
-            for tenant_id, source in sorted(batch.counts):
-                # Serialises recounts of one (tenant, source) across workers, so a slower worker's
-                # stale count can never overwrite a newer one.
-                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{tenant_id}/{source}",))
+            for (tenant_id, source), delta in sorted(deltas.items()):
                 cur.execute(
-                    "INSERT INTO ingest_progress (tenant_id, source, rows_landed)"
-                    " SELECT %s, %s, count(*) FROM interactions WHERE tenant_id = %s AND source = %s"
-                    " ON CONFLICT (tenant_id, source) DO UPDATE SET rows_landed = EXCLUDED.rows_landed,"
-                    " updated_at = now() RETURNING rows_landed",
-                    (tenant_id, source, tenant_id, source),
+                    "UPDATE ingest_progress SET rows_landed = rows_landed + %s, updated_at = now()"
+                    " WHERE tenant_id = %s AND source = %s RETURNING rows_landed",
+                    (delta, tenant_id, source),
                 )
-                landed[(tenant_id, source)] = cur.fetchone()["rows_landed"]
+                row = cur.fetchone()
+                if row is None:
+                    # A source's first landing counts its rows once, whoever wrote them.
+                    cur.execute(
+                        "INSERT INTO ingest_progress (tenant_id, source, rows_landed)"
+                        " SELECT %s, %s, count(*) FROM interactions WHERE tenant_id = %s AND source = %s"
+                        " RETURNING rows_landed",
+                        (tenant_id, source, tenant_id, source),
+                    )
+                    row = cur.fetchone()
+                if (tenant_id, source) in batch.counts:
+                    landed[(tenant_id, source)] = row["rows_landed"]
+            for tenant_id, source in sorted(batch.counts):
                 audit.record(
                     cur,
                     actor=ACTOR,

@@ -285,7 +285,7 @@ class LightGCN:
                         "-" if ndcg is None else f"{ndcg:.4f}",
                         time.perf_counter() - started,
                     )
-                    next_progress += PROGRESS_EVERY_S
+                    next_progress = time.perf_counter() + PROGRESS_EVERY_S
             self.steps_run, self.epochs_run = steps, round(steps / batches_per_epoch, 2)
             if self.stopped_by == "time_budget":
                 break
