@@ -3,8 +3,8 @@
     python -m include.recsys.ingest.worker        # settings from RECSYS_* (settings.py)
 
 Per poll (up to MAX_BATCH messages): classify each message (valid, or poison with a reason), send
-poison to the dead-letter topic and flush, upsert valid rows by (tenant, event_id), recount rows landed
-per tenant and source, write one audit row per tenant and source, commit the database transaction, and
+poison to the dead-letter topic and flush, upsert valid rows by (tenant, event_id), move the rows landed
+per tenant and source by what the upsert changed, write one audit row per tenant and source, commit the database transaction, and
 only then commit the Kafka offsets. A crash anywhere re-delivers the batch, and the upsert makes the
 re-delivery harmless. While one batch lands (in a thread: the database does the work), the next is
 polled, classified and dead-lettered. Database or broker outages are waited out with backoff while the
@@ -316,7 +316,7 @@ class Worker:
         return len(poison)
 
     def _land(self, batch: Batch) -> dict[tuple[str, str], int]:
-        """Upsert, recount and audit in one transaction; returns rows landed per (tenant, source)."""
+        """Upsert, count and audit in one transaction; returns rows landed per (tenant, source)."""
         landed: dict[tuple[str, str], int] = {}
         if not batch.rows:
             return landed
