@@ -21,7 +21,7 @@ from include.recsys.contract.csvsafe import FORMULA_PREFIXES
 from plugins.journey.seed_data import load_sample, split_by_contract
 from plugins.journey.tables import REASON, write_table
 
-BAD_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "bad")
+BAD_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "data", "bad")
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
 GOOD = {
     "items": "item_id,title,category,price,image_url\ni1,Phone,smartphones,199.00,\ni2,Laptop,laptops,999.00,\n",
