@@ -1,7 +1,8 @@
 """The onboarding journey's stages, one module per stage, each with ``run`` and ``validate``.
 
 The DAG's tasks only call these; a stage module owns its logic, the GX suite of the same name in
-expectations/ proves its output, and tests/ has a test of the same name.
+expectations/ proves its output, and tests/unit/journey/test_<stage>.py tests its pure logic without servers
+(tests/unit/journey/test_stage_layout.py holds every stage to all three).
 """
 
 STAGES: tuple[str, ...] = (

@@ -29,20 +29,26 @@ RUN_ACTIONS: dict[str, str] = {
 TENANT_ACTIONS: tuple[str, ...] = ("tenant.created",)
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
     from plugins.hooks.recsys_api import RecsysApiHook
 
-    api = RecsysApiHook(run_key=run.run_key)
+    api = RecsysApiHook(run_key=journey.run_key)
     tenant_id = seed["tenant_id"]
     entries = [
         entry
         for action, stage in RUN_ACTIONS.items()
         for entry in api.audit(
-            tenant_id=tenant_id, source=run.run_key, action=action, since=done[stage]["attempt_started_at"]
+            tenant_id=tenant_id, source=journey.run_key, action=action, since=done[stage]["attempt_started_at"]
         )
     ]
     entries += [e for action in TENANT_ACTIONS for e in api.audit(tenant_id=tenant_id, action=action)]
+    return tally(entries)
+
+
+def tally(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The platform's audit entries as rows (action, tenant, source), counted per required action, with the
+    rows the ingestion entries account for (one entry per worker batch, each naming its rows)."""
     rows = [
         {"action": e["action"], "tenant_id": e.get("tenant_id"), "source": (e.get("details") or {}).get("source")}
         for e in entries
@@ -53,14 +59,18 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     return {"entries": rows, "found": found, "rows_ingested": ingested}
 
 
+def frames(audited: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The suite's batches: every required action with its count (0 when missing), and the entries."""
+    required = [*RUN_ACTIONS, *TENANT_ACTIONS]
+    return {
+        "actions": pd.DataFrame([{"action": a, "found": audited["found"].get(a, 0)} for a in required]),
+        "audit_rows": pd.DataFrame(audited["entries"], columns=["action", "tenant_id", "source"]),
+    }
+
+
 def validate(run: JourneyRun, done: dict[str, Any]):
     seed, audited = done["seed_data"], done["audit"]
     from plugins.validation import validate_stage
 
-    required = [*RUN_ACTIONS, *TENANT_ACTIONS]
-    frames = {
-        "actions": pd.DataFrame([{"action": a, "found": audited["found"].get(a, 0)} for a in required]),
-        "audit_rows": pd.DataFrame(audited["entries"], columns=["action", "tenant_id", "source"]),
-    }
-    parameters = {"tenant_id": seed["tenant_id"], "required_actions": required}
-    return validate_stage("audit", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)
+    parameters = {"tenant_id": seed["tenant_id"], "required_actions": [*RUN_ACTIONS, *TENANT_ACTIONS]}
+    return validate_stage("audit", frames(audited), parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)

@@ -18,26 +18,28 @@ from plugins.journey.query_recommendations import probe_tenant_slug, revoke_run_
 from plugins.journey.run import JourneyRun
 
 
-def run(run: JourneyRun) -> dict[str, Any]:
+def run(journey: JourneyRun) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
-    api = RecsysApiHook(run_key=run.run_key)
+    api = RecsysApiHook(run_key=journey.run_key)
     summary: dict[str, Any] = {"api_keys_revoked": 0, "candidates_ended": 0, "probe_tenant_deleted": False}
-    tenant = api.tenant(run.tenant)
+    tenant = api.tenant(journey.tenant)
     if tenant is not None:
         tenant_id = tenant["tenant_id"]
-        summary["api_keys_revoked"] = len(revoke_run_keys(api, tenant_id=tenant_id, run=run))
-        mine = [d for d in api.deployments(tenant_id) if d["role"] == "candidate" and d["version"] == run.model_version]
+        summary["api_keys_revoked"] = len(revoke_run_keys(api, tenant_id=tenant_id, run=journey))
+        mine = [
+            d for d in api.deployments(tenant_id) if d["role"] == "candidate" and d["version"] == journey.model_version
+        ]
         for deployment in mine:
             api.end_deployment(tenant_id, deployment["deployment_id"])
         summary["candidates_ended"] = len(mine)
-    if run.params.get("fault_drills"):
+    if journey.params.get("fault_drills"):
         from plugins.journey.resilience import drill_tenant
 
-        drills = api.tenant(drill_tenant(run))
+        drills = api.tenant(drill_tenant(journey))
         if drills is not None:
-            summary["api_keys_revoked"] += len(revoke_run_keys(api, tenant_id=drills["tenant_id"], run=run))
-    probe = api.tenant(probe_tenant_slug(tenant=run.tenant, run_key=run.run_key))
+            summary["api_keys_revoked"] += len(revoke_run_keys(api, tenant_id=drills["tenant_id"], run=journey))
+    probe = api.tenant(probe_tenant_slug(tenant=journey.tenant, run_key=journey.run_key))
     if probe is not None:
         api.delete_tenant(probe["tenant_id"])
         summary["probe_tenant_deleted"] = True

@@ -81,16 +81,16 @@ def dead_lettered(*, source: str, timeout_s: float = 3.0) -> int:
         consumer.close()
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.kafka import KafkaHook
     from plugins.hooks.minio import MinioHook
 
     interactions = read_table(
-        MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(run, "interactions")).data, "interactions"
+        MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(journey, "interactions")).data, "interactions"
     )
-    batch = messages(interactions, tenant=run.tenant, source=run.run_key)
+    batch = messages(interactions, tenant=journey.tenant, source=journey.run_key)
     since = AppDbHook().now()
     produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch, total=len(batch))
     if produced.failed:
@@ -99,9 +99,9 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         )
     landed, wait_s = wait_for_landing(
         tenant_id=seed["tenant_id"],
-        source=run.run_key,
+        source=journey.run_key,
         expected=len(interactions),
-        timeout_s=float(run.params["feed_timeout_s"]),
+        timeout_s=float(journey.params["feed_timeout_s"]),
         since=since,
     )
     return {

@@ -142,10 +142,10 @@ def _soak(run_k6, api, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    chosen = mode(run.params)
+    chosen = mode(journey.params)
     if chosen is None:
         raise AirflowSkipException("load test not requested (param load_test)")
     from plugins.hooks.app_db import AppDbHook
@@ -154,15 +154,15 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.journey.query_recommendations import probe_categories
     from plugins.journey.train_model import catalog_upload
 
-    params = run.params
+    params = journey.params
     seed = done["seed_data"]
     tenant_id = seed["tenant_id"]
-    api = RecsysApiHook(run_key=run.run_key)
-    api_key, key_id = api.create_api_key(tenant_id, name=f"journey load test {run.run_key}")
+    api = RecsysApiHook(run_key=journey.run_key)
+    api_key, key_id = api.create_api_key(tenant_id, name=f"journey load test {journey.run_key}")
     db = AppDbHook()
-    users = load_users(db.landed(tenant_id=tenant_id, source=run.run_key), size=int(params["load_users"]))
+    users = load_users(db.landed(tenant_id=tenant_id, source=journey.run_key), size=int(params["load_users"]))
     categories = probe_categories(db.catalog(tenant_id=tenant_id, upload_id=catalog_upload(done)))
-    work_dir = os.path.join(run.work_dir, "load_test")
+    work_dir = os.path.join(journey.work_dir, "load_test")
 
     def run_k6(profile: k6.Profile, name: str) -> dict[str, Any]:
         return k6.run(

@@ -123,27 +123,27 @@ def _probes(
     return results
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
     from plugins.hooks.app_db import AppDbHook
     from plugins.hooks.recsys_api import RecsysApiHook
 
-    api = RecsysApiHook(run_key=run.run_key)
+    api = RecsysApiHook(run_key=journey.run_key)
     tenant_id, version = seed["tenant_id"], done["deploy_model"]["version"]
-    revoked = revoke_run_keys(api, tenant_id=tenant_id, run=run)
-    api_key, key_id = api.create_api_key(tenant_id, name=f"journey {run.run_key}")
-    probe_key, probe_key_id = api.create_api_key(tenant_id, name=f"journey probes {run.run_key}", plan=PROBE_PLAN)
+    revoked = revoke_run_keys(api, tenant_id=tenant_id, run=journey)
+    api_key, key_id = api.create_api_key(tenant_id, name=f"journey {journey.run_key}")
+    probe_key, probe_key_id = api.create_api_key(tenant_id, name=f"journey probes {journey.run_key}", plan=PROBE_PLAN)
     other = api.ensure_tenant(
-        slug=probe_tenant_slug(tenant=run.tenant, run_key=run.run_key),
-        name=f"isolation probe of {run.tenant} {run.run_key}",
+        slug=probe_tenant_slug(tenant=journey.tenant, run_key=journey.run_key),
+        name=f"isolation probe of {journey.tenant} {journey.run_key}",
         email="probe@example.com",
     )
 
     db = AppDbHook()
-    landed_users = db.landed(tenant_id=tenant_id, source=run.run_key)["user_id"].tolist()
-    users = sample_users(landed_users, size=int(run.params["sample_users"]), seed=int(run.params["seed"]))
+    landed_users = db.landed(tenant_id=tenant_id, source=journey.run_key)["user_id"].tolist()
+    users = sample_users(landed_users, size=int(journey.params["sample_users"]), seed=int(journey.params["seed"]))
     categories = probe_categories(db.catalog(tenant_id=tenant_id, upload_id=catalog_upload(done)))
-    count = int(run.params["rec_count"])
+    count = int(journey.params["rec_count"])
     requests = []
     for i, user_id in enumerate(users):
         for category in (None, categories[i % len(categories)]) if categories else (None,):
@@ -177,7 +177,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
         probe_key=probe_key,
         probe_key_id=probe_key_id,
     )
-    with open(responses_path(run), "w") as fh:
+    with open(responses_path(journey), "w") as fh:
         json.dump({"requests": requests, "probes": probes}, fh)
     latencies = [r["latency_ms"] for r in requests]
     return {

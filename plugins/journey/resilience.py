@@ -52,7 +52,7 @@ def _wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> floa
     return time.monotonic() - start
 
 
-def _outcome(drill: str, check: str, ok: bool, detail: str = "") -> dict[str, str]:
+def outcome(drill: str, check: str, ok: bool, detail: str = "") -> dict[str, str]:
     return {"drill": drill, "check": check, "outcome": f"{drill}.{check}: {'ok' if ok else 'FAILED ' + detail}"}
 
 
@@ -65,13 +65,18 @@ def _reconcile(
     from plugins.journey.feed_kafka import wait_for_landing
 
     wait_for_landing(tenant_id=tenant_id, source=source, expected=len(expected), timeout_s=timeout_s, since=since)
-    landed = AppDbHook().landed(tenant_id=tenant_id, source=source, since=since)
+    return reconciliation(expected, AppDbHook().landed(tenant_id=tenant_id, source=source, since=since))
+
+
+def reconciliation(expected: pd.Series, landed: pd.DataFrame) -> dict[str, int]:
+    """Events expected against the rows landed: how many landed, which expected ids are missing, how many
+    ids landed twice (ids compared as text, whatever type the database hands back)."""
     ids = set(landed["event_id"].astype(str))
     return {
         "expected": len(expected),
         "landed": len(landed),
         "missing": len(set(expected.astype(str)) - ids),
-        "duplicates": int(landed["event_id"].duplicated().sum()),
+        "duplicates": int(landed["event_id"].astype(str).duplicated().sum()),
     }
 
 
@@ -144,15 +149,15 @@ def object_store_down_during_upload(run, faults, ctx) -> tuple[dict, list[dict]]
         "health_recovered_in_s": round(recovered, 2),
     }
     checks = [
-        _outcome(drill, "health_names_storage", health_named, "/health never named storage while S3 was down"),
-        _outcome(drill, "upload_failed_while_down", error is not None, "the upload succeeded with S3 stopped"),
-        _outcome(
+        outcome(drill, "health_names_storage", health_named, "/health never named storage while S3 was down"),
+        outcome(drill, "upload_failed_while_down", error is not None, "the upload succeeded with S3 stopped"),
+        outcome(
             drill, "failure_is_transient", error is not None and is_transient(error), f"{error!r} would not be retried"
         ),
-        _outcome(
+        outcome(
             drill, "same_checksum_after", back.sha256 == back.metadata_sha256 == sha256_bytes(body), "checksum differs"
         ),
-        _outcome(drill, "no_partial_objects", listed == [key], f"objects under the prefix: {listed}"),
+        outcome(drill, "no_partial_objects", listed == [key], f"objects under the prefix: {listed}"),
     ]
     return record, checks
 
@@ -197,7 +202,7 @@ def broker_down_during_feed(run, faults, ctx) -> tuple[dict, list[dict]]:
         "failed_sends": progress.failed,
         **counts,
     }
-    checks = [_outcome(drill, "every_send_acked", progress.failed == 0, "; ".join(progress.errors))]
+    checks = [outcome(drill, "every_send_acked", progress.failed == 0, "; ".join(progress.errors))]
     return record, checks
 
 
@@ -239,8 +244,8 @@ def worker_killed_mid_batch(run, faults, ctx) -> tuple[dict, list[dict]]:
         **counts,
     }
     checks = [
-        _outcome(drill, "every_send_acked", sent.failed == 0, "; ".join(sent.errors)),
-        _outcome(drill, "killed_mid_feed", landed_at_kill < counts["expected"], "the feed had landed before the kill"),
+        outcome(drill, "every_send_acked", sent.failed == 0, "; ".join(sent.errors)),
+        outcome(drill, "killed_mid_feed", landed_at_kill < counts["expected"], "the feed had landed before the kill"),
     ]
     return record, checks
 
@@ -289,18 +294,18 @@ def database_down_for_api(run, faults, ctx) -> tuple[dict, list[dict]]:
         "recovered_in_s": round(recovered_in, 2),
     }
     checks = [
-        _outcome(drill, "warm_request_served", warm.status_code == 200, f"status {warm.status_code}"),
-        _outcome(drill, "health_names_database", named, "/health never named the database"),
-        _outcome(
+        outcome(drill, "warm_request_served", warm.status_code == 200, f"status {warm.status_code}"),
+        outcome(drill, "health_names_database", named, "/health never named the database"),
+        outcome(
             drill, "served_during_outage", statuses.count(200) == len(statuses), f"statuses {sorted(set(statuses))}"
         ),
-        _outcome(
+        outcome(
             drill,
             "writes_refused_with_503",
             write_status == 503 and write_code == "database_unavailable",
             f"write answered {write_status} {write_code}",
         ),
-        _outcome(drill, "served_after_recovery", after == 200, f"status {after}"),
+        outcome(drill, "served_after_recovery", after == 200, f"status {after}"),
     ]
     return record, checks
 
@@ -337,13 +342,13 @@ def api_down(run, faults, ctx) -> tuple[dict, list[dict]]:
         "error": (error or "")[:300],
     }
     checks = [
-        _outcome(
+        outcome(
             drill,
             "outage_reported",
             error is not None and f"unreachable at {api.base_url}" in error,
             f"error was {error!r}",
         ),
-        _outcome(
+        outcome(
             drill,
             "fallback_flagged",
             answer.get("fallback") is True and len(answer.get("items", [])) > 0,
@@ -434,22 +439,22 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
         "recovered_in_s": round(recovered_in, 2),
     }
     checks = [
-        _outcome(
+        outcome(
             drill, "load_ran", "summary" in outcome and summary["requests"] > 0, outcome.get("error", "no requests")
         ),
-        _outcome(
+        outcome(
             drill,
             "no_request_lost",
             summary["requests"] > 0 and summary["errors"] == 0,
             f"{summary['errors']} of {summary['requests']} failed: {summary['errors_by_status']}",
         ),
-        _outcome(
+        outcome(
             drill,
             "health_degraded_not_down",
             degraded.get("status") == 200 and "cache" in (degraded.get("body") or {}).get("degraded", []),
             f"/health answered {degraded.get('status')} {str(degraded.get('body'))[:200]}",
         ),
-        _outcome(
+        outcome(
             drill,
             "hit_rate_recovers",
             [r.status_code for r in repeated] == [200] * 3 and repeated[-1].headers.get("X-Cache") == "hit",
@@ -497,31 +502,36 @@ def context(run: JourneyRun, *, journey_tenant_id: str | None) -> dict[str, Any]
     return ctx
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    if not run.params.get("fault_drills"):
+    if not journey.params.get("fault_drills"):
         raise AirflowSkipException("fault drills not requested (param fault_drills)")
     from include.stack.faults import LocalStackFaults
 
-    ctx = context(run, journey_tenant_id=done["seed_data"]["tenant_id"])
+    ctx = context(journey, journey_tenant_id=done["seed_data"]["tenant_id"])
     faults = LocalStackFaults()
     drills, checks = [], []
     for drill in DRILLS.values():
-        record, outcomes = drill(run, faults, ctx)
+        record, outcomes = drill(journey, faults, ctx)
         drills.append(record)
         checks.extend(outcomes)
     return {"drills": drills, "checks": checks}
 
 
-def validate(run: JourneyRun, done: dict[str, Any]):
-    from plugins.validation import validate_stage
-
-    summary = done["resilience"]
-    frames = {
+def frames(summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The suite's batches: each drill's reconciliation (the columns the suite checks) and its named checks."""
+    return {
         "drills": pd.DataFrame(summary["drills"])[
             ["drill", "broken", "outage_s", "expected", "landed", "missing", "duplicates"]
         ],
         "checks": pd.DataFrame(summary["checks"]),
     }
-    return validate_stage("resilience", frames, parameters={}, results_dir=run.gx_dir, run_name=run.run_id)
+
+
+def validate(run: JourneyRun, done: dict[str, Any]):
+    from plugins.validation import validate_stage
+
+    return validate_stage(
+        "resilience", frames(done["resilience"]), parameters={}, results_dir=run.gx_dir, run_name=run.run_id
+    )

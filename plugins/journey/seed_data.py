@@ -172,24 +172,26 @@ def quarantine(run: JourneyRun, rejected: dict[str, pd.DataFrame]) -> dict[str, 
     return stored
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
-    tenant = RecsysApiHook(run_key=run.run_key).ensure_tenant(
-        slug=run.tenant, name=run.params.get("tenant_name") or run.tenant, email=f"admin@{run.tenant}.example.com"
+    tenant = RecsysApiHook(run_key=journey.run_key).ensure_tenant(
+        slug=journey.tenant,
+        name=journey.params.get("tenant_name") or journey.tenant,
+        email=f"admin@{journey.tenant}.example.com",
     )
-    loaded = load_frames(run)
-    window = None if run.byod else (run.window_start, run.window_end)
+    loaded = load_frames(journey)
+    window = None if journey.byod else (journey.window_start, journey.window_end)
     clean, rejected = split_by_contract(loaded.frames, window=window, reasons=loaded.reasons)
     for name in TABLES:
-        write_table(clean[name], clean_path(run, name))
-    quarantined = quarantine(run, rejected)
+        write_table(clean[name], clean_path(journey, name))
+    quarantined = quarantine(journey, rejected)
     totals = {name: len(loaded.frames[name]) for name in TABLES}
     return {
         "tenant_id": tenant["tenant_id"],
         "tenant_created": tenant["created"],
-        "mode": "byod" if run.byod else "generated",
-        "run_key": run.run_key,
+        "mode": "byod" if journey.byod else "generated",
+        "run_key": journey.run_key,
         "counts": {name: len(clean[name]) for name in TABLES},
         "rejected": {name: len(rejected[name]) for name in TABLES},
         "rejections": {name: summarize(rejected[name], total=totals[name]) for name in TABLES},

@@ -114,7 +114,7 @@ def gates(run: JourneyRun) -> dict[str, float | None]:
     return {"ndcg_threshold": threshold, **{name: float(run.params[name]) for name in GATE_PARAMS}}
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
     from include.recsys.ml.train import save_artifacts, train_tenant
     from plugins.hooks.app_db import AppDbHook
@@ -122,33 +122,35 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
     db = AppDbHook()
-    interactions = db.landed(tenant_id=seed["tenant_id"], source=run.run_key)
+    interactions = db.landed(tenant_id=seed["tenant_id"], source=journey.run_key)
     catalog = db.catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))
     if interactions.empty:
-        raise ValueError(f"no landed interactions for tenant {run.tenant} and run {run.run_key}: nothing to train on")
-    result = train_tenant(interactions, item_ids=catalog["item_id"].tolist(), config=train_config(run.params))
-    stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(run))
+        raise ValueError(
+            f"no landed interactions for tenant {journey.tenant} and run {journey.run_key}: nothing to train on"
+        )
+    result = train_tenant(interactions, item_ids=catalog["item_id"].tolist(), config=train_config(journey.params))
+    stored = save_artifacts(result, client=MinioHook().client, bucket=MODELS_BUCKET, prefix=artifact_prefix(journey))
     metrics = {**result.metrics, **ratios(result.metrics)}
-    api = RecsysApiHook(run_key=run.run_key)
+    api = RecsysApiHook(run_key=journey.run_key)
     # The tenant's previous model version, as the platform recorded it: the report sets today's figures beside it.
     previous = next(
-        (m for m in api.list_models(seed["tenant_id"])["models"] if m["version"] != run.model_version), None
+        (m for m in api.list_models(seed["tenant_id"])["models"] if m["version"] != journey.model_version), None
     )
     api.register_model(
         seed["tenant_id"],
-        version=run.model_version,
+        version=journey.model_version,
         metrics=metrics,
         artifact_uri=stored["artifact_uri"],
         catalog_upload_id=catalog_upload(done),
         # The day validated: deploy_model compares it with the live model's, so older days never take traffic.
-        logical_date=run.window_start.isoformat(),
-        source=run.run_key,
+        logical_date=journey.window_start.isoformat(),
+        source=journey.run_key,
     )
     return {
-        "version": run.model_version,
+        "version": journey.model_version,
         "artifact_uri": stored["artifact_uri"],
         "metrics": metrics,
-        "gates": gates(run),
+        "gates": gates(journey),
         "protocol": result.config["protocol"],
         "previous": {"version": previous["version"], "metrics": previous.get("metrics") or {}} if previous else None,
     }

@@ -32,15 +32,32 @@ def _rows(path: str) -> int:
     return len(pd.read_csv(path, dtype=str, keep_default_na=False))
 
 
-def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
+def accounting_row(
+    *, name: str, clean: int, rejected: int, read_back: int, quarantined: int, max_bad_share: float
+) -> dict[str, Any]:
+    """One table's row accounting: the input rows (seed_data's clean plus rejected) against what the raw bucket
+    gives back and what quarantine holds; the suite requires good + quarantined == total, and the share set
+    aside no more than ``max_bad_share``."""
+    total = clean + rejected
+    return {
+        "name": name,
+        "rows_total": total,
+        "rows_good": read_back,
+        "rows_quarantined": quarantined,
+        "bad_share": quarantined / total if total else 0.0,
+        "max_bad_share": max_bad_share,
+    }
+
+
+def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     seed = done["seed_data"]
     from plugins.hooks.minio import MinioHook
     from plugins.hooks.recsys_api import RecsysApiHook
 
-    minio, api = MinioHook(), RecsysApiHook(run_key=run.run_key)
+    minio, api = MinioHook(), RecsysApiHook(run_key=journey.run_key)
     objects = {}
     for name in TABLES:
-        stored = minio.put_file(bucket=RAW_BUCKET, key=raw_key(run, name), path=clean_path(run, name))
+        stored = minio.put_file(bucket=RAW_BUCKET, key=raw_key(journey, name), path=clean_path(journey, name))
         objects[name] = {"key": stored.key, "sha256": stored.sha256, "bytes": stored.size, "rows": seed["counts"][name]}
     # Items first: the platform loads the catalog from the object it is told about.
     uploads = {}
@@ -52,7 +69,7 @@ def run(run: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
             object_key=objects[name]["key"],
             rows=objects[name]["rows"],
             sha256=objects[name]["sha256"],
-            source=run.run_key,
+            source=journey.run_key,
         )
         uploads[name] = registered["upload_id"]
     # uploads["items"] names this run's catalog snapshot: training, deployment and queries use it, not the
@@ -90,16 +107,15 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         if name in seed["quarantined"]:
             q = minio.read_back(bucket=QUARANTINE_BUCKET, key=quarantine_key(run, name))
             quarantined = len(pd.read_csv(io.BytesIO(q.data), dtype=str, keep_default_na=False))
-        total = seed["counts"][name] + seed["rejected"][name]
         accounting.append(
-            {
-                "name": name,
-                "rows_total": total,
-                "rows_good": len(frame),
-                "rows_quarantined": quarantined,
-                "bad_share": quarantined / total if total else 0.0,
-                "max_bad_share": max_bad_share,
-            }
+            accounting_row(
+                name=name,
+                clean=seed["counts"][name],
+                rejected=seed["rejected"][name],
+                read_back=len(frame),
+                quarantined=quarantined,
+                max_bad_share=max_bad_share,
+            )
         )
     drift_batches, parameters, drift_section = _drift(run, read_back, minio=minio)
     frames = {
