@@ -376,11 +376,11 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     tenant_id = ctx["journey_tenant_id"]
     api_key, _ = api.create_api_key(tenant_id, name=f"drill cache {run.run_key}")
     users = load_users(AppDbHook().landed(tenant_id=tenant_id), size=200)
-    outcome: dict[str, Any] = {}
+    load_outcome: dict[str, Any] = {}
 
     def load() -> None:
         try:
-            outcome["summary"] = k6.run(
+            load_outcome["summary"] = k6.run(
                 base_url=api.base_url,
                 api_key=api_key,
                 users=users,
@@ -392,7 +392,7 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
                 name=drill,
             )
         except Exception as exc:  # reported as the drill's failure below, not lost in the thread
-            outcome["error"] = f"{type(exc).__name__}: {exc}"
+            load_outcome["error"] = f"{type(exc).__name__}: {exc}"
 
     loader = threading.Thread(target=load, name="cache-drill-load")
     loader.start()
@@ -422,7 +422,7 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     loader.join()
     body = {"user_id": users[0], "count": 10}
     repeated = [api.call_as_tenant("POST", RECOMMEND_PATH, api_key=api_key, json=body) for _ in range(3)]
-    summary = outcome.get("summary") or {"requests": 0, "errors": 0, "errors_by_status": {}}
+    summary = load_outcome.get("summary") or {"requests": 0, "errors": 0, "errors_by_status": {}}
     served = summary["requests"] - summary["errors"]
     record = {
         "drill": drill,
@@ -440,7 +440,10 @@ def cache_down(run, faults, ctx) -> tuple[dict, list[dict]]:
     }
     checks = [
         outcome(
-            drill, "load_ran", "summary" in outcome and summary["requests"] > 0, outcome.get("error", "no requests")
+            drill,
+            "load_ran",
+            "summary" in load_outcome and summary["requests"] > 0,
+            load_outcome.get("error", "no requests"),
         ),
         outcome(
             drill,
