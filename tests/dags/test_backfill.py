@@ -211,6 +211,10 @@ def test_older_days_are_validated_as_candidates_behind_the_newer_live_model(airf
             "reason": f"validated as candidate; live model {newest['model']['version']} left in place (its logical"
             f" date {NEWEST}T00:00:00+00:00 is newer than this model's {day}T00:00:00+00:00)",
         }, day
+        # The candidate, pinned, serves its own registered embeddings (not the live model's), and the report
+        # sets its figures beyond accuracy beside the tenant's previous model version's.
+        assert r["model"]["serving_agreement"] >= 0.99, r["model"]["agreement_disagreeing"]
+        assert r["model"]["previous_version"]["coverage_at_10"] is not None
         # The 429 probe revokes its own key; cleanup revokes the journey key.
         assert r["cleanup"] == {"api_keys_revoked": 1, "candidates_ended": 1, "probe_tenant_deleted": True}
     assert live_version() == newest["model"]["version"]
