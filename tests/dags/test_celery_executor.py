@@ -1,0 +1,187 @@
+"""The onboarding journey under CeleryExecutor: three tenants' map indexes spread over the stack's two Celery
+workers, and one worker SIGKILLed mid-task loses nothing and duplicates nothing.
+
+The fixture runs Airflow's api-server, scheduler and dag-processor with the celery executor and the two
+workers of `make airflow EXECUTOR=celery` (include/stack/components.py), each reporting its own name as its
+task instances' hostname. Airflow services already running are stopped first and restarted as they were
+afterwards (their executor recorded back), so the rest of the suite keeps LocalExecutor. The scheduler's own
+schedule is off: unpausing the DAG must not also start the daily canary run at the platform's scale.
+
+One run serves every assertion (one journey through a scheduler takes minutes on these machines): once both
+workers have run tasks, the worker running a stage's ``run`` task (retried on failure) is killed with its
+whole process group, and the run must still end successfully.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+
+from tests.dags.journeys import SMALL, tenant_id_of
+from tests.dags.test_backfill import AirflowApi
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack_env"), pytest.mark.timeout(1500)]
+
+DAG_ID = "onboarding_journey"
+SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+WORKERS = {"worker1": "airflow-celery-worker1", "worker2": "airflow-celery-worker2"}
+# Fresh tenants each session, so every row the checks count was written by this one run.
+SUFFIX = datetime.now(UTC).strftime("%m%d%H%M%S")
+TENANTS = [f"it-celery-{name}-{SUFFIX}" for name in ("a", "b", "c")]
+LOGICAL_DATE = "2026-11-10T00:00:00Z"
+# A small journey through a scheduler: ~10 s per task process on a quiet machine, three times that under load,
+# plus the scheduler's 60 s heartbeat timeout before the killed worker's task is retried.
+RUN_TIMEOUT_S = 1200
+
+
+def _wait(check, what: str, timeout_s: float, *, every_s: float = 2.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def task_instances(api: AirflowApi, run_id: str) -> list[dict[str, Any]]:
+    quoted = requests.utils.quote(run_id, safe="")
+    found: list[dict[str, Any]] = []
+    while True:
+        page = api.call(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances", params={"limit": 100, "offset": len(found)}
+        )
+        found.extend(page["task_instances"])
+        if not page["task_instances"] or len(found) >= page["total_entries"]:
+            return found
+
+
+@pytest.fixture(scope="module")
+def celery_airflow():
+    """The stack's Airflow under CeleryExecutor with both workers, for this module only."""
+    from include.stack import lifecycle, process
+    from include.stack.settings import StackSettings
+
+    settings = StackSettings.from_env()
+    names = (*SERVICES, "airflow-triggerer", *WORKERS.values())
+    before = [s.name for s in lifecycle.status(settings) if s.name in names and s.pid is not None]
+    celery = dataclasses.replace(settings, executor="celery")
+    lifecycle.down(settings, only=before)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
+        lifecycle.up(celery, only=[*SERVICES, *WORKERS.values()])
+    try:
+        yield {name: process.running_pid(settings.pid_file(component)) for name, component in WORKERS.items()}
+    finally:
+        lifecycle.down(celery, only=[*SERVICES, *WORKERS.values()])
+        # The recorded executor and the env file back to what they were, then what ran before runs again.
+        lifecycle.up(settings, only=before)
+
+
+@pytest.fixture(scope="module")
+def killed_run(celery_airflow) -> dict[str, Any]:
+    """One run of three tenants; the worker of a running stage task is SIGKILLed once both workers worked."""
+    api = AirflowApi()
+    _wait(lambda: api.session.get(f"{api.base}/api/v2/dags/{DAG_ID}", timeout=10).ok, "the DAG to be parsed", 180)
+    api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    try:
+        conf = {"tenants": TENANTS, **SMALL}
+        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": LOGICAL_DATE, "conf": conf})
+        run_id = run["dag_run_id"]
+
+        def victim() -> dict[str, Any] | None:
+            tis = task_instances(api, run_id)
+            if not set(WORKERS) <= {ti["hostname"] for ti in tis}:
+                return None
+            running = [
+                ti
+                for ti in tis
+                if ti["state"] == "running" and ti["task_id"].endswith(".run") and ti["hostname"] in WORKERS
+            ]
+            return running[0] if running else None
+
+        target = _wait(victim, "a stage task running once both workers have run tasks", RUN_TIMEOUT_S)
+        killed = target["hostname"]
+        # The worker, its pool and the task processes it forked: a machine that dies, not a warm shutdown.
+        os.killpg(celery_airflow[killed], signal.SIGKILL)
+        quoted = requests.utils.quote(run_id, safe="")
+        done = _wait(
+            lambda: (r := api.call("GET", f"/dags/{DAG_ID}/dagRuns/{quoted}"))["state"] in ("success", "failed") and r,
+            "the run to finish",
+            RUN_TIMEOUT_S,
+            every_s=5.0,
+        )
+        return {"run": done, "tis": task_instances(api, run_id), "target": target, "killed": killed}
+    finally:
+        api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": True})
+
+
+def feed_counts(run_id: str, slug: str) -> dict[str, Any]:
+    from include.config import reports_root, safe_name
+
+    with open(os.path.join(reports_root(), safe_name(run_id), slug, "report.json")) as fh:
+        report = json.load(fh)
+    (stage,) = [s for s in report["stages"] if s["name"] == "feed_kafka"]
+    return stage["counts"]
+
+
+def test_three_tenants_map_indexes_ran_on_both_workers_and_all_passed(killed_run):
+    tis = killed_run["tis"]
+    not_passed = {f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in tis if ti["state"] != "success"}
+    assert killed_run["run"]["state"] == "success" and not_passed == {}, not_passed
+    mapped = [ti for ti in tis if ti["map_index"] >= 0]
+    assert len({ti["map_index"] for ti in mapped}) == len(TENANTS)
+    assert {ti["hostname"] for ti in mapped} == set(WORKERS)
+    # Each tenant's chain of tasks, not only the run as a whole, was shared out.
+    per_worker = {name: {ti["map_index"] for ti in mapped if ti["hostname"] == name} for name in WORKERS}
+    assert all(per_worker.values()), per_worker
+
+
+def test_the_killed_workers_task_was_retried_on_the_other_worker(killed_run):
+    target, killed = killed_run["target"], killed_run["killed"]
+    (final,) = [
+        ti for ti in killed_run["tis"] if (ti["task_id"], ti["map_index"]) == (target["task_id"], target["map_index"])
+    ]
+    (survivor,) = set(WORKERS) - {killed}
+    assert final["state"] == "success"
+    assert final["try_number"] > target["try_number"]
+    assert final["hostname"] == survivor
+
+
+@pytest.mark.parametrize("slug", TENANTS)
+def test_nothing_the_killed_attempt_did_is_duplicated(killed_run, slug):
+    from plugins.hooks.app_db import AppDbHook
+
+    db, tenant_id = AppDbHook(), tenant_id_of(slug)
+
+    def one(sql: str) -> Any:
+        return db.get_first(sql, parameters=(tenant_id,))[0]
+
+    # Event ids are the table's key; the same event twice under two ids would show as a repeated tuple.
+    events = one("SELECT count(*) FROM interactions WHERE tenant_id = %s")
+    distinct = one(
+        "SELECT count(DISTINCT (user_id, item_id, interaction_type, ts)) FROM interactions WHERE tenant_id = %s"
+    )
+    assert events == distinct == feed_counts(killed_run["run"]["dag_run_id"], slug)["generated"]
+    assert one("SELECT count(*) FROM model_versions WHERE tenant_id = %s") == 1
+    assert one("SELECT count(*) FROM deployments WHERE tenant_id = %s") == 1
+    actions = dict(
+        db.get_records(
+            "SELECT action, count(*) FROM audit_log WHERE tenant_id = %s GROUP BY action", parameters=(tenant_id,)
+        )
+    )
+    assert {a: actions.get(a) for a in ("tenant.created", "model.registered", "model.deployed")} == {
+        "tenant.created": 1,
+        "model.registered": 1,
+        "model.deployed": 1,
+    }, actions
+    repeated = "SELECT count(*) - count(DISTINCT object) FROM audit_log WHERE tenant_id = %s AND action = %s"
+    assert db.get_first(repeated, parameters=(tenant_id, "upload.registered"))[0] == 0
