@@ -60,7 +60,8 @@ def celery_settings(settings: StackSettings, secrets: StackSecrets) -> dict[str,
     a worker reserves no task beyond those it runs, so a killed worker takes no queued task down with it.
     The task instance itself is failed by the scheduler after TASK_HEARTBEAT_TIMEOUT_S and retried (the
     journey's tasks have retries) by whichever worker is alive; a late redelivery of the old message is
-    refused by Airflow, since that try is no longer queued.
+    refused by Airflow, since that try is no longer queued. A task the dead worker had received but not
+    started stays queued until the scheduler's task_queued_timeout (600 s, Airflow's default) requeues it.
     """
     result_backend = airflow_dsn(settings, secrets).replace("postgresql://", "db+postgresql://", 1)
     return {
