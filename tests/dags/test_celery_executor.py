@@ -28,7 +28,17 @@ import requests
 from tests.dags.journeys import SMALL, tenant_id_of
 from tests.dags.test_backfill import AirflowApi
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack_env"), pytest.mark.timeout(1500)]
+# Opt-in (RECSYS_CELERY_TEST=1): on these shared 2-core machines the run takes ~19 min (measured, load ~7),
+# ~10 of them when the killed worker held a task it had not started (task_queued_timeout), far over the
+# suite's budget for it; `make test` keeps its duration.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("stack_env"),
+    pytest.mark.timeout(2400),
+    pytest.mark.skipif(
+        os.environ.get("RECSYS_CELERY_TEST") != "1", reason="opt-in: RECSYS_CELERY_TEST=1 (a ~20 min run)"
+    ),
+]
 
 DAG_ID = "onboarding_journey"
 SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
@@ -98,8 +108,9 @@ def killed_run(celery_airflow) -> dict[str, Any]:
         run_id = run["dag_run_id"]
 
         def victim() -> dict[str, Any] | None:
-            tis = task_instances(api, run_id)
-            if not set(WORKERS) <= {ti["hostname"] for ti in tis}:
+            tis = [ti for ti in task_instances(api, run_id) if ti["map_index"] >= 0]
+            # Not before each worker has finished a map index's task: those stay its in the end state.
+            if not set(WORKERS) <= {ti["hostname"] for ti in tis if ti["state"] == "success"}:
                 return None
             running = [
                 ti
@@ -108,7 +119,7 @@ def killed_run(celery_airflow) -> dict[str, Any]:
             ]
             return running[0] if running else None
 
-        target = _wait(victim, "a stage task running once both workers have run tasks", RUN_TIMEOUT_S)
+        target = _wait(victim, "a stage task running once both workers finished map indexes' tasks", RUN_TIMEOUT_S)
         killed = target["hostname"]
         # The worker, its pool and the task processes it forked: a machine that dies, not a warm shutdown.
         os.killpg(celery_airflow[killed], signal.SIGKILL)
@@ -119,7 +130,10 @@ def killed_run(celery_airflow) -> dict[str, Any]:
             RUN_TIMEOUT_S,
             every_s=5.0,
         )
-        return {"run": done, "tis": task_instances(api, run_id), "target": target, "killed": killed}
+        tries = api.call(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{target['task_id']}/{target['map_index']}/tries"
+        )["task_instances"]
+        return {"run": done, "tis": task_instances(api, run_id), "target": target, "killed": killed, "tries": tries}
     finally:
         api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": True})
 
@@ -135,9 +149,17 @@ def feed_counts(run_id: str, slug: str) -> dict[str, Any]:
 
 def test_three_tenants_map_indexes_ran_on_both_workers_and_all_passed(killed_run):
     tis = killed_run["tis"]
-    not_passed = {f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in tis if ti["state"] != "success"}
+    from plugins.journey import OPTIONAL_STAGES
+
+    # The optional stages (load_test, resilience) are skipped unless the run's params ask for them.
+    optional = {f"{stage}.{step}" for stage in OPTIONAL_STAGES for step in ("run", "validate")}
+    not_passed = {
+        f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
+        for ti in tis
+        if ti["state"] != "success" and not (ti["state"] == "skipped" and ti["task_id"] in optional)
+    }
     assert killed_run["run"]["state"] == "success" and not_passed == {}, not_passed
-    mapped = [ti for ti in tis if ti["map_index"] >= 0]
+    mapped = [ti for ti in tis if ti["map_index"] >= 0 and ti["state"] == "success"]
     assert len({ti["map_index"] for ti in mapped}) == len(TENANTS)
     assert {ti["hostname"] for ti in mapped} == set(WORKERS)
     # Each tenant's chain of tasks, not only the run as a whole, was shared out.
@@ -154,6 +176,9 @@ def test_the_killed_workers_task_was_retried_on_the_other_worker(killed_run):
     assert final["state"] == "success"
     assert final["try_number"] > target["try_number"]
     assert final["hostname"] == survivor
+    # The try that the kill interrupted is on record as the killed worker's, and failed.
+    (interrupted,) = [t for t in killed_run["tries"] if t["try_number"] == target["try_number"]]
+    assert (interrupted["hostname"], interrupted["state"]) == (killed, "failed")
 
 
 @pytest.mark.parametrize("slug", TENANTS)
