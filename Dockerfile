@@ -25,4 +25,4 @@ ENV PYTHONPATH=/opt/airflow
 RUN python -m plugins.journey.docs_assets
 
 # Created here, owned by airflow, so the named volumes mounted on them inherit that ownership.
-RUN mkdir -p /opt/airflow/work /opt/airflow/auth
+RUN mkdir -p /opt/airflow/work/lineage /opt/airflow/auth

@@ -152,6 +152,7 @@ def build_env(settings: StackSettings, secrets: StackSecrets) -> dict[str, str]:
         "RECSYS_METRICS_TOKEN": secrets.metrics_token,
         config.METRICS_TOKEN_ENV: secrets.metrics_token,
         "PROMETHEUS_URL": f"http://{HOST}:{settings.port('prometheus')}",
+        **openlineage_env(settings),
     }
     if settings.executor == "celery":
         env.update(celery_settings(settings, secrets))
@@ -194,3 +195,23 @@ def load_env(path: str | None = None) -> dict[str, str]:
     path = path or os.path.join(config.local_dir(), "env")
     with open(path) as fh:
         return parse_env(fh.read())
+
+
+def openlineage_env(settings: StackSettings) -> dict[str, str]:
+    """The OpenLineage provider's settings, the one place its transport is chosen: events go to files under
+    the stack's lineage/ directory (one JSON file per event, so concurrent tasks never interleave), or, with
+    OPENLINEAGE_URL set (e.g. Marquez's http://host:5000), over HTTP to that backend."""
+    url = os.environ.get("OPENLINEAGE_URL")
+    if url:
+        transport: dict[str, object] = {"type": "http", "url": url, "endpoint": "api/v1/lineage"}
+        if os.environ.get("OPENLINEAGE_API_KEY"):
+            transport["auth"] = {"type": "api_key", "apiKey": os.environ["OPENLINEAGE_API_KEY"]}
+    else:
+        # The file transport does not create its directory.
+        os.makedirs(settings.path("lineage"), exist_ok=True)
+        transport = {"type": "file", "log_file_path": os.path.join(settings.path("lineage"), "event"), "append": False}
+    return {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": os.environ.get("OPENLINEAGE_NAMESPACE", "recsys-journey"),
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "plugins.journey.lineage_extractor.JourneyExtractor",
+    }

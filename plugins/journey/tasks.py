@@ -25,6 +25,7 @@ from plugins.journey import (
     audit,
     deploy_model,
     feed_kafka,
+    lineage,
     load_test,
     query_recommendations,
     resilience,
@@ -141,6 +142,7 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     except AirflowSkipException:
         raise  # a stage that was not asked for (the fault drills): not a failure
     except Exception as exc:
+        lineage.record_run(stage, context, run=journey, done=done)
         error = f"{type(exc).__name__}: {exc}"
         seconds = round(time.monotonic() - start, 3)
         ti.xcom_push(key=FAILURE_KEY, value={"error": error[:4000], "duration_s": seconds})
@@ -152,6 +154,7 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
             )
         )
         raise AirflowFailException(f"{stage} failed (not retried: not a transient error): {error}") from exc
+    lineage.record_run(stage, context, run=journey, done={**done, stage: summary})
     return {**summary, "attempt_started_at": attempt_started_at, "duration_s": round(time.monotonic() - start, 3)}
 
 
@@ -174,6 +177,7 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
             f" report: {report_url(journey.run_id, tenant)}",
         )
     )
+    lineage.record_validation(stage, context, run=journey, done=done, validation=result)
     # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
     notes = module.failure_notes(done) if not result.success and hasattr(module, "failure_notes") else ""
     return raise_for_validation(result, ti=ti, notes=notes, footer=f"report: {report_url(journey.run_id, tenant)}")
