@@ -70,7 +70,9 @@ class BatchQuality:
 def batch_quality(validation: StageValidation) -> dict[str, BatchQuality]:
     """Each batch of a stage's validation (GX's own result objects, this process's) to its assertions and metrics."""
     if validation.evaluated and not validation.results:
-        raise ValueError(f"validation of {validation.suite!r} carries no GX results: only the validating process has them")
+        raise ValueError(
+            f"validation of {validation.suite!r} carries no GX results: only the validating process has them"
+        )
     return {name: _quality(name, result.to_json_dict()) for name, result in validation.results.items()}
 
 

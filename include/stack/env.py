@@ -214,4 +214,7 @@ def openlineage_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": os.environ.get("OPENLINEAGE_NAMESPACE", "recsys-journey"),
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "plugins.journey.lineage_extractor.JourneyExtractor",
+        # The listener emits each event from a forked process and kills it after this many seconds (default 10):
+        # on a loaded two-core machine a START event took longer and was lost.
+        "AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT": "60",
     }
