@@ -18,13 +18,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import requests
 
+from tests.dags.airflow_api import AirflowApi, quoted, wait_for
 from tests.dags.journeys import SMALL, object_checksums, platform_state, stable_counts, tenant_id_of
 
 # The suite-wide 600 s is a hang guard for one test; each test here runs two journeys through the scheduler
@@ -43,46 +42,14 @@ D1, D2, NEWEST = "2026-11-05", "2026-11-06", "2026-11-07"
 RUN_TIMEOUT_S = 600
 
 
-class AirflowApi:
-    """Airflow's REST API as an operator uses it: a JWT from /auth/token, then /api/v2."""
-
-    def __init__(self) -> None:
-        from include.stack.components import AIRFLOW_ADMIN, airflow_passwords_file
-        from include.stack.settings import HOST, StackSettings
-
-        settings = StackSettings.from_env()
-        self.base = f"http://{HOST}:{settings.port('airflow')}"
-        with open(airflow_passwords_file(settings)) as fh:
-            password = json.load(fh)[AIRFLOW_ADMIN]
-        token = requests.post(
-            f"{self.base}/auth/token", json={"username": AIRFLOW_ADMIN, "password": password}, timeout=10
-        )
-        token.raise_for_status()
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)
-        if response.status_code >= 400:
-            raise AssertionError(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
-        return response.json() if response.content else None
-
-    def runs(self) -> dict[str, dict[str, Any]]:
-        """The DAG's runs for D1 to NEWEST, by logical day (at most one run per logical date)."""
-        found = self.call(
-            "GET",
-            f"/dags/{DAG_ID}/dagRuns",
-            params={"logical_date_gte": f"{D1}T00:00:00Z", "logical_date_lte": f"{NEWEST}T00:00:00Z"},
-        )
-        return {run["logical_date"][:10]: run for run in found["dag_runs"]}
-
-    def active_backfills(self) -> list[dict[str, Any]]:
-        found = self.call("GET", "/backfills", params={"dag_id": DAG_ID})["backfills"]
-        return [b for b in found if b["completed_at"] is None]
-
-    def task_states(self, run_id: str) -> dict[str, str]:
-        found = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{requests.utils.quote(run_id, safe='')}/taskInstances")
-        return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in found["task_instances"]}
+def backfill_runs(api: AirflowApi) -> dict[str, dict[str, Any]]:
+    """The DAG's runs for D1 to NEWEST, by logical day (at most one run per logical date)."""
+    found = api.call(
+        "GET",
+        f"/dags/{DAG_ID}/dagRuns",
+        params={"logical_date_gte": f"{D1}T00:00:00Z", "logical_date_lte": f"{NEWEST}T00:00:00Z"},
+    )
+    return {run["logical_date"][:10]: run for run in found["dag_runs"]}
 
 
 @pytest.fixture(scope="module")
@@ -106,23 +73,23 @@ def airflow_api(newest):
         lifecycle.up(only=started)
     api = AirflowApi()
     try:
-        _wait(lambda: api.session.get(f"{api.base}/api/v2/dags/{DAG_ID}", timeout=10).ok, "the DAG to be parsed", 120)
+        wait_for(lambda: api.dag_parsed(DAG_ID), "the DAG to be parsed", 120)
         # A run an interrupted session left running would be skipped by every backfill: fail it, to reprocess.
-        for run in api.runs().values():
+        for run in backfill_runs(api).values():
             if run["state"] in ("queued", "running"):
-                api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{_quoted(run['dag_run_id'])}", json={"state": "failed"})
+                api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{quoted(run['dag_run_id'])}", json={"state": "failed"})
         api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         yield api
     finally:
         api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": True})
-        for active in api.active_backfills():
+        for active in api.active_backfills(DAG_ID):
             api.call("PUT", f"/backfills/{active['id']}/cancel")
         lifecycle.down(only=started)
 
 
 def backfill(api: AirflowApi, *args: str) -> None:
     # One backfill per DAG at a time, and the scheduler marks one complete a little after its last run ends.
-    _wait(lambda: not api.active_backfills(), "the previous backfill to complete", 60)
+    wait_for(lambda: not api.active_backfills(DAG_ID), "the previous backfill to complete", 60)
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     # One day at a time, as the DAG's doc says: days of one tenant would deploy over each other.
     command = [
@@ -145,17 +112,17 @@ def wait_for_runs(api: AirflowApi, days: tuple[str, ...], *, finished_after: str
     """Wait until each day's run has finished (after ``finished_after``, an ISO end date); fail on a failed run."""
 
     def finished() -> bool:
-        runs = api.runs()
+        runs = backfill_runs(api)
         for day in days:
             run = runs.get(day)
             if run and run["state"] == "failed":
-                raise AssertionError(f"backfill run of {day} failed: {api.task_states(run['dag_run_id'])}")
+                raise AssertionError(f"backfill run of {day} failed: {api.task_states(DAG_ID, run['dag_run_id'])}")
         return all(
             day in runs and runs[day]["state"] == "success" and runs[day]["end_date"] > finished_after for day in days
         )
 
-    _wait(finished, f"successful runs of {', '.join(days)}", RUN_TIMEOUT_S * len(days))  # one day after the other
-    return api.runs()
+    wait_for(finished, f"successful runs of {', '.join(days)}", RUN_TIMEOUT_S * len(days))  # one day after the other
+    return backfill_runs(api)
 
 
 def report(run: dict[str, Any]) -> dict[str, Any]:
@@ -228,14 +195,14 @@ def test_a_failed_day_cleared_and_rerun_alone_leaves_every_count_key_deployment_
     """Reprocessing a failed run clears it (Airflow's dag.clear, as an operator's Clear does) and runs it again."""
     from plugins.hooks.app_db import AppDbHook
 
-    runs = airflow_api.runs()
+    runs = backfill_runs(airflow_api)
     assert all(runs[day]["state"] == "success" for day in (D1, D2, NEWEST)), "the previous test backfilled them"
     first = report(runs[D2])
     before = platform_state(TENANT, first["run_key"])
     assert before["run_keys_active"] == 0 and before["probe_tenant"] == 0
 
     # An operator marks D2 failed; reprocessing failed runs re-runs D2 alone, with the same data.
-    airflow_api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{_quoted(runs[D2]['dag_run_id'])}", json={"state": "failed"})
+    airflow_api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{quoted(runs[D2]['dag_run_id'])}", json={"state": "failed"})
     backfill(airflow_api, "--from-date", D1, "--to-date", NEWEST, "--reprocess-behavior", "failed")
     rerun = wait_for_runs(airflow_api, (D2,), finished_after=runs[D2]["end_date"])
     assert {day: rerun[day]["end_date"] for day in (D1, NEWEST)} == {day: runs[day]["end_date"] for day in (D1, NEWEST)}
@@ -255,18 +222,6 @@ def test_a_failed_day_cleared_and_rerun_alone_leaves_every_count_key_deployment_
     assert error_lines(rerun[D2]["dag_run_id"]) == []
 
 
-def _quoted(run_id: str) -> str:
-    return requests.utils.quote(run_id, safe="")
-
-
 def _now() -> str:
     """An ISO end date to wait past: runs of an earlier session of this test have finished before it."""
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _wait(condition, what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {timeout_s:g} s for {what}")
-        time.sleep(3)

@@ -18,15 +18,14 @@ import dataclasses
 import json
 import os
 import signal
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
 
+from tests.dags.airflow_api import AirflowApi, wait_for
 from tests.dags.journeys import SMALL, tenant_id_of
-from tests.dags.test_backfill import AirflowApi
 
 # Opt-in (RECSYS_CELERY_TEST=1): on these shared 2-core machines the run takes ~19 min (measured, load ~7),
 # ~10 of them when the killed worker held a task it had not started (task_queued_timeout), far over the
@@ -50,16 +49,6 @@ LOGICAL_DATE = "2026-11-10T00:00:00Z"
 # A small journey through a scheduler: ~10 s per task process on a quiet machine, three times that under load,
 # plus the scheduler's 60 s heartbeat timeout before the killed worker's task is retried.
 RUN_TIMEOUT_S = 1200
-
-
-def _wait(check, what: str, timeout_s: float, *, every_s: float = 2.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def task_instances(api: AirflowApi, run_id: str) -> list[dict[str, Any]]:
@@ -100,7 +89,7 @@ def celery_airflow():
 def killed_run(celery_airflow) -> dict[str, Any]:
     """One run of three tenants; the worker of a running stage task is SIGKILLed once both workers worked."""
     api = AirflowApi()
-    _wait(lambda: api.session.get(f"{api.base}/api/v2/dags/{DAG_ID}", timeout=10).ok, "the DAG to be parsed", 180)
+    wait_for(lambda: api.dag_parsed(DAG_ID), "the DAG to be parsed", 180)
     api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     try:
         conf = {"tenants": TENANTS, **SMALL}
@@ -119,12 +108,12 @@ def killed_run(celery_airflow) -> dict[str, Any]:
             ]
             return running[0] if running else None
 
-        target = _wait(victim, "a stage task running once both workers finished map indexes' tasks", RUN_TIMEOUT_S)
+        target = wait_for(victim, "a stage task running once both workers finished map indexes' tasks", RUN_TIMEOUT_S)
         killed = target["hostname"]
         # The worker, its pool and the task processes it forked: a machine that dies, not a warm shutdown.
         os.killpg(celery_airflow[killed], signal.SIGKILL)
         quoted = requests.utils.quote(run_id, safe="")
-        done = _wait(
+        done = wait_for(
             lambda: (r := api.call("GET", f"/dags/{DAG_ID}/dagRuns/{quoted}"))["state"] in ("success", "failed") and r,
             "the run to finish",
             RUN_TIMEOUT_S,
