@@ -197,20 +197,35 @@ def load_env(path: str | None = None) -> dict[str, str]:
         return parse_env(fh.read())
 
 
-def openlineage_env(settings: StackSettings) -> dict[str, str]:
-    """The OpenLineage provider's settings, the one place its transport is chosen: events go to files under
-    the stack's lineage/ directory (one JSON file per event, so concurrent tasks never interleave), or, with
-    OPENLINEAGE_URL set (e.g. Marquez's http://host:5000), over HTTP to that backend."""
+# RECSYS_LINEAGE=file turns the provider on with the file transport; OPENLINEAGE_URL turns it on over HTTP.
+LINEAGE_ENV = "RECSYS_LINEAGE"
+
+
+def openlineage_env(settings: StackSettings, *, mode: str | None = None) -> dict[str, str]:
+    """The OpenLineage provider's settings, the one place its transport is chosen: with OPENLINEAGE_URL set
+    (e.g. Marquez's http://host:5000), over HTTP to that backend; with ``mode`` (default: RECSYS_LINEAGE)
+    ``file``, to files under the stack's lineage/ directory (one JSON file per event, so concurrent tasks never
+    interleave). Otherwise the provider is off.
+
+    Off by default because it is not free here: the listener forks the task process for every event and the
+    provider adds a child event per SQL statement (555 events for one small journey), which measured ~13 s of
+    CPU per forked emitter under dag.test and more than doubled the test suite's time on two cores."""
     url = os.environ.get("OPENLINEAGE_URL")
+    mode = (os.environ.get(LINEAGE_ENV, "") if mode is None else mode).strip().lower()
     if url:
         transport: dict[str, object] = {"type": "http", "url": url, "endpoint": "api/v1/lineage"}
         if os.environ.get("OPENLINEAGE_API_KEY"):
             transport["auth"] = {"type": "api_key", "apiKey": os.environ["OPENLINEAGE_API_KEY"]}
-    else:
+    elif mode == "file":
         # The file transport does not create its directory.
         os.makedirs(settings.path("lineage"), exist_ok=True)
         transport = {"type": "file", "log_file_path": os.path.join(settings.path("lineage"), "event"), "append": False}
+    elif mode in ("", "off"):
+        return {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
+    else:
+        raise ValueError(f"{LINEAGE_ENV} must be file or off (or set OPENLINEAGE_URL), got {mode!r}")
     return {
+        "AIRFLOW__OPENLINEAGE__DISABLED": "False",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": os.environ.get("OPENLINEAGE_NAMESPACE", "recsys-journey"),
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "plugins.journey.lineage_extractor.JourneyExtractor",

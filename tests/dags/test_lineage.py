@@ -11,12 +11,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.dags.journeys import SMALL, run_journey
+from tests.dags.journeys import SMALL
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -54,12 +56,34 @@ def _by_job(events: list[dict]) -> dict[str, dict[str, dict]]:
     return jobs
 
 
+# The provider decides once per process whether it is on (its conf is cached and its listener registered when
+# plugins load), and the stack runs with lineage off, so the journey runs in a process of its own with it on.
+_RUN = """
+import json, sys
+from datetime import datetime
+from tests.dags.journeys import run_journey
+day, conf = sys.argv[1], json.loads(sys.argv[2])
+dag_run, report = run_journey(logical_date=datetime.fromisoformat(day), **conf)
+print("RESULT " + json.dumps({"state": dag_run.state, "run_id": dag_run.run_id, "failed_stage": report["failed_stage"]}))
+"""
+
+
 @pytest.fixture(scope="module")
 def lineage(stack_env):
+    from include.stack.env import openlineage_env
+    from include.stack.settings import StackSettings
+
     since = time.time() - 1
-    dag_run, report = run_journey(logical_date=DAY, tenant=TENANT, **SMALL, **IMPOSSIBLE_RPS)
-    assert dag_run.state == "failed" and report["failed_stage"] == "load_test", report.get("failed_stage")
-    return _by_job(_events(stack_env, since=since, run_id=dag_run.run_id)), stack_env
+    env = {**os.environ, **openlineage_env(StackSettings.from_env(), mode="file")}
+    conf = json.dumps({"tenant": TENANT, **SMALL, **IMPOSSIBLE_RPS})
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, DAY.isoformat(), conf], env=env, capture_output=True, text=True, timeout=900
+    )
+    found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert found, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(found[-1].removeprefix("RESULT "))
+    assert result["state"] == "failed" and result["failed_stage"] == "load_test", result
+    return _by_job(_events(stack_env, since=since, run_id=result["run_id"])), stack_env
 
 
 def _names(datasets: list[dict]) -> set[tuple[str, str]]:

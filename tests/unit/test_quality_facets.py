@@ -1,10 +1,11 @@
 """GX results of a real validation (GX's own result objects) mapped onto OpenLineage's data-quality facets, and the lineage transport's
-one switch (file locally, HTTP with OPENLINEAGE_URL)."""
+one switch (off by default, files with RECSYS_LINEAGE=file, HTTP with OPENLINEAGE_URL)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from openlineage.client.serde import Serde
 
 from include.stack.env import openlineage_env
@@ -43,9 +44,14 @@ def test_a_failed_expectation_is_an_unsuccessful_assertion_with_its_failure_coun
     assert facets["dataQualityMetrics"]["columnMetrics"]["item_id"]["nullCount"] == 1
 
 
-def test_the_transport_is_files_under_the_stack_unless_openlineage_url_is_set(tmp_path, monkeypatch) -> None:
+def test_lineage_is_off_unless_asked_then_files_under_the_stack_or_http_to_openlineage_url(tmp_path, monkeypatch):
     settings = StackSettings.from_env({"RECSYS_LOCAL_DIR": str(tmp_path), "RECSYS_PORT_OFFSET": "0"})
     monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+    monkeypatch.delenv("RECSYS_LINEAGE", raising=False)
+    assert openlineage_env(settings) == {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
+    with pytest.raises(ValueError, match="RECSYS_LINEAGE must be file or off"):
+        openlineage_env(settings, mode="kafka")
+    monkeypatch.setenv("RECSYS_LINEAGE", "file")
     local = json.loads(openlineage_env(settings)["AIRFLOW__OPENLINEAGE__TRANSPORT"])
     assert local["type"] == "file" and local["log_file_path"].startswith(str(tmp_path / "lineage"))
     assert (tmp_path / "lineage").is_dir()
