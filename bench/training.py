@@ -35,22 +35,22 @@ def measure(*, repetitions: int) -> TrainingSamples:
     day = datetime(2026, 11, 20, tzinfo=UTC)
     data = datagen.generate(tenant="bench-train", interval_start=day, interval_end=day + timedelta(days=1), seed=42)
     base = TrainConfig(seed=42)
-    curve, reached = [], None
+    # The grid's epoch cap, not the fit's ``epochs`` metric: that one is the epochs run, fractional when a fit
+    # stopped mid-epoch, and a cap must be a whole number.
+    curve, reached, cap = [], None, None
     for epochs in EPOCH_GRID:
         metrics = _fit(data, replace(base, epochs=epochs))
         curve.append({"epochs": epochs, "ndcg_at_10": metrics["ndcg_at_10"], "train_seconds": metrics["train_seconds"]})
         if metrics["ndcg_at_10"] >= NDCG_THRESHOLD:
-            reached = metrics
+            reached, cap = metrics, epochs
             break
     seconds = []
     if reached is not None:
         seconds.append(reached["train_seconds"])
-        seconds += [
-            _fit(data, replace(base, epochs=reached["epochs"]))["train_seconds"] for _ in range(repetitions - 1)
-        ]
-    final_metrics = reached if reached is not None and reached["epochs"] == base.epochs else _fit(data, base)
+        seconds += [_fit(data, replace(base, epochs=cap))["train_seconds"] for _ in range(repetitions - 1)]
+    final_metrics = reached if reached is not None and cap == base.epochs else _fit(data, base)
     return TrainingSamples(
-        epochs_to_target=None if reached is None else int(reached["epochs"]),
+        epochs_to_target=cap,
         seconds_to_target=seconds,
         curve=curve,
         final={

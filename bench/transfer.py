@@ -71,7 +71,8 @@ class TransferSamples:
     kafka_grid_msgs_s: dict[str, list[float]] = field(default_factory=dict)
     kafka_librdkafka_msgs_s: list[float] = field(default_factory=list)
     drain_rows_s: list[float] = field(default_factory=list)
-    copy_rows_s: list[float] = field(default_factory=list)
+    copy_rows_s: list[float] = field(default_factory=list)  # into interactions itself: the drain's ceiling
+    copy_empty_rows_s: list[float] = field(default_factory=list)  # into an empty copy of it, for the record
     upload_hook_mb_s: list[float] = field(default_factory=list)
     upload_bare_mb_s: list[float] = field(default_factory=list)
     messages: int = 0
@@ -131,37 +132,47 @@ def librdkafka_produce(batch: list[tuple[bytes, bytes]]) -> float:
     return len(batch) / (time.perf_counter() - start)
 
 
-def bare_copy(rows: list[tuple], *, table: str) -> float:
-    """The best of COPY_TRIES COPYs of the rows the worker lands, each into a fresh scratch table shaped like
-    ``interactions`` (same keys and indexes, WAL-logged like it) that is dropped after: rows/s."""
-    return max(_bare_copy_once(rows, table=f"{table}_{n}") for n in range(COPY_TRIES))
+def bare_copy(rows: list[tuple], *, into_table: bool, scratch: str) -> float:
+    """The best of COPY_TRIES bare COPYs of the rows the worker landed: rows/s.
+
+    ``into_table``: into ``interactions`` itself, the job the worker does (its key, foreign key and indexes at
+    their current size, WAL-logged), under fresh event ids, rolled back. Otherwise into an empty copy of the
+    table (same key and indexes, no foreign key), dropped after: the same rows without the table's bulk.
+    """
+    return max(_bare_copy_once(rows, into_table=into_table, table=f"{scratch}_{n}") for n in range(COPY_TRIES))
 
 
-def _bare_copy_once(rows: list[tuple], *, table: str) -> float:
+def _bare_copy_once(rows: list[tuple], *, into_table: bool, table: str) -> float:
     import csv
 
     import psycopg2
 
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    # The event id is the first column: prefixed, each row is new to the table, like the worker's backlog was.
+    csv.writer(buffer).writerows([(f"{table}-{row[0]}", *row[1:]) for row in rows] if into_table else rows)
     data = buffer.getvalue()
+    target = "interactions" if into_table else table
     # psycopg2, the worker's driver (the hook itself may hand out psycopg 3), on the hook's connection.
     db = AppDbHook().get_connection(AppDbHook.default_conn_name)
     conn = psycopg2.connect(host=db.host, port=db.port, user=db.login, password=db.password, dbname=db.schema)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {table} (LIKE interactions INCLUDING ALL)")
-            conn.commit()
+            if not into_table:
+                cur.execute(f"CREATE TABLE {table} (LIKE interactions INCLUDING ALL)")
+                conn.commit()
             try:
                 buffer.seek(0)
                 start = time.perf_counter()
                 # The whole buffer in one read (psycopg2 reads 8 KiB at a time otherwise), as the worker does.
-                cur.copy_expert(f"COPY {table} ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", buffer, size=len(data))
-                conn.commit()
+                cur.copy_expert(f"COPY {target} ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", buffer, size=len(data))
+                # Into the table, the rows are rolled back rather than committed: the few ms of the commit's
+                # WAL flush are left out, which only raises the ceiling.
+                (conn.rollback if into_table else conn.commit)()
                 return len(rows) / (time.perf_counter() - start)
             finally:
-                cur.execute(f"DROP TABLE IF EXISTS {table}")
-                conn.commit()
+                if not into_table:
+                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    conn.commit()
     finally:
         conn.close()
 
@@ -188,7 +199,7 @@ def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) ->
             tenants[role] = (slug, api.ensure_tenant(slug=slug, name=slug, email="bench@example.com")["tenant_id"])
         source = f"bench-{stamp}-{rep}"
         batch = {
-            role: messages(_seed(slug, day=day).interactions, tenant=slug, source=source)
+            role: list(messages(_seed(slug, day=day).interactions, tenant=slug, source=source))
             for role, (slug, _id) in tenants.items()
         }
         samples.messages = len(batch["hook"])
@@ -206,7 +217,7 @@ def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) ->
             bare_slug, bare_tenant = tenants["bare"]
             for n, (name, settings) in enumerate({**grid, "librdkafka": None}.items()):
                 bare_source = f"{source}-bare-{n}"
-                bare = messages(_seed(bare_slug, day=day).interactions, tenant=bare_slug, source=bare_source)
+                bare = list(messages(_seed(bare_slug, day=day).interactions, tenant=bare_slug, source=bare_source))
                 rate = librdkafka_produce(bare) if settings is None else bare_produce(bare, settings)
                 if settings is None:
                     samples.kafka_librdkafka_msgs_s.append(rate)
@@ -235,7 +246,8 @@ def feed_and_drain(*, repetitions: int, stamp: str, samples: TransferSamples) ->
             f"SELECT {COLUMNS} FROM interactions WHERE tenant_id = %s AND source = %s",
             parameters=(drain_tenant, source),
         )
-        samples.copy_rows_s.append(bare_copy(rows, table=f"bench_copy_{rep}"))
+        samples.copy_rows_s.append(bare_copy(rows, into_table=True, scratch=f"bench-copy-{rep}"))
+        samples.copy_empty_rows_s.append(bare_copy(rows, into_table=False, scratch=f"bench_copy_{rep}"))
 
 
 def _drain_rate(db: AppDbHook, *, tenant_id: str, source: str, expected: int) -> float:

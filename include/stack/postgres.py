@@ -159,6 +159,21 @@ def server_argv(settings: StackSettings) -> list[str]:
         # Airflow's LocalExecutor, the API's pool and the worker all hold connections at once.
         "-c",
         "max_connections=200",
+        # Sized for the ingestion worker's upserts into interactions, whose keys are random (uuid event ids):
+        # each batch touches pages all over its indexes. With the defaults (128 MB of buffers, a checkpoint
+        # per 1 GB of WAL) a 1M-row table's indexes no longer fit and every checkpoint makes the next write
+        # to each page log the whole 8 KiB page again (full_page_writes); lz4 shrinks those page images.
+        # Durability is unchanged: fsync, full_page_writes and synchronous_commit stay on.
+        "-c",
+        "shared_buffers=1GB",
+        "-c",
+        "max_wal_size=8GB",
+        "-c",
+        "checkpoint_timeout=15min",
+        "-c",
+        "wal_compression=lz4",
+        "-c",
+        "wal_buffers=64MB",
     ]
 
 

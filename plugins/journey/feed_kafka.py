@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -23,18 +24,20 @@ from plugins.journey.tables import read_table
 from plugins.journey.upload_to_minio import raw_key
 
 POLL_SECONDS = 0.5
+ENCODE_CHUNK_ROWS = 50_000
 log = logging.getLogger(__name__)
 
 
-def messages(interactions: pd.DataFrame, *, tenant: str, source: str) -> list[tuple[bytes, bytes]]:
+def messages(interactions: pd.DataFrame, *, tenant: str, source: str) -> Iterator[tuple[bytes, bytes]]:
+    """(key, JSON value) per interaction in timestamp order, encoded a chunk at a time as the producer takes
+    them: a 10M-row feed never holds 10M row dicts and their encodings at once."""
     ordered = interactions.sort_values(["timestamp", "event_id"], kind="stable")
-    return [
-        (
-            row["user_id"].encode(),
-            json.dumps({"tenant": tenant, "source": source, **row}, separators=(",", ":")).encode(),
-        )
-        for row in ordered.to_dict("records")
-    ]
+    for start in range(0, len(ordered), ENCODE_CHUNK_ROWS):
+        for row in ordered.iloc[start : start + ENCODE_CHUNK_ROWS].to_dict("records"):
+            yield (
+                row["user_id"].encode(),
+                json.dumps({"tenant": tenant, "source": source, **row}, separators=(",", ":")).encode(),
+            )
 
 
 def wait_for_landing(
@@ -90,9 +93,12 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     interactions = read_table(
         MinioHook().read_back(bucket=RAW_BUCKET, key=raw_key(journey, "interactions")).data, "interactions"
     )
-    batch = messages(interactions, tenant=journey.tenant, source=journey.run_key)
     since = AppDbHook().now()
-    produced = KafkaHook().produce(INTERACTIONS_TOPIC, batch, total=len(batch))
+    produced = KafkaHook().produce(
+        INTERACTIONS_TOPIC,
+        messages(interactions, tenant=journey.tenant, source=journey.run_key),
+        total=len(interactions),
+    )
     if produced.failed:
         raise RuntimeError(
             f"{produced.failed} of {produced.produced} messages were not acknowledged: {produced.errors}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +80,7 @@ def reconciliation(expected: pd.Series, landed: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def _paced(messages: list[tuple[bytes, bytes]], *, pause_s: float = PAUSE_S) -> Iterator[tuple[bytes, bytes]]:
+def _paced(messages: Iterable[tuple[bytes, bytes]], *, pause_s: float = PAUSE_S) -> Iterator[tuple[bytes, bytes]]:
     for i, message in enumerate(messages):
         if i and i % PAUSE_EVERY == 0:
             time.sleep(pause_s)

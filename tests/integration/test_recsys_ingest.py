@@ -153,3 +153,40 @@ def test_poison_messages_reach_the_dead_letter_topic_with_a_reason(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+
+
+def test_events_resent_under_another_source_move_and_a_replay_changes_nothing(
+    stack_env, only_test_workers, db, producer, tmp_path, new_tenant, wait_for
+):
+    tenant = new_tenant("ingest-move")
+    slug, tenant_id = tenant["slug"], tenant["tenant_id"]
+    first, second = (f"move-{name}-{uuid.uuid4().hex[:8]}" for name in ("a", "b"))
+    events = [message(slug, first, n) for n in range(3_000)]
+
+    def progress() -> dict[str, int]:
+        with db.cursor() as cur:
+            cur.execute("SELECT source, rows_landed FROM ingest_progress WHERE tenant_id = %s", (tenant_id,))
+            return dict(cur.fetchall())
+
+    def by_source() -> dict[str, int]:
+        with db.cursor() as cur:
+            cur.execute("SELECT source, count(*) FROM interactions WHERE tenant_id = %s GROUP BY 1", (tenant_id,))
+            return dict(cur.fetchall())
+
+    worker = start_worker(tmp_path, "move")
+    try:
+        produce(producer, events)
+        wait_for(lambda: progress().get(first) == 3_000, timeout_s=90, what="the first source's 3,000 rows")
+        # A third of the same events again under another source: they move, the rest stay.
+        produce(producer, [{**m, "source": second} for m in events[:1_000]])
+        wait_for(lambda: progress().get(second) == 1_000, timeout_s=90, what="1,000 rows under the second source")
+        assert progress() == by_source() == {first: 2_000, second: 1_000}
+        # The same events once more under the same source (a replay): counts and rows stay as they are.
+        produce(producer, [{**m, "source": second} for m in events[:1_000]])
+        marker = [message(slug, second, 3_000)]
+        produce(producer, marker)
+        wait_for(lambda: progress().get(second) == 1_001, timeout_s=90, what="the marker event behind the replay")
+        assert progress() == by_source() == {first: 2_000, second: 1_001}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, (tmp_path / "move.log").read_text()[-2000:]

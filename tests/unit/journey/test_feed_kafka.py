@@ -24,7 +24,7 @@ def test_messages_are_keyed_by_user_in_timestamp_order_with_the_tenant_and_sourc
             "timestamp": ["2026-01-01T10:00:00+00:00", "2026-01-01T09:00:00+00:00", "2026-01-01T10:00:00+00:00"],
         }
     )
-    batch = messages(interactions, tenant="acme", source="2026-01-01-abcd")
+    batch = list(messages(interactions, tenant="acme", source="2026-01-01-abcd"))
     assert [key for key, _ in batch] == [b"u2", b"u1", b"u1"]
     bodies = [json.loads(value) for _, value in batch]
     # Same timestamp: the event id breaks the tie, so a re-run sends the same sequence.
