@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,14 @@ def test_the_model_beats_item_knn_on_planted_taste_and_the_report_states_the_pro
     assert (
         protocol["seed"] == 0 and "excluded" in protocol["ranking"] and "0.2 of distinct items" in protocol["holdout"]
     )
+
+
+def test_held_out_metrics_are_measured_on_a_seeded_sample_of_at_most_eval_users(planted, small_config):
+    everyone = train_tenant(planted.interactions, config=replace(small_config, epochs=2))
+    sampled = train_tenant(planted.interactions, config=replace(small_config, epochs=2, eval_users=25))
+    again = train_tenant(planted.interactions, config=replace(small_config, epochs=2, eval_users=25))
+    assert everyone.metrics["evaluated_users"] > 25
+    assert sampled.metrics["evaluated_users"] == 25
+    # The same users each time, so day-over-day figures compare like with like.
+    assert sampled.metrics["ndcg_at_10"] == again.metrics["ndcg_at_10"]
+    assert sampled.metrics["knn_ndcg_at_10"] == again.metrics["knn_ndcg_at_10"]

@@ -77,6 +77,11 @@ class TrainConfig:
     patience: int = 5
     min_delta: float = 1e-4
     knn_neighbours: int = 100  # the item-kNN baseline's neighbours per item
+    # Held-out metrics (the model's and both baselines') are means over a seeded sample of at most this many
+    # users with held-out items. Ranking the whole catalog for every user of three models was 66 of 87 s of
+    # a 1M-interaction fit; over 10,000 users the standard error of NDCG@10 is ~0.003. At the default scale
+    # (10K users) every user is evaluated.
+    eval_users: int = 10_000
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -91,7 +91,7 @@ def train_tenant(
 
     # Every model is measured against everything it may not recommend: the whole train split.
     train_pairs = pairs(holdout.train)
-    test_pairs = pairs(holdout.test)
+    test_pairs = _sampled_users(pairs(holdout.test), limit=config.eval_users, seed=config.seed)
     user_emb, item_emb = torch.from_numpy(model.user_embeddings), torch.from_numpy(model.item_embeddings)
     evaluation = dict(train_pairs=train_pairs, test_pairs=test_pairs, n_users=len(users), k=EVAL_K)
     lightgcn = rank_topk(lambda batch: user_emb[batch] @ item_emb.T, **evaluation)
@@ -154,6 +154,15 @@ def train_tenant(
     )
 
 
+def _sampled_users(pairs: tuple[np.ndarray, np.ndarray], *, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of a seeded sample of at most ``limit`` of their users (all of them when fewer)."""
+    users = np.unique(pairs[0])
+    if len(users) <= limit:
+        return pairs
+    keep = np.isin(pairs[0], np.random.default_rng(seed).choice(users, limit, replace=False))
+    return pairs[0][keep], pairs[1][keep]
+
+
 def _prefixed(model: str, figures: dict[str, object]) -> dict[str, object]:
     """A baseline's beyond-accuracy figures under its name (its cold-start slice is the model's: same users)."""
     return {
@@ -176,7 +185,10 @@ def protocol(config: TrainConfig) -> dict[str, object]:
             f"early stopping on NDCG@{EVAL_K} of items carved from train the same way (seed {config.seed + 1},"
             f" up to {config.validation_users} users); test is never seen in training"
         ),
-        "metrics": f"NDCG@{EVAL_K}, Recall@{EVAL_K} (trec_eval ndcg_cut/recall), mean over users with held-out items",
+        "metrics": (
+            f"NDCG@{EVAL_K}, Recall@{EVAL_K} (trec_eval ndcg_cut/recall), mean over users with held-out items"
+            f" (a sample of {config.eval_users:,} with seed {config.seed} where there are more)"
+        ),
         "cold_start": f"users with fewer than {COLD_START_MAX_ITEMS} distinct training items",
         "seed": config.seed,
         "baselines": f"item-kNN (cosine, {config.knn_neighbours} neighbours) and popularity on the same split",
