@@ -351,6 +351,11 @@ CELERY_TIER = "celery"
 CELERY_WORKERS = ("worker1", "worker2")
 
 
+def celery_node(name: str) -> str:
+    """The Celery node name of the stack's worker ``name``: what its -H gives, and what control commands address."""
+    return f"{name}@{socket.gethostname()}"
+
+
 def _celery_workers(settings: StackSettings, secrets: StackSecrets, airflow: dict[str, str]) -> list[Component]:
     """Two Celery workers (`airflow celery worker`), started by `up --airflow` when the executor is celery.
 
@@ -361,7 +366,7 @@ def _celery_workers(settings: StackSettings, secrets: StackSecrets, airflow: dic
     broker = celery_broker_url(settings, secrets)
     found = []
     for name in CELERY_WORKERS:
-        node = f"{name}@{socket.gethostname()}"
+        node = celery_node(name)
         found.append(
             Component(
                 name=f"airflow-celery-{name}",
