@@ -299,7 +299,9 @@ def run(stage: str, tenant: str) -> dict:
     return run_stage(stage, _context(tenant), tenant=tenant)
 
 
-@task(retries=0, map_index_template=BY_TENANT)
+# A failed expectation raises AirflowFailException, which Airflow never retries: the one retry is for the
+# machine (a Celery worker lost mid-validation, a dropped connection), so a validation is never re-judged.
+@task(retries=1, map_index_template=BY_TENANT)
 def validate(stage: str, tenant: str) -> dict:
     from plugins.journey.tasks import validate_stage
 

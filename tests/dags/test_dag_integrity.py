@@ -42,10 +42,31 @@ def test_no_dag_has_a_start_date_that_would_turn_a_day_into_an_empty_success(dag
         assert [t.task_id for t in dag.tasks if t.start_date is not None] == [], dag_id
 
 
-def test_validations_are_never_retried(dagbag):
+def test_a_failed_validation_is_final_and_only_a_lost_machine_is_retried(dagbag):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from plugins.validation import raise_for_validation
+
     validations = [t for d in dagbag.dags.values() for t in d.tasks if t.task_id.endswith(".validate")]
     assert validations
-    assert all(t.retries == 0 for t in validations)
+    assert all(t.retries == 1 for t in validations)
+
+    # A failed suite raises the one exception Airflow fails at once, retries or not.
+    class Failed:
+        success = False
+
+        def to_dict(self):
+            return {"success": False}
+
+        def message(self):
+            return "GX suite 'seed_data' failed: 1 of 1 expectations unsuccessful"
+
+    class Ti:
+        def xcom_push(self, **_pushed):
+            pass
+
+    with pytest.raises(AirflowFailException):
+        raise_for_validation(Failed(), ti=Ti())
 
 
 def test_journey_stages_in_order(dagbag):
