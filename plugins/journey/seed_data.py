@@ -10,6 +10,7 @@ summary (nothing is dropped silently). The GX suite proves the clean set's integ
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from include.recsys.contract.schema import interaction_problem, item_problem
 from plugins.journey.rejections import SOURCE_ROW, failure_text, summarize
 from plugins.journey.run import JourneyRun
 from plugins.journey.tables import REASON, TABLES, read_table, to_csv_bytes, with_timestamps, write_table
+
+CHECK_CHUNK_ROWS = 100_000
 
 
 def clean_path(run: JourneyRun, name: str) -> str:
@@ -99,10 +102,7 @@ def split_by_contract(
     given = reasons or {}
     items = frames["items"]
     item_reasons = _first(given.get("items"), items.index)
-    item_reasons = item_reasons.where(
-        item_reasons.notna(),
-        pd.Series([item_problem(r) for r in items.to_dict("records")], index=items.index, dtype=object),
-    )
+    item_reasons = item_reasons.where(item_reasons.notna(), _row_problems(items, item_problem))
     item_reasons = item_reasons.where(item_reasons.notna() | ~items["item_id"].duplicated(), "duplicate item_id")
 
     users = frames["users"]
@@ -117,19 +117,18 @@ def split_by_contract(
     interaction_reasons = _first(given.get("interactions"), interactions.index)
     # An interaction with an item the catalog had but rejected is the catalog's problem: say so, rather than
     # calling the item unknown.
-    of_rejected_item = interactions["item_id"].isin(rejected_item_ids)
-    interaction_reasons = interaction_reasons.where(
-        interaction_reasons.notna() | ~of_rejected_item,
-        "item_id of a rejected catalog row, got " + interactions["item_id"].str.slice(0, 64).map(repr),
+    interaction_reasons = _fill(
+        interaction_reasons,
+        interactions["item_id"].isin(rejected_item_ids),
+        interactions["item_id"],
+        "item_id of a rejected catalog row",
     )
-    checked = [interaction_problem(r, item_ids=item_ids, window=window) for r in interactions.to_dict("records")]
     interaction_reasons = interaction_reasons.where(
-        interaction_reasons.notna(), pd.Series(checked, index=interactions.index, dtype=object)
+        interaction_reasons.notna(),
+        _row_problems(interactions, lambda row: interaction_problem(row, item_ids=item_ids, window=window)),
     )
-    unknown_user = ~interactions["user_id"].isin(user_ids)
-    interaction_reasons = interaction_reasons.where(
-        interaction_reasons.notna() | ~unknown_user,
-        "unknown user_id, got " + interactions["user_id"].str.slice(0, 64).map(repr),
+    interaction_reasons = _fill(
+        interaction_reasons, ~interactions["user_id"].isin(user_ids), interactions["user_id"], "unknown user_id"
     )
     interaction_reasons = interaction_reasons.where(
         interaction_reasons.notna() | ~interactions["event_id"].duplicated(), "duplicate event_id"
@@ -148,6 +147,26 @@ def split_by_contract(
             frame[bad].assign(**{SOURCE_ROW: positions[bad].astype(str), REASON: why[bad]}).reset_index(drop=True)
         )
     return clean, rejected
+
+
+def _row_problems(frame: pd.DataFrame, problem: Callable[[dict], str | None]) -> pd.Series:
+    """``problem(row)`` of every row, the rows made dicts a chunk at a time: 10M rows as dicts at once were
+    several GB, where the frame's columns hold them in a fraction of that."""
+    found: list[str | None] = []
+    for start in range(0, len(frame), CHECK_CHUNK_ROWS):
+        found.extend(problem(row) for row in frame.iloc[start : start + CHECK_CHUNK_ROWS].to_dict("records"))
+    return pd.Series(found, index=frame.index, dtype=object)
+
+
+def _fill(reasons: pd.Series, where: pd.Series, values: pd.Series, rule: str) -> pd.Series:
+    """``reasons`` with "<rule>, got <value>" on the rows ``where`` holds that have no reason yet; the texts are
+    made for those rows only (a repr of every row's value, most of them thrown away, cost seconds at 10M)."""
+    todo = where & reasons.isna()
+    if not todo.any():
+        return reasons
+    reasons = reasons.copy()
+    reasons[todo] = f"{rule}, got " + values[todo].str.slice(0, 64).map(repr)
+    return reasons
 
 
 def _first(reasons: pd.Series | None, index: pd.Index) -> pd.Series:
