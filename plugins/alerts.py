@@ -47,8 +47,6 @@ MAX_ERROR_CHARS = 4000
 log = logging.getLogger("recsys.alerts")
 
 # plugins/journey/rejections.py writes this block when a stage failed because input rows were rejected.
-_REJECTED_HEADER = "rejected rows:"
-_REJECTED_ITEM = "  * "
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\g<scheme>***@"),
@@ -96,20 +94,6 @@ def failed_expectations(validation: dict[str, Any] | None) -> tuple[str | None, 
     return validation["suite"], [redact(describe_failure(failure)) for failure in validation["failed_expectations"]]
 
 
-def rejected_rows(error: str) -> list[str]:
-    """One line per table whose rows were rejected ("items: 3 of 9 rows rejected: <reason> (3, e.g. ...)")."""
-    lines = error.splitlines()
-    if _REJECTED_HEADER not in lines:
-        return []
-    after = lines[lines.index(_REJECTED_HEADER) + 1 :]
-    taken = []
-    for line in after:
-        if not line.startswith(_REJECTED_ITEM):
-            break
-        taken.append(line[len(_REJECTED_ITEM) :])
-    return taken
-
-
 def redact(text: str) -> str:
     from airflow.sdk.log import redact as airflow_redact
 
@@ -148,7 +132,8 @@ def build_payload(
         exception_kind = type(exception).__name__
     error = redact(error)[:MAX_ERROR_CHARS]
     # A warning is about something else than the task's validation.
-    suite, expectations = failed_expectations(validation_of(ti) if message is None else None)
+    validation = validation_of(ti) if message is None else None
+    suite, expectations = failed_expectations(validation)
     logical_date = context.get("logical_date")
     tenant = getattr(ti, "rendered_map_index", None)
     return {
@@ -164,7 +149,7 @@ def build_payload(
         "error": error,
         "suite": suite,
         "failed_expectations": expectations,
-        "rejected_rows": rejected_rows(error),
+        "rejected_rows": list((validation or {}).get("rejected_rows") or []),
         "timestamp": (now or datetime.now(UTC)).isoformat(),
         # One click to the run's report page (every tenant of the run, or the failed task's tenant's).
         "report_url": _report_url(ti.dag_id, ti.run_id, tenant),

@@ -86,16 +86,22 @@ class StageValidation:
             raise ValidationFailed(self.message())
 
 
-def raise_for_validation(result: StageValidation, *, ti: Any, notes: str = "", footer: str = "") -> dict[str, Any]:
+def raise_for_validation(
+    result: StageValidation, *, ti: Any, rejected_rows: list[str] | None = None, footer: str = ""
+) -> dict[str, Any]:
     """Every validate task's ending: push ``result.to_dict()`` to XCom under VALIDATION_KEY (the report and the
     failure alert read it there) and, if an expectation failed, fail the task without retries: data that
-    fails its expectations will fail them again. ``notes`` go right under the headline, so a message cut
-    to an alert's length still carries them; ``footer`` ends it (the journey's report link)."""
+    fails its expectations will fail them again. ``rejected_rows`` (a line per table, from
+    plugins.journey.rejections.describe) go into that XCom and right under the message's headline, so a message
+    cut to an alert's length still carries them; ``footer`` ends it (the journey's report link)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    summary = result.to_dict()
+    from plugins.journey.rejections import failure_text
+
+    summary = {**result.to_dict(), "rejected_rows": list(rejected_rows or [])}
     ti.xcom_push(key=VALIDATION_KEY, value=summary)
     if not result.success:
+        notes = failure_text(summary["rejected_rows"])
         raise AirflowFailException(failure_message(result.message(), notes) + (f"\n{footer}" if footer else ""))
     return summary
 

@@ -1,7 +1,7 @@
 """Why rows were rejected, counted: the top reasons per table, each with its count and one example row.
 
-The same summary goes into seed_data's XCom (so the report has it), into the failure message of a stage that
-fails because of rejected rows (so the task log and the alert have it), and is written once as text by
+The same summary goes into seed_data's XCom (so the report has it), and as lines into the validation result and
+failure message of a stage that fails because of rejected rows (so the alert and the task log have it), written by
 :func:`describe`, e.g. ``items: 1682 of 1682 rows rejected: price must be a number (1682, e.g. row 1: ...)``.
 """
 
@@ -72,7 +72,6 @@ def describe(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [describe_table(name, s) for name, s in summaries.items() if s["rejected"]]
 
 
-def failure_text(summaries: Mapping[str, Mapping[str, Any]] | None) -> str:
-    """The block a failing stage appends to its message, or "" when no row was rejected."""
-    lines = describe(summaries or {})
+def failure_text(lines: list[str]) -> str:
+    """The block a failing stage appends to its message for :func:`describe`'s lines, or "" for none."""
     return "\n".join([HEADER, *(ITEM_PREFIX + line for line in lines)]) if lines else ""

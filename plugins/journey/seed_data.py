@@ -18,7 +18,7 @@ import pandas as pd
 
 from include.config import QUARANTINE_BUCKET
 from include.recsys.contract.schema import interaction_problem, item_problem
-from plugins.journey.rejections import SOURCE_ROW, failure_text, summarize
+from plugins.journey.rejections import SOURCE_ROW, describe, summarize
 from plugins.journey.run import JourneyRun
 from plugins.journey.tables import REASON, TABLES, read_table, to_csv_bytes, with_timestamps, write_table
 
@@ -220,10 +220,10 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def failure_notes(done: dict[str, Any]) -> str:
-    """What a failed suite's message adds: the rejected rows, counted by reason (a stage whose data was
-    rejected fails for that reason, and its message must say so)."""
-    return failure_text((done.get("seed_data") or {}).get("rejections"))
+def rejected_rows(done: dict[str, Any]) -> list[str]:
+    """What a failed suite adds: a line per table of rejected rows, counted by reason (a stage whose data was
+    rejected fails for that reason, and its message and alert must say so)."""
+    return describe((done.get("seed_data") or {}).get("rejections") or {})
 
 
 def validate(run: JourneyRun, done: dict[str, Any]):

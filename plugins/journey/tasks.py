@@ -2,7 +2,7 @@
 
 Each stage module exposes ``run(run, done) -> summary`` and ``validate(run, done) -> StageValidation`` where
 ``done`` maps earlier stages (and, for validate, the stage itself) to their run summaries, pulled from XCom, and
-may expose ``failure_notes(done) -> str``, text its failed suite's message adds.
+may expose ``rejected_rows(done) -> list[str]``, the rejected rows (a line per table) its failed suite reports.
 Failures are pushed to XCom under ``failure`` so the report can say what broke even though a failed task has
 no return value. Only transient errors are retried; bad input and failed expectations fail at once.
 
@@ -179,5 +179,7 @@ def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     )
     lineage.record_validation(stage, context, run=journey, done=done, validation=result)
     # A stage may say more about why its data failed (seed_data: the rejected rows, counted by reason).
-    notes = module.failure_notes(done) if not result.success and hasattr(module, "failure_notes") else ""
-    return raise_for_validation(result, ti=ti, notes=notes, footer=f"report: {report_url(journey.run_id, tenant)}")
+    rejected = module.rejected_rows(done) if not result.success and hasattr(module, "rejected_rows") else []
+    return raise_for_validation(
+        result, ti=ti, rejected_rows=rejected, footer=f"report: {report_url(journey.run_id, tenant)}"
+    )

@@ -20,7 +20,7 @@ import pandas as pd
 from include.config import QUARANTINE_BUCKET, RAW_BUCKET
 from plugins.journey.run import JourneyRun
 from plugins.journey.seed_data import clean_path, quarantine_key
-from plugins.journey.seed_data import failure_notes as seed_failure_notes
+from plugins.journey.seed_data import rejected_rows as seed_rejected_rows
 from plugins.journey.tables import TABLES, read_table
 
 
@@ -168,6 +168,6 @@ def _drift(run: JourneyRun, now: dict[str, pd.DataFrame], *, minio: Any) -> tupl
     return batches, parameters, section
 
 
-def failure_notes(done: dict[str, Any]) -> str:
+def rejected_rows(done: dict[str, Any]) -> list[str]:
     """The rows seed_data rejected are what this stage's bad-share check counts: its failure names their reasons."""
-    return seed_failure_notes(done)
+    return seed_rejected_rows(done)

@@ -189,7 +189,7 @@ def test_gx_failure_alert_names_the_failed_expectations(env, webhook, alert_log)
 def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_log):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from plugins.journey.rejections import failure_text
+    from plugins.journey.rejections import describe
 
     failure = {
         "batch": "items",
@@ -214,7 +214,7 @@ def test_rejected_rows_reach_the_alert_with_their_reasons(env, webhook, alert_lo
     }
     ctx = context(None, task_id="seed_data.validate")
     with pytest.raises(AirflowFailException) as raised:
-        raise_for_validation(validation, ti=ctx["ti"], notes=failure_text(rejections))
+        raise_for_validation(validation, ti=ctx["ti"], rejected_rows=describe(rejections))
     alerts.on_failure({**ctx, "exception": raised.value})
 
     payload = local_alert(env, "seed_data.validate")

@@ -62,7 +62,7 @@ def test_an_all_rejected_catalog_names_its_reason_with_count_and_example():
         " (1, e.g. row 2: event_id='e2', user_id='u2', item_id='A9', interaction_type='view',"
         " timestamp='2026-03-01T10:00:00+00:00')",
     ]
-    assert failure_text(summaries).splitlines()[0] == "rejected rows:"
+    assert failure_text(describe(summaries)).splitlines()[0] == "rejected rows:"
 
 
 def test_the_top_reasons_come_most_frequent_first_and_the_rest_are_counted():
@@ -78,7 +78,7 @@ def test_nothing_rejected_says_nothing():
     empty = pd.DataFrame(columns=["item_id", "reason"])
     assert (
         describe({"items": summarize(empty, total=4)}) == []
-        and failure_text({"items": summarize(empty, total=4)}) == ""
+        and failure_text(describe({"items": summarize(empty, total=4)})) == ""
     )
 
 
