@@ -76,6 +76,7 @@ class RssPoller:
         self.roots = {name: psutil.Process(pid) for name, pid in roots.items() if psutil.pid_exists(pid)}
         self.peaks = dict.fromkeys(self.roots, 0)
         self.peak_total_pss = 0
+        self.peak_pss_by_tree: dict[str, int] = {}  # each tree's PSS at the instant of peak_total_pss
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -90,8 +91,9 @@ class RssPoller:
                     continue
                 self.peaks[name] = max(self.peaks[name], _memory(trees[name], "rss"))
             if polls % PSS_EVERY_POLLS == 0:
-                total = sum(_memory(tree, "pss") for tree in trees.values())
-                self.peak_total_pss = max(self.peak_total_pss, total)
+                by_tree = {name: _memory(tree, "pss") for name, tree in trees.items()}
+                if sum(by_tree.values()) > self.peak_total_pss:
+                    self.peak_total_pss, self.peak_pss_by_tree = sum(by_tree.values()), by_tree
             polls += 1
             self._stop.wait(RSS_POLL_S)
 
@@ -121,6 +123,13 @@ def find_report(tenant: str, *, since: float) -> dict[str, Any] | None:
         if report.get("tenant") == tenant:
             newest = (mtime, report)
     return newest[1] if newest else None
+
+
+def finished_stages(log_path: str) -> list[str]:
+    """The journey's own progress lines so far ("stage seed_data (tenant): success in 303.0 s; GX suite ..."),
+    each cut at its first ";"."""
+    with open(log_path, errors="replace") as fh:
+        return [line.split(";", 1)[0].strip() for line in fh if line.startswith("stage ") and " in " in line]
 
 
 def running_stage(log_path: str) -> str:
@@ -179,13 +188,19 @@ def run_journey(
                 if wall_limit_s is not None and elapsed > wall_limit_s:
                     aborted = f"wall {elapsed:.0f} s over the {wall_limit_s:.0f} s limit"
                 elif pss_limit_bytes is not None and poller.peak_total_pss > pss_limit_bytes:
+                    held = ", ".join(
+                        f"{name} {pss / 2**30:.1f}"
+                        for name, pss in sorted(poller.peak_pss_by_tree.items(), key=lambda kv: -kv[1])
+                    )
                     aborted = (
                         f"journey + platform PSS {poller.peak_total_pss / 2**30:.1f} GB over the"
-                        f" {pss_limit_bytes / 2**30:.0f} GB limit"
+                        f" {pss_limit_bytes / 2**30:.0f} GB limit (GB: {held})"
                     )
                 if aborted:
                     log.flush()
-                    aborted += f" in stage {running_stage(log_path)}"
+                    # Where it stopped, and what the stages before it took: the stage that holds it back, and why.
+                    done = "; ".join(finished_stages(log_path)) or "no stage finished"
+                    aborted += f" in stage {running_stage(log_path)} (before it: {done})"
                     _kill_tree(proc)
                     returncode = proc.returncode
                     break
