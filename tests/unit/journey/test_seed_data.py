@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -149,11 +148,12 @@ def test_quarantine_csv_escapes_formula_cells_and_clean_data_stays_verbatim(tmp_
     assert clean["items"]["title"].tolist() == ['=HYPERLINK("http://evil.example","ok")']
 
 
+# A hang guard, not a speed target (speed is the bench's): a regex or parser gone quadratic on the line never ends.
+@pytest.mark.timeout(300)
 def test_a_50_mb_single_line_is_handled_without_blowing_up(tmp_path):
     huge = "x" * (50 * 1024 * 1024)
     header_only = tmp_path / "one_line.csv"
     header_only.write_text(huge)
-    started = time.monotonic()
     with pytest.raises(ValueError, match="missing: item_id") as raised:
         load(tmp_path, "items", str(header_only))
     assert len(str(raised.value)) < 1000  # the error names the problem, not the 50 MB
@@ -164,7 +164,6 @@ def test_a_50_mb_single_line_is_handled_without_blowing_up(tmp_path):
     clean, rejected = split_by_contract(loaded.frames, window=WINDOW, reasons=loaded.reasons)
     assert len(clean["items"]) == 2
     assert rejected["items"][REASON].tolist() == ["item_id longer than 128 characters"]
-    assert time.monotonic() - started < 30
 
 
 def test_well_formed_tables_read_back_unchanged_by_the_stricter_reader():
