@@ -46,8 +46,6 @@ MAX_ERROR_CHARS = 4000
 
 log = logging.getLogger("recsys.alerts")
 
-# plugins/journey/rejections.py writes this block when a stage failed because input rows were rejected.
-
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\g<scheme>***@"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 ***"),

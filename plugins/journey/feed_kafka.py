@@ -20,24 +20,21 @@ import pandas as pd
 from include.config import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC, RAW_BUCKET
 from plugins.journey.run import JourneyRun
 from plugins.journey.seed_data import clean_path
-from plugins.journey.tables import read_table
+from plugins.journey.tables import read_table, records
 from plugins.journey.upload_to_minio import raw_key
 
 POLL_SECONDS = 0.5
-ENCODE_CHUNK_ROWS = 50_000
 log = logging.getLogger(__name__)
 
 
 def messages(interactions: pd.DataFrame, *, tenant: str, source: str) -> Iterator[tuple[bytes, bytes]]:
     """(key, JSON value) per interaction in timestamp order, encoded a chunk at a time as the producer takes
     them: a 10M-row feed never holds 10M row dicts and their encodings at once."""
-    ordered = interactions.sort_values(["timestamp", "event_id"], kind="stable")
-    for start in range(0, len(ordered), ENCODE_CHUNK_ROWS):
-        for row in ordered.iloc[start : start + ENCODE_CHUNK_ROWS].to_dict("records"):
-            yield (
-                row["user_id"].encode(),
-                json.dumps({"tenant": tenant, "source": source, **row}, separators=(",", ":")).encode(),
-            )
+    for row in records(interactions.sort_values(["timestamp", "event_id"], kind="stable")):
+        yield (
+            row["user_id"].encode(),
+            json.dumps({"tenant": tenant, "source": source, **row}, separators=(",", ":")).encode(),
+        )
 
 
 def wait_for_landing(

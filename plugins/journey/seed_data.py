@@ -20,9 +20,7 @@ from include.config import QUARANTINE_BUCKET
 from include.recsys.contract.schema import interaction_problem, item_problem
 from plugins.journey.rejections import SOURCE_ROW, describe, summarize
 from plugins.journey.run import JourneyRun
-from plugins.journey.tables import REASON, TABLES, read_table, to_csv_bytes, with_timestamps, write_table
-
-CHECK_CHUNK_ROWS = 100_000
+from plugins.journey.tables import REASON, TABLES, read_table, records, to_csv_bytes, with_timestamps, write_table
 
 
 def clean_path(run: JourneyRun, name: str) -> str:
@@ -150,12 +148,8 @@ def split_by_contract(
 
 
 def _row_problems(frame: pd.DataFrame, problem: Callable[[dict], str | None]) -> pd.Series:
-    """``problem(row)`` of every row, the rows made dicts a chunk at a time: 10M rows as dicts at once were
-    several GB, where the frame's columns hold them in a fraction of that."""
-    found: list[str | None] = []
-    for start in range(0, len(frame), CHECK_CHUNK_ROWS):
-        found.extend(problem(row) for row in frame.iloc[start : start + CHECK_CHUNK_ROWS].to_dict("records"))
-    return pd.Series(found, index=frame.index, dtype=object)
+    """``problem(row)`` of every row (the rows made dicts a chunk at a time: tables.records)."""
+    return pd.Series([problem(row) for row in records(frame)], index=frame.index, dtype=object)
 
 
 def _fill(reasons: pd.Series, where: pd.Series, values: pd.Series, rule: str) -> pd.Series:
