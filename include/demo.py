@@ -97,9 +97,9 @@ def _print_report(report: dict, report_path: str) -> None:
         threshold = gates.get("ndcg_threshold")
         print(
             f"model {model['version']}: NDCG@10 {model['ndcg_at_10']:.3f} (popularity {model['popularity_ndcg_at_10']:.3f},"
-            f" lift {model['ndcg_lift']:.2f}x; item-kNN {model['knn_ndcg_at_10']:.3f}, ratio {model['knn_ratio']:.2f}), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
+            f" lift {model['ndcg_lift']:.2f}x; item-kNN {model['knn_ndcg_at_10']:.3f}, ratio {model['knn_ratio']:.2f}, 95% interval up to {model['knn_ratio_ci_high']:.2f}), Recall@10 {model['recall_at_10']:.3f}, trained in {model['train_seconds']:.1f} s;"
             f" gates: NDCG@10 >= {threshold if threshold is not None else 'none'}, lift >= {gates.get('min_lift')},"
-            f" item-kNN ratio >= {gates.get('min_ratio_over_knn')}"
+            f" item-kNN ratio >= {gates.get('min_ratio_over_knn')} (top of its 95% interval)"
         )
         print(model_table(model))
         if model.get("epochs") is not None:

@@ -41,6 +41,8 @@ MODEL_FIELDS = (
     "knn_recall_at_10",
     "ndcg_lift",
     "knn_ratio",
+    "knn_ratio_ci_low",
+    "knn_ratio_ci_high",
     "train_seconds",
     "epochs",
     "steps",

@@ -3,7 +3,8 @@ the models bucket and register the version with the platform.
 
 The model is trained over this run's own catalog snapshot (the items of its upload). The GX suite reads the
 artifacts back from the object store and proves: NDCG@10 above the threshold (if one is in force), at least
-``min_lift`` times popularity's and ``min_ratio_over_knn`` times item-kNN's on the same split, and the gates
+``min_lift`` times popularity's and not clearly under ``min_ratio_over_knn`` times item-kNN's on the same split
+(the top of the ratio's 95% interval over users is at least that), and the gates
 beyond accuracy (catalog coverage@10, popularity bias and Gini index of exposure of the top 10, the cold-start
 slice's NDCG@10 against popularity's on that slice); every embedding finite, every catalog item embedded.
 """
@@ -61,7 +62,10 @@ def gate_params() -> dict[str, Any]:
         ),
         "min_lift": Param(1.5, type="number", minimum=0, description="Minimum NDCG@10 ratio over popularity."),
         "min_ratio_over_knn": Param(
-            0.95, type="number", minimum=0, description="Minimum NDCG@10 ratio over item-kNN on the same split."
+            0.95,
+            type="number",
+            minimum=0,
+            description="Minimum NDCG@10 ratio over item-kNN on the same split, held by the top of the ratio's 95% interval over users.",
         ),
         # Lenient on purpose: on generated data the model is 1.17x item-kNN's NDCG@10 with half its coverage,
         # twice its popularity bias and a Gini 0.16 higher; a model collapsed to popularity has coverage near
@@ -160,7 +164,9 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
 GATE_FIGURES = (
     ("ndcg_threshold", "ndcg_at_10", ">="),
     ("min_lift", "ndcg_lift", ">="),
-    ("min_ratio_over_knn", "knn_ratio", ">="),
+    # A model level with item-kNN lands either side of 0.95 from one split to the next at a few hundred
+    # users (0.93-1.10 over 25 seeds of the test tenant); only a model clearly worse fails.
+    ("min_ratio_over_knn", "knn_ratio_ci_high", ">="),
     ("min_coverage_ratio_over_knn", "coverage_ratio_over_knn", ">="),
     ("max_popularity_bias_ratio_over_knn", "popularity_bias_ratio_over_knn", "<="),
     ("max_exposure_gini_over_knn", "exposure_gini_over_knn", "<="),
@@ -183,8 +189,8 @@ def lift(metrics: dict[str, Any]) -> float:
 
 
 def ratios(metrics: dict[str, Any]) -> dict[str, float | None]:
-    """The model's figures against its baselines' on the same split: NDCG@10 over popularity's and item-kNN's,
-    coverage and popularity bias over item-kNN's, exposure Gini minus item-kNN's, and the cold-start slice's
+    """The model's figures against its baselines' on the same split: NDCG@10 over popularity's and item-kNN's
+    (with the top of the latter's 95% interval), coverage and popularity bias over item-kNN's, exposure Gini minus item-kNN's, and the cold-start slice's
     NDCG@10 over popularity's on that slice (null, so not gated, when the slice is too small)."""
 
     def over(a: str, b: str) -> float | None:
@@ -196,6 +202,8 @@ def ratios(metrics: dict[str, Any]) -> dict[str, float | None]:
     return {
         "ndcg_lift": over("ndcg_at_10", "popularity_ndcg_at_10"),
         "knn_ratio": over("ndcg_at_10", "knn_ndcg_at_10"),
+        # Versions trained before the interval was measured carry only the point ratio.
+        "knn_ratio_ci_high": metrics.get("knn_ratio_ci_high", over("ndcg_at_10", "knn_ndcg_at_10")),
         "coverage_ratio_over_knn": over("coverage_at_10", "knn_coverage_at_10"),
         "popularity_bias_ratio_over_knn": over("popularity_bias", "knn_popularity_bias"),
         "exposure_gini_over_knn": float(metrics["exposure_gini"]) - float(metrics["knn_exposure_gini"]),

@@ -54,7 +54,8 @@ def assert_passed_with_default_gates(dag_run, report) -> None:
         "max_exposure_gini_over_knn": 0.25,
         "min_cold_start_lift": 0.5,
     }
-    assert model["ndcg_lift"] >= 1.5 and model["knn_ratio"] >= 0.95
+    assert model["ndcg_lift"] >= 1.5 and model["knn_ratio_ci_high"] >= 0.95
+    assert model["knn_ratio_ci_low"] <= model["knn_ratio"] <= model["knn_ratio_ci_high"]
     for name in ("ndcg_at_10", "recall_at_10", "popularity_ndcg_at_10", "knn_ndcg_at_10"):
         assert 0 < model[name] <= 1, name
     # Every report compares the model with item-kNN and popularity on the same split, under a stated protocol.

@@ -118,6 +118,7 @@ def train_model_input() -> tuple[Frames, Params]:
             "ndcg_lift": [3.417],  # 0.41 / 0.12, as train_model computes it
             "knn_ndcg_at_10": [0.38],
             "knn_ratio": [0.41 / 0.38],
+            "knn_ratio_ci_high": [1.16],
             "coverage_at_10": [0.43],
             "popularity_bias": [11.1],
             "exposure_gini": [0.88],

@@ -175,8 +175,8 @@ BREAKAGES = [
     ),
     broken(
         "train_model",
-        put("metrics", 0, "knn_ratio", 0.8),
-        ("metrics", MIN_BETWEEN, "knn_ratio"),
+        put("metrics", 0, "knn_ratio_ci_high", 0.8),
+        ("metrics", MIN_BETWEEN, "knn_ratio_ci_high"),
         shows="min_value=$min_ratio_over_knn=0.95): observed 0.8",
     ),
     broken(

@@ -13,6 +13,9 @@ Protocol (stated in report.json as ``model.protocol``):
   ``recall_10``, cross-checked against pytrec_eval in tests/unit/test_metrics_crosscheck.py);
   averaged over users with at least one held-out item.
 - Every model (LightGCN, item-kNN, popularity) is measured on the same split with the same code.
+- Model against model: the ratio of mean NDCG@10s comes with its 95% interval over users
+  (:func:`paired_ratio_interval`), since two models a few percent apart swap places from one
+  split to the next when only a few hundred users are evaluated.
 - Beyond accuracy, on the same top-10 lists: catalog coverage@10, mean training popularity of what is
   recommended against the catalog's mean (popularity bias), the Gini index of exposure over the
   catalog, and NDCG@10 of the cold-start slice (users with fewer than ``COLD_START_MAX_ITEMS`` (5)
@@ -147,6 +150,25 @@ def evaluate_topk(
         "recall": float(ranking.recall.mean()),
         "users": int(len(ranking.users)),
     }
+
+
+def paired_ratio_interval(a: np.ndarray, b: np.ndarray, *, z: float = 1.96) -> tuple[float, float]:
+    """The interval of mean(a) / mean(b) for per-user figures of two models on the same users (delta method).
+
+    The pairing matters: both models score the same users, so their per-user NDCGs move together and
+    the ratio is far tighter than the two means' own intervals suggest. ``z`` = 1.96 gives 95%. One
+    user gives the point ratio twice (no spread to measure).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ContractError(f"a paired ratio needs two equal, non-empty 1-d arrays, got shapes {a.shape} and {b.shape}")
+    mean_a, mean_b = float(a.mean()), max(float(b.mean()), 1e-9)
+    ratio = mean_a / mean_b
+    if len(a) == 1:
+        return ratio, ratio
+    # Per user, the ratio's linearisation: (a_i - ratio * b_i) / mean_b; its mean is 0 by construction.
+    spread = float(np.std(a - ratio * b, ddof=1)) / mean_b / np.sqrt(len(a))
+    return ratio - z * spread, ratio + z * spread
 
 
 def gini(values: np.ndarray) -> float:

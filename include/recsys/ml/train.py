@@ -34,6 +34,7 @@ from include.recsys.ml.metrics import (
     COLD_START_MAX_ITEMS,
     beyond_accuracy,
     evaluate_topk,
+    paired_ratio_interval,
     popularity_scorer,
     rank_topk,
     split_holdout,
@@ -102,6 +103,7 @@ def train_tenant(
     knn = rank_topk(knn_model.score, **evaluation)
     knn_seconds = time.perf_counter() - knn_started
     popularity = rank_topk(popularity_scorer(train_pairs, n_items=n_items), **evaluation)
+    knn_ratio_low, knn_ratio_high = paired_ratio_interval(lightgcn.ndcg, knn.ndcg)
     beyond = beyond_accuracy(lightgcn, train_pairs=train_pairs, n_items=n_items, k=EVAL_K)
 
     metrics = {
@@ -109,6 +111,8 @@ def train_tenant(
         "recall_at_10": float(lightgcn.recall.mean()),
         "knn_ndcg_at_10": float(knn.ndcg.mean()),
         "knn_recall_at_10": float(knn.recall.mean()),
+        "knn_ratio_ci_low": knn_ratio_low,
+        "knn_ratio_ci_high": knn_ratio_high,
         "popularity_ndcg_at_10": float(popularity.ndcg.mean()),
         "popularity_recall_at_10": float(popularity.recall.mean()),
         "evaluated_users": int(len(lightgcn.users)),

@@ -79,6 +79,7 @@ def test_ratios_compare_the_model_with_both_baselines_and_skip_a_small_cold_star
         {
             "ndcg_lift": 3.0,
             "knn_ratio": 0.75,
+            "knn_ratio_ci_high": 0.75,  # no interval measured (an older version): the point ratio stands in
             "coverage_ratio_over_knn": 0.5,
             "popularity_bias_ratio_over_knn": 1.5,
             "exposure_gini_over_knn": 0.2,
@@ -86,3 +87,4 @@ def test_ratios_compare_the_model_with_both_baselines_and_skip_a_small_cold_star
         }
     )
     assert ratios({**metrics, "cold_start_users": 20})["cold_start_lift"] == pytest.approx(0.5)
+    assert ratios({**metrics, "knn_ratio_ci_high": 0.9})["knn_ratio_ci_high"] == 0.9
