@@ -7,19 +7,31 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from include.recsys.contract.schema import ContractError
 from include.recsys.ml import lightgcn
-from include.recsys.ml.lightgcn import LightGCN, TrainConfig, dedupe_pairs, normalized_adjacency
+from include.recsys.ml.lightgcn import LightGCN, NormalizedAdjacency, TrainConfig, dedupe_pairs
 
 
 def test_adjacency_is_symmetric_normalized():
     # users 0,1; items 0,1. Edges u0-i0, u0-i1, u1-i0: degrees u0=2, u1=1, i0=2, i1=1.
-    dense = normalized_adjacency(np.array([0, 0, 1]), np.array([0, 1, 0]), n_users=2, n_items=2).to_dense().numpy()
+    dense = NormalizedAdjacency(np.array([0, 0, 1]), np.array([0, 1, 0]), n_users=2, n_items=2).to_dense()
     expected = np.zeros((4, 4), dtype=np.float32)
     for (u, i), value in {(0, 0): 1 / 2, (0, 1): 1 / math.sqrt(2), (1, 0): 1 / math.sqrt(2)}.items():
         expected[u, 2 + i] = expected[2 + i, u] = value
     np.testing.assert_allclose(dense, expected, rtol=1e-6)
+
+
+def test_adjacency_products_block_by_block_equal_the_whole_matrix():
+    rng = np.random.default_rng(3)
+    users, items = dedupe_pairs(rng.integers(0, 50, 400), rng.integers(0, 30, 400), n_items=30)
+    adjacency = NormalizedAdjacency(users, items, n_users=60, n_items=30)  # users 50-59 have no edges
+    x = torch.randn(90, 8)
+    np.testing.assert_allclose((adjacency @ x).numpy(), adjacency.to_dense() @ x.numpy(), rtol=1e-5, atol=1e-6)
+    # A strided operand (a gradient can be one) gives the same product.
+    wide = torch.randn(8, 90).T
+    np.testing.assert_allclose((adjacency @ wide).numpy(), adjacency.to_dense() @ wide.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_repeated_events_are_one_positive():

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import torch
 
 from include.recsys.contract.schema import ContractError, require_columns
@@ -65,7 +66,7 @@ class TrainConfig:
     # many steps in all (and ``epochs``), whichever early stopping or the time budget does not end first.
     max_steps: int = 600
     seed: int = 0
-    time_budget_seconds: float = 50.0
+    time_budget_seconds: float = 25.0  # include/config.py's TRAIN_TIME_BUDGET_SECONDS: why 25
     holdout_fraction: float = 0.2
     min_user_items: int = 3  # users with fewer distinct items are only trained on, never evaluated
     # Early stopping: validation NDCG@10 on items carved out of train (up to ``validation_users`` users,
@@ -112,17 +113,58 @@ def dedupe_pairs(user_codes: np.ndarray, item_codes: np.ndarray, *, n_items: int
     return keys // n_items, keys % n_items
 
 
-def normalized_adjacency(users: np.ndarray, items: np.ndarray, *, n_users: int, n_items: int) -> torch.Tensor:
-    """D^-1/2 A D^-1/2 of the bipartite graph over n_users + n_items nodes, as a sparse CSR tensor."""
-    rows = np.concatenate([users, items + n_users])
-    cols = np.concatenate([items + n_users, users])
-    degree = np.bincount(rows, minlength=n_users + n_items).astype(np.float32)
-    values = 1.0 / np.sqrt(degree[rows] * degree[cols])
-    size = (n_users + n_items, n_users + n_items)
-    coo = torch.sparse_coo_tensor(np.stack([rows, cols]), values, size, dtype=torch.float32, check_invariants=True)
+class NormalizedAdjacency:
+    """D^-1/2 A D^-1/2 of the bipartite user-item graph, kept as its users x items block R: A is
+    [[0, R], [R^T, 0]] over the n_users + n_items nodes, users first.
+
+    ``A @ x`` goes block by block. Users take R @ x_items through torch's CSR kernel, which gathers item
+    rows (a catalog's embeddings stay in cache). Items take R^T @ x_users as a scatter over R's rows
+    through scipy's CSC kernel, which reads each user row once; gathering user rows instead misses the
+    cache on every edge. Measured at 100K users, 20K items, 1.4M edges, 64 dims, 2 cores: 24 ms per
+    product against 78 ms for the whole of A as one torch CSR tensor (45 ms of it the item rows).
+    On CUDA both blocks are torch CSR tensors.
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, *, n_users: int, n_items: int) -> None:
+        # Pairs are distinct (dedupe_pairs), so a node's degree is its number of edges.
+        degree_users = np.bincount(users, minlength=n_users).astype(np.float32)
+        degree_items = np.bincount(items, minlength=n_items).astype(np.float32)
+        values = 1.0 / np.sqrt(degree_users[users] * degree_items[items])
+        self.n_users, self.n_items = n_users, n_items
+        self.block = scipy.sparse.csr_matrix((values, (users, items)), shape=(n_users, n_items), dtype=np.float32)
+        self._by_user = _torch_csr(self.block)
+        self._by_item: torch.Tensor | None = None  # R^T as torch CSR, on CUDA only
+
+    def to(self, dev: torch.device) -> NormalizedAdjacency:
+        self._by_user = self._by_user.to(dev)
+        self._by_item = None if dev.type == "cpu" else _torch_csr(self.block.T.tocsr()).to(dev)
+        return self
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()  # a gradient may arrive strided
+        x_users, x_items = x[: self.n_users], x[self.n_users :]
+        to_users = torch.sparse.mm(self._by_user, x_items)
+        if self._by_item is not None:
+            to_items = torch.sparse.mm(self._by_item, x_users)
+        else:
+            to_items = torch.from_numpy(self.block.T @ x_users.detach().numpy())
+        return torch.cat([to_users, to_items])
+
+    def to_dense(self) -> np.ndarray:
+        """The whole of A, for tests on small graphs."""
+        return scipy.sparse.bmat([[None, self.block], [self.block.T, None]]).toarray()
+
+
+def _torch_csr(matrix: scipy.sparse.csr_matrix) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.coalesce().to_sparse_csr()
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr.astype(np.int64)),
+            torch.from_numpy(matrix.indices.astype(np.int64)),
+            torch.from_numpy(matrix.data),
+            size=matrix.shape,
+            check_invariants=False,  # scipy built it canonical: sorted, in range
+        )
 
 
 class _SymmetricSpMM(torch.autograd.Function):
@@ -133,7 +175,7 @@ class _SymmetricSpMM(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, adjacency: NormalizedAdjacency, x: torch.Tensor) -> torch.Tensor:
         ctx.adjacency = adjacency
         return adjacency @ x
 
@@ -159,7 +201,7 @@ class LightGCN:
         self.stopped_by: str = "epochs"  # epochs | early_stopping | time_budget
         self.train_seconds = 0.0
         self.batch_size, self.lr = config.batch_size, config.lr  # as scaled by the last fit
-        self._adjacency: torch.Tensor | None = None  # only alive during fit
+        self._adjacency: NormalizedAdjacency | None = None  # only alive during fit
 
     def fit(
         self,
@@ -243,7 +285,7 @@ class LightGCN:
     def _train(self, validator: Validator | None) -> torch.Tensor:
         cfg, dev = self.config, device()
         n_users, n_items = len(self.user_ids), len(self.item_ids)
-        adjacency = normalized_adjacency(self.seen_users, self.seen_items, n_users=n_users, n_items=n_items)
+        adjacency = NormalizedAdjacency(self.seen_users, self.seen_items, n_users=n_users, n_items=n_items)
         self._adjacency = adjacency.to(dev)
         generator = torch.Generator().manual_seed(cfg.seed)
         ego = torch.nn.Parameter((torch.randn(n_users + n_items, cfg.dim, generator=generator) * 0.1).to(dev))
