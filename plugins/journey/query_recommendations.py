@@ -140,7 +140,7 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     )
 
     db = AppDbHook()
-    landed_users = db.landed(tenant_id=tenant_id, source=journey.run_key)["user_id"].tolist()
+    landed_users = db.landed_users(tenant_id=tenant_id, source=journey.run_key)
     users = sample_users(landed_users, size=int(journey.params["sample_users"]), seed=int(journey.params["seed"]))
     categories = probe_categories(db.catalog(tenant_id=tenant_id, upload_id=catalog_upload(done)))
     count = int(journey.params["rec_count"])
@@ -275,8 +275,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         recorded = json.load(fh)
     db = AppDbHook()
     catalog = db.catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))
-    landed = db.landed(tenant_id=seed["tenant_id"])
-    history = landed.groupby("user_id")["item_id"].agg(set).to_dict()
+    history = db.histories(tenant_id=seed["tenant_id"], user_ids={req["user_id"] for req in recorded["requests"]})
     parameters = {
         "catalog_item_ids": catalog["item_id"].tolist(),
         "max_p95_ms": float(run.params["max_p95_ms"]),
