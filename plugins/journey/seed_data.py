@@ -220,6 +220,17 @@ def rejected_rows(done: dict[str, Any]) -> list[str]:
     return describe((done.get("seed_data") or {}).get("rejections") or {})
 
 
+def with_references(interactions: pd.DataFrame, *, user_ids: pd.Series, item_ids: pd.Series) -> pd.DataFrame:
+    """The interactions with the referential checks' columns: ``unknown_user_id`` / ``unknown_item_id`` hold the
+    row's id where it is not among ``user_ids`` / ``item_ids``, null where it is. The suite expects them null,
+    so a failure lists the unknown ids. The whole id lists as GX value sets cost ~70% of the suite's time at
+    10x (100K users, 20K items; ~119 s at 100x): GX's pydantic configuration copies a value set per metric."""
+    return interactions.assign(
+        unknown_user_id=interactions["user_id"].where(~interactions["user_id"].isin(user_ids)),
+        unknown_item_id=interactions["item_id"].where(~interactions["item_id"].isin(item_ids)),
+    )
+
+
 def validate(run: JourneyRun, done: dict[str, Any]):
     from include.recsys.contract.schema import CATEGORIES, INTERACTION_TYPES, MAX_CATEGORY_LENGTH
     from plugins.validation import validate_stage
@@ -228,7 +239,11 @@ def validate(run: JourneyRun, done: dict[str, Any]):
     # Optional catalog fields: an empty cell is an absent value, which the suite's range checks skip.
     items = frames["items"].replace({"title": {"": None}, "category": {"": None}, "price": {"": None}})
     frames["items"] = items.assign(price=pd.to_numeric(items["price"]))
-    frames["interactions"] = with_timestamps(frames["interactions"])
+    frames["interactions"] = with_references(
+        with_timestamps(frames["interactions"]),
+        user_ids=frames["users"]["user_id"],
+        item_ids=frames["items"]["item_id"],
+    )
     if run.byod:
         # A real sample's history need not fall in the run's interval: bound it by itself. Its taxonomy is its own.
         ts = frames["interactions"]["ts"]
@@ -238,8 +253,6 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         window_start, window_end = pd.Timestamp(run.window_start), pd.Timestamp(run.window_end)
         categories = list(CATEGORIES)
     parameters = {
-        "item_ids": frames["items"]["item_id"].tolist(),
-        "user_ids": frames["users"]["user_id"].tolist(),
         "categories": categories,
         "max_category_length": MAX_CATEGORY_LENGTH,
         "interaction_types": list(INTERACTION_TYPES),

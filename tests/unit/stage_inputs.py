@@ -10,6 +10,7 @@ import pandas as pd
 
 from include.recsys.contract.schema import CATEGORIES, INTERACTION_COLUMNS, INTERACTION_TYPES
 from plugins.journey import drift
+from plugins.journey.seed_data import with_references
 
 WINDOW_START = pd.Timestamp("2024-03-01T00:00:00Z")
 WINDOW_END = pd.Timestamp("2024-03-02T00:00:00Z")
@@ -49,9 +50,8 @@ def seed_data_input() -> tuple[Frames, Params]:
         }
     )
     interactions["ts"] = pd.to_datetime(interactions["timestamp"], utc=True)
+    interactions = with_references(interactions, user_ids=users["user_id"], item_ids=items["item_id"])
     params = {
-        "item_ids": items["item_id"].tolist(),
-        "user_ids": users["user_id"].tolist(),
         "categories": CATEGORIES,
         "max_category_length": 128,
         "interaction_types": INTERACTION_TYPES,
@@ -101,7 +101,7 @@ DRIFT_PARAMS = {"drift_min_row_ratio": 0.5, "drift_max_row_ratio": 2.0, "drift_m
 
 def feed_kafka_input() -> tuple[Frames, Params]:
     counts = pd.DataFrame({"generated": [6], "produced": [6], "acked": [6], "landed": [6], "dead_lettered": [0]})
-    landed = seed_data_input()[0]["interactions"].drop(columns=["timestamp"])
+    landed = seed_data_input()[0]["interactions"].drop(columns=["timestamp", "unknown_user_id", "unknown_item_id"])
     landed["kafka_partition"] = [0, 0, 1, 2, 2, 1]
     landed["kafka_offset"] = [0, 1, 0, 0, 1, 1]
     user_order = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "in_order": [True, True, True]})

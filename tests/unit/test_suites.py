@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from plugins.journey import ALL_STAGES
+from plugins.journey.seed_data import with_references
 from plugins.validation import SUITES_DIR, ValidationFailed, load_suite, validate_stage
 from tests.unit.stage_inputs import INPUTS, Frames, Params
 
@@ -19,6 +20,7 @@ BETWEEN = "expect_column_values_to_be_between"
 IN_SET = "expect_column_values_to_be_in_set"
 UNIQUE = "expect_column_values_to_be_unique"
 NOT_NULL = "expect_column_values_to_not_be_null"
+NULL = "expect_column_values_to_be_null"
 LENGTHS_BETWEEN = "expect_column_value_lengths_to_be_between"
 PAIR_EQUAL = "expect_column_pair_values_to_be_equal"
 A_AT_LEAST_B = "expect_column_pair_values_a_to_be_greater_than_b"
@@ -42,6 +44,20 @@ def put(batch: str, row: int, column: str, value: Any) -> Breakage:
 def transform(batch: str, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Breakage:
     def breakage(frames: Frames, params: Params) -> None:
         frames[batch] = change(frames[batch])
+
+    return breakage
+
+
+def put_reference(column: str, value: str) -> Breakage:
+    """Row 2 of the interactions refers to ``value`` in ``column``, and the referential columns say so as
+    seed_data computes them."""
+
+    def breakage(frames: Frames, params: Params) -> None:
+        interactions = frames["interactions"].copy()
+        interactions.loc[2, column] = value
+        frames["interactions"] = with_references(
+            interactions, user_ids=frames["users"]["user_id"], item_ids=frames["items"]["item_id"]
+        )
 
     return breakage
 
@@ -73,8 +89,18 @@ BREAKAGES = [
     ),
     broken("seed_data", put("users", 2, "user_id", "u1"), ("users", UNIQUE, "user_id"), shows="['u1', 'u1']"),
     broken("seed_data", put("interactions", 3, "event_id", "e0"), ("interactions", UNIQUE, "event_id"), shows="e0"),
-    broken("seed_data", put("interactions", 2, "item_id", "ghost"), ("interactions", IN_SET, "item_id"), shows="ghost"),
-    broken("seed_data", put("interactions", 2, "user_id", "ghost"), ("interactions", IN_SET, "user_id"), shows="ghost"),
+    broken(
+        "seed_data",
+        put_reference("item_id", "ghost"),
+        ("interactions", NULL, "unknown_item_id"),
+        shows="1 unexpected (16.7%), e.g. ['ghost']",
+    ),
+    broken(
+        "seed_data",
+        put_reference("user_id", "ghost"),
+        ("interactions", NULL, "unknown_user_id"),
+        shows="1 unexpected (16.7%), e.g. ['ghost']",
+    ),
     broken(
         "seed_data",
         put("interactions", 0, "interaction_type", "like"),

@@ -17,6 +17,7 @@ import pytest
 
 import plugins.validation as validation
 from include.recsys.contract.schema import CATEGORIES, INTERACTION_TYPES
+from plugins.journey.seed_data import with_references
 from plugins.validation import StageValidation, ValidationFailed, build_data_docs, load_suite, validate_stage
 from tests.unit.stage_inputs import seed_data_input, train_model_input
 
@@ -111,9 +112,9 @@ def test_missing_column_fails_the_stage_naming_the_column(tmp_path) -> None:
 
 def test_failure_message_has_one_line_per_failed_expectation_without_huge_value_sets(tmp_path) -> None:
     frames, params = seed_data_input()
-    params["item_ids"] = [*params["item_ids"], *(f"extra{i}" for i in range(5000))]
+    params["categories"] = [*params["categories"], *(f"extra{i}" for i in range(5000))]
     frames["items"].loc[0, "price"] = -3.5
-    frames["interactions"].loc[2, "item_id"] = "ghost-item"
+    frames["items"].loc[1, "category"] = "ghost-category"
 
     result = _validate_seed(frames, params, tmp_path)
 
@@ -125,10 +126,10 @@ def test_failure_message_has_one_line_per_failed_expectation_without_huge_value_
         f" (results: {tmp_path.resolve() / 'validations' / 'seed_data'})"
     )
     assert lines[1:] == [
+        "  - items[category]: expect_column_values_to_be_in_set(value_set=$categories (5010 values)):"
+        " 1 unexpected (25%), e.g. ['ghost-category']",
         "  - items[price]: expect_column_values_to_be_between(min_value=0, strict_min=True):"
         " 1 unexpected (25%), e.g. [-3.5]",
-        "  - interactions[item_id]: expect_column_values_to_be_in_set(value_set=$item_ids (5004 values)):"
-        " 1 unexpected (16.7%), e.g. ['ghost-item']",
     ]
 
 
@@ -261,9 +262,8 @@ def test_seed_data_at_platform_scale(tmp_path) -> None:
             "ts": ts,
         }
     )
+    interactions = with_references(interactions, user_ids=users["user_id"], item_ids=items["item_id"])
     params = {
-        "item_ids": items["item_id"],
-        "user_ids": users["user_id"],
         "categories": CATEGORIES,
         "max_category_length": 128,
         "interaction_types": INTERACTION_TYPES,
