@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import urllib3
@@ -48,6 +50,20 @@ def read_object(s3: Minio, bucket: str, key: str) -> tuple[bytes, Any]:
     response = s3.get_object(bucket, key)
     try:
         return response.read(), response.headers
+    finally:
+        response.close()
+        response.release_conn()
+
+
+@contextmanager
+def stream(s3: Minio, bucket: str, key: str) -> Iterator[Any]:
+    """The object's body as a file-like stream (``read(n)``), its connection given back to the pool after."""
+    try:
+        response = s3.get_object(bucket, key)
+    except S3Error as exc:
+        raise StorageError(f"cannot read s3://{bucket}/{key}: {exc.code}") from None
+    try:
+        yield response
     finally:
         response.close()
         response.release_conn()
