@@ -130,7 +130,7 @@ class NormalizedAdjacency:
         degree_users = np.bincount(users, minlength=n_users).astype(np.float32)
         degree_items = np.bincount(items, minlength=n_items).astype(np.float32)
         values = 1.0 / np.sqrt(degree_users[users] * degree_items[items])
-        self.n_users, self.n_items = n_users, n_items
+        self.n_users = n_users
         self.block = scipy.sparse.csr_matrix((values, (users, items)), shape=(n_users, n_items), dtype=np.float32)
         self._by_user = _torch_csr(self.block)
         self._by_item: torch.Tensor | None = None  # R^T as torch CSR, on CUDA only
