@@ -13,6 +13,7 @@ counts rather than every attempt's together (the audit log itself is append-only
 
 from __future__ import annotations
 
+import gc
 import re
 import socket
 import time
@@ -126,11 +127,25 @@ def check_conf(conf: Any, *, valid: Any) -> None:
         raise UnknownConfKeys(f"unknown conf keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
 
 
+def settle_heap() -> None:
+    """Collect what earlier tasks left behind, then freeze every object still alive out of the collector's reach.
+
+    By the journey's last tasks a process holds ~1.2M long-lived objects (Airflow, GX, pandas, torch and their
+    modules), and every full collection walks them all: 15 of them took 4.0 s of a 45 s default-scale journey
+    under `airflow dags test`, and the interpreter's last collection at exit 3 more. Frozen objects are never
+    walked again; what a task allocates afterwards is collected as usual, and the next call collects it first,
+    so nothing a task drops is kept. Airflow's executors freeze the same way before they fork (gc.freeze).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from plugins.hooks.app_db import AppDbHook
 
+    settle_heap()
     module = STAGE_MODULES[stage]
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]
@@ -161,6 +176,7 @@ def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
 def validate_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
     from plugins.validation import raise_for_validation
 
+    settle_heap()
     module = STAGE_MODULES[stage]
     journey = JourneyRun.from_context(context, tenant=tenant)
     ti = context["ti"]

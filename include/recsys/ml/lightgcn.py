@@ -33,6 +33,7 @@ import scipy.sparse
 import torch
 
 from include.recsys.contract.schema import ContractError, require_columns
+from include.recsys.ml.adam import Adam
 
 log = logging.getLogger(__name__)
 # A long fit logs its epoch, loss and last validation NDCG this often (a few lines, not one per step).
@@ -290,7 +291,7 @@ class LightGCN:
         generator = torch.Generator().manual_seed(cfg.seed)
         ego = torch.nn.Parameter((torch.randn(n_users + n_items, cfg.dim, generator=generator) * 0.1).to(dev))
         self.batch_size, self.lr = cfg.scaled_for(len(self.seen_users))
-        optimizer = torch.optim.Adam([ego], lr=self.lr)
+        optimizer = Adam(ego, lr=self.lr)
         rng = np.random.default_rng(cfg.seed)
         pairs_users = torch.from_numpy(self.seen_users).to(dev)
         pairs_items = torch.from_numpy(self.seen_items).to(dev)
@@ -318,7 +319,7 @@ class LightGCN:
                 bpr = torch.nn.functional.softplus(-((u * p).sum(1) - (u * n).sum(1))).mean()
                 l2 = ego.index_select(0, nodes).square().sum()
                 loss = bpr + cfg.l2 * l2 / (2 * len(batch))
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 steps += 1
