@@ -67,7 +67,7 @@ class TrainConfig:
     # many steps in all (and ``epochs``), whichever early stopping or the time budget does not end first.
     max_steps: int = 600
     seed: int = 0
-    time_budget_seconds: float = 50.0  # include/config.py's TRAIN_TIME_BUDGET_SECONDS: why 50
+    time_budget_seconds: float = 30.0  # include/config.py's TRAIN_TIME_BUDGET_SECONDS: why 30
     holdout_fraction: float = 0.2
     min_user_items: int = 3  # users with fewer distinct items are only trained on, never evaluated
     # Early stopping: validation NDCG@10 on items carved out of train (up to ``validation_users`` users,
