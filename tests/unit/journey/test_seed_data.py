@@ -171,3 +171,75 @@ def test_well_formed_tables_read_back_unchanged_by_the_stricter_reader():
 
     for name, text in GOOD.items():
         assert to_csv_bytes(read_table(text.encode(), name)) == text.encode()
+
+
+# Rows at the edges of each interaction rule: the column-wise screen must never clear one the contract rejects.
+EDGE_VALUES = {
+    "event_id": ["e1", "", " ", "x" * 128, "x" * 129, "a\x00b", "NA", "é"],
+    "item_id": ["i1", "i2", "i9", "", "i1 ", "I1"],
+    "interaction_type": ["view", "purchase", "View", "", "like"],
+    "timestamp": [
+        "2026-01-01T10:00:00+00:00",
+        "2026-01-01T10:00:00Z",
+        "2026-01-01T10:00:00.5+00:00",
+        "2026-01-01T10:00:00.123456-05:00",
+        "2026-01-01T23:30:00-15:59",
+        "2026-01-02T01:00:00+16:00",
+        "2026-01-01T10:00:00",
+        "2026-02-30T10:00:00Z",
+        "2026-01-02T00:00:00Z",
+        "2025-12-31T23:59:59Z",
+        "2026-01-01T00:00:00+01:00",
+        "2026-01-01 10:00:00+00:00",
+        "2026-01-01T10:00:00+0000",
+        "0001-01-01T00:00:00+01:00",
+        "yesterday",
+    ],
+}
+
+
+def test_the_interaction_screen_clears_only_rows_the_contract_accepts():
+    from itertools import product
+
+    from include.recsys.contract.schema import interaction_problem
+    from plugins.journey.seed_data import surely_valid_interactions
+
+    rows = [
+        {"event_id": e, "user_id": "u1", "item_id": i, "interaction_type": t, "timestamp": ts}
+        for e, i, t, ts in product(*EDGE_VALUES.values())
+    ]
+    frame = pd.DataFrame(rows)
+    item_ids = frozenset({"i1", "i2"})
+    for window in (WINDOW, None):
+        cleared = surely_valid_interactions(frame, item_ids=item_ids, window=window)
+        problems = [interaction_problem(row, item_ids=item_ids, window=window) for row in rows]
+        wrongly = [rows[i] for i in range(len(rows)) if cleared.iloc[i] and problems[i] is not None]
+        assert not wrongly, wrongly[:3]
+        # and every valid row written the plain way (the first five timestamps) is cleared: the per-row check is
+        # for the odd spellings
+        plain = set(EDGE_VALUES["timestamp"][:5])
+        missed = [
+            r for i, r in enumerate(rows) if problems[i] is None and r["timestamp"] in plain and not cleared.iloc[i]
+        ]
+        assert not missed, missed[:3]
+        assert cleared.any()
+
+
+def test_split_gives_the_contracts_reasons_whether_or_not_the_screen_cleared_a_row():
+    from include.recsys.contract.schema import interaction_problem
+
+    rows = [
+        {"event_id": f"e{n}", "user_id": "u1", "item_id": "i1", "interaction_type": "view", "timestamp": ts}
+        for n, ts in enumerate(EDGE_VALUES["timestamp"])
+    ]
+    frames = {
+        "items": pd.DataFrame(
+            {"item_id": ["i1"], "title": ["t"], "category": [""], "price": ["1.00"], "image_url": [""]}
+        ),
+        "users": pd.DataFrame({"user_id": ["u1"], "country": [""], "signup_date": [""]}),
+        "interactions": pd.DataFrame(rows),
+    }
+    clean, rejected = split_by_contract(frames, window=WINDOW)
+    expected = [interaction_problem(r, item_ids={"i1"}, window=WINDOW) for r in rows]
+    assert list(clean["interactions"]["event_id"]) == [r["event_id"] for r, p in zip(rows, expected) if p is None]
+    assert list(rejected["interactions"][REASON]) == [p for p in expected if p is not None]
