@@ -241,5 +241,7 @@ def test_split_gives_the_contracts_reasons_whether_or_not_the_screen_cleared_a_r
     }
     clean, rejected = split_by_contract(frames, window=WINDOW)
     expected = [interaction_problem(r, item_ids={"i1"}, window=WINDOW) for r in rows]
-    assert list(clean["interactions"]["event_id"]) == [r["event_id"] for r, p in zip(rows, expected) if p is None]
+    assert list(clean["interactions"]["event_id"]) == [
+        r["event_id"] for r, p in zip(rows, expected, strict=True) if p is None
+    ]
     assert list(rejected["interactions"][REASON]) == [p for p in expected if p is not None]
