@@ -18,38 +18,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyarrow import csv as pa_csv
 
 from include.config import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC, RAW_BUCKET
 from include.recsys.storage import stream
 from plugins.journey.run import JourneyRun
 from plugins.journey.seed_data import clean_path
-from plugins.journey.tables import COLUMNS, RECORDS_CHUNK_ROWS
+from plugins.journey.tables import RECORDS_CHUNK_ROWS, read_arrow
 from plugins.journey.upload_to_minio import raw_key
 
 POLL_SECONDS = 0.5
 log = logging.getLogger(__name__)
-
-
-def read_interactions(source: Any) -> pa.Table:
-    """The contract's interaction columns of a CSV (a path or a file-like stream, such as an object's body) as
-    an Arrow table of strings, read as it arrives: at 10M rows ~1.5 GB, where the object's bytes and a pandas
-    frame of them had held ~8 GB in the process. Empty cells stay empty strings, as read_table keeps them."""
-    columns = list(COLUMNS["interactions"])
-    try:
-        return pa_csv.read_csv(
-            source,
-            # An id may hold a quoted line break: the contract does not forbid one.
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=columns,
-                column_types=dict.fromkeys(columns, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, KeyError) as exc:
-        raise ValueError(f"interactions must be CSV with the columns {columns}: {exc}") from None
 
 
 def messages(interactions: pd.DataFrame | pa.Table, *, tenant: str, source: str) -> Iterator[tuple[bytes, bytes]]:
@@ -121,7 +99,7 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.minio import MinioHook
 
     with stream(MinioHook().client, RAW_BUCKET, raw_key(journey, "interactions")) as body:
-        interactions = read_interactions(body)
+        interactions = read_arrow(body, "interactions")
     since = AppDbHook().now()
     produced = KafkaHook().produce(
         INTERACTIONS_TOPIC,
@@ -179,10 +157,7 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         ]
     )
     landed = landed.assign(ts=pd.to_datetime(landed["ts"], utc=True))
-    sent_users = pa_csv.read_csv(
-        clean_path(run, "interactions"),
-        convert_options=pa_csv.ConvertOptions(include_columns=["user_id"], column_types={"user_id": pa.string()}),
-    )["user_id"]
+    sent_users = read_arrow(clean_path(run, "interactions"), "interactions", columns=("user_id",))["user_id"]
     parameters = {"max_dead_lettered": 0, "n_users_expected": pc.count_distinct(sent_users).as_py()}
     frames = {"counts": counts, "landed": landed, "user_order": user_order(landed)}
     return validate_stage("feed_kafka", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pandas as pd
+import pytest
 
 from plugins.journey.feed_kafka import messages, user_order
 
@@ -82,3 +84,24 @@ def test_user_order_orders_by_time_not_by_the_frame_s_row_order():
         ]
     )
     assert user_order(landed)["in_order"].tolist() == [True]
+
+
+def test_read_arrow_keeps_ids_as_written_and_matches_read_table():
+    from plugins.journey.tables import read_arrow, read_table
+
+    text = (
+        b"event_id,user_id,item_id,interaction_type,timestamp,extra\n"
+        b"e1,NA,007,view,2026-01-01T10:00:00+00:00,x\n"
+        b'e2,,"line\nbreak",click,2026-01-01T11:00:00Z,y\n'
+    )
+    table = read_arrow(io.BytesIO(text), "interactions")
+    assert table.column_names == ["event_id", "user_id", "item_id", "interaction_type", "timestamp"]
+    assert table.to_pandas().equals(read_table(text, "interactions"))
+    assert read_arrow(io.BytesIO(text), "interactions", columns=("user_id",))["user_id"].to_pylist() == ["NA", ""]
+
+
+def test_read_arrow_names_the_missing_columns():
+    from plugins.journey.tables import read_arrow
+
+    with pytest.raises(ValueError, match="interactions must be CSV with the columns"):
+        read_arrow(io.BytesIO(b"event_id,user_id\ne1,u1\n"), "interactions")
