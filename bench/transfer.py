@@ -39,8 +39,9 @@ PRODUCER_GRID: dict[str, dict[str, Any]] = {
     "linger 20 ms, batch 1 MiB, lz4": {"linger_ms": 20, "batch_size": MIB, "compression_type": "lz4"},
     "linger 20 ms, batch 1 MiB, zstd": {"linger_ms": 20, "batch_size": MIB, "compression_type": "zstd"},
     "linger 50 ms, batch 1 MiB, lz4": {"linger_ms": 50, "batch_size": MIB, "compression_type": "lz4"},
-    "linger 20 ms, batch 1 MiB, lz4, 1 in flight": {
-        "linger_ms": 20,
+    "linger 200 ms, batch 1 MiB, lz4": {"linger_ms": 200, "batch_size": MIB, "compression_type": "lz4"},
+    "linger 200 ms, batch 1 MiB, lz4, 1 in flight": {
+        "linger_ms": 200,
         "batch_size": MIB,
         "compression_type": "lz4",
         "max_in_flight_requests_per_connection": 1,

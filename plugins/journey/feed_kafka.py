@@ -8,13 +8,14 @@ tenant and run, never by Kafka watermarks (Tansu's end offsets under-report).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +28,10 @@ from plugins.journey.tables import RECORDS_CHUNK_ROWS, read_arrow
 from plugins.journey.upload_to_minio import raw_key
 
 POLL_SECONDS = 0.5
+# msgspec writes the JSON json.dumps(separators=(",", ":")) does, but non-ASCII as UTF-8 rather than \u escapes
+# (the same text to any JSON reader), in a fifth of the time: 0.7 against 3.5 us a message, which at 1M
+# messages is ~3 s of the feed's one busy core.
+_ENCODE = msgspec.json.Encoder().encode
 log = logging.getLogger(__name__)
 
 
@@ -42,10 +47,7 @@ def messages(interactions: pd.DataFrame | pa.Table, *, tenant: str, source: str)
     order = pc.sort_indices(table, sort_keys=[("timestamp", "ascending"), ("event_id", "ascending")])
     for start in range(0, len(order), RECORDS_CHUNK_ROWS):
         for row in table.take(order[start : start + RECORDS_CHUNK_ROWS]).to_pylist():
-            yield (
-                row["user_id"].encode(),
-                json.dumps({"tenant": tenant, "source": source, **row}, separators=(",", ":")).encode(),
-            )
+            yield row["user_id"].encode(), _ENCODE({"tenant": tenant, "source": source, **row})
 
 
 def wait_for_landing(
@@ -144,20 +146,24 @@ def validate(run: JourneyRun, done: dict[str, Any]):
     from plugins.hooks.app_db import AppDbHook
     from plugins.validation import validate_stage
 
-    landed = AppDbHook().landed(tenant_id=seed["tenant_id"], source=run.run_key)
-    counts = pd.DataFrame(
-        [
-            {
-                "generated": seed["counts"]["interactions"],
-                "produced": feed["produced"],
-                "acked": feed["acked"],
-                "landed": len(landed),
-                "dead_lettered": dead_lettered(source=run.run_key),
-            }
-        ]
-    )
+    # The dead-letter scan spends its last 3 s idle, making sure nothing follows: it runs beside the reads.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scan = pool.submit(dead_lettered, source=run.run_key)
+        landed = AppDbHook().landed(tenant_id=seed["tenant_id"], source=run.run_key)
+        sent_users = read_arrow(clean_path(run, "interactions"), "interactions", columns=("user_id",))["user_id"]
+        order = user_order(landed)
+        counts = pd.DataFrame(
+            [
+                {
+                    "generated": seed["counts"]["interactions"],
+                    "produced": feed["produced"],
+                    "acked": feed["acked"],
+                    "landed": len(landed),
+                    "dead_lettered": scan.result(),
+                }
+            ]
+        )
     landed = landed.assign(ts=pd.to_datetime(landed["ts"], utc=True))
-    sent_users = read_arrow(clean_path(run, "interactions"), "interactions", columns=("user_id",))["user_id"]
     parameters = {"max_dead_lettered": 0, "n_users_expected": pc.count_distinct(sent_users).as_py()}
-    frames = {"counts": counts, "landed": landed, "user_order": user_order(landed)}
+    frames = {"counts": counts, "landed": landed, "user_order": order}
     return validate_stage("feed_kafka", frames, parameters=parameters, results_dir=run.gx_dir, run_name=run.run_id)

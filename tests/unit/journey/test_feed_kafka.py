@@ -42,6 +42,30 @@ def test_messages_are_keyed_by_user_in_timestamp_order_with_the_tenant_and_sourc
     }
 
 
+def test_messages_carry_a_tenant_s_own_text_exactly_and_pass_the_worker_s_decoder():
+    from include.recsys.ingest.worker import decode
+
+    odd = ['caf\u00e9 "quoted" \\ back', "line\nbreak\ttab\x01", "\U0001f600 emoji", "NA", ""]
+    interactions = pd.DataFrame(
+        {
+            "event_id": [f"e{n}" for n in range(len(odd))],
+            "user_id": odd,
+            "item_id": list(reversed(odd)),
+            "interaction_type": ["view"] * len(odd),
+            "timestamp": ["2026-01-01T10:00:00+00:00"] * len(odd),
+        }
+    )
+    batch = list(messages(interactions, tenant="acme", source="s"))
+    assert [key.decode() for key, _ in batch] == odd
+    for (_, value), (_, row) in zip(batch, interactions.iterrows(), strict=True):
+        assert json.loads(value) == {"tenant": "acme", "source": "s", **row.to_dict()}
+        assert b"\n" not in value  # control characters are escaped: one message, one line of JSON
+    # The worker takes each one whose ids are non-empty, with the same text (its contract refuses empty ids).
+    decoded = [decode(value) for _, value in batch]
+    accepted = [user for user, item in zip(odd, reversed(odd), strict=True) if user and item]
+    assert [m["user_id"] for m, reason in decoded if reason is None] == accepted == odd[1:4]
+
+
 def test_user_order_holds_when_offsets_rise_with_time_on_one_partition():
     landed = _landed(
         [
