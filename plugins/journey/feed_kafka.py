@@ -152,17 +152,18 @@ def validate(run: JourneyRun, done: dict[str, Any]):
         landed = AppDbHook().landed(tenant_id=seed["tenant_id"], source=run.run_key)
         sent_users = read_arrow(clean_path(run, "interactions"), "interactions", columns=("user_id",))["user_id"]
         order = user_order(landed)
-        counts = pd.DataFrame(
-            [
-                {
-                    "generated": seed["counts"]["interactions"],
-                    "produced": feed["produced"],
-                    "acked": feed["acked"],
-                    "landed": len(landed),
-                    "dead_lettered": scan.result(),
-                }
-            ]
-        )
+        dead = scan.result()
+    counts = pd.DataFrame(
+        [
+            {
+                "generated": seed["counts"]["interactions"],
+                "produced": feed["produced"],
+                "acked": feed["acked"],
+                "landed": len(landed),
+                "dead_lettered": dead,
+            }
+        ]
+    )
     landed = landed.assign(ts=pd.to_datetime(landed["ts"], utc=True))
     parameters = {"max_dead_lettered": 0, "n_users_expected": pc.count_distinct(sent_users).as_py()}
     frames = {"counts": counts, "landed": landed, "user_order": order}
