@@ -126,7 +126,7 @@ def run(journey: JourneyRun, done: dict[str, Any]) -> dict[str, Any]:
     from plugins.hooks.recsys_api import RecsysApiHook
 
     db = AppDbHook()
-    interactions = db.landed(tenant_id=seed["tenant_id"], source=journey.run_key)
+    interactions = db.landed_pairs(tenant_id=seed["tenant_id"], source=journey.run_key)
     catalog = db.catalog(tenant_id=seed["tenant_id"], upload_id=catalog_upload(done))
     if interactions.empty:
         raise ValueError(

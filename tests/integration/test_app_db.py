@@ -60,6 +60,21 @@ def test_landed_through_copy_equals_a_row_by_row_read(tenant):
     assert str(hook.landed(tenant_id=tenant)["ts"].dtype) == "datetime64[us, UTC]"
 
 
+def test_landed_pairs_are_the_landed_ids_as_categoricals(tenant):
+    hook = AppDbHook()
+    for source in ("run-a", "run-b"):
+        pairs = hook.landed_pairs(tenant_id=tenant, source=source)
+        assert tuple(pairs.columns) == ("user_id", "item_id")
+        assert all(isinstance(pairs[c].dtype, pd.CategoricalDtype) for c in pairs.columns)
+        landed = hook.landed(tenant_id=tenant, source=source)
+        # The same ids, awkward ones included, none read as missing.
+        assert sorted(zip(pairs["user_id"].astype(str), pairs["item_id"].astype(str))) == sorted(
+            zip(landed["user_id"], landed["item_id"])
+        )
+        assert not pairs.isna().any().any()
+    assert hook.landed_pairs(tenant_id=tenant, source="no-such-run").empty
+
+
 def test_landed_of_nothing_is_an_empty_frame_with_the_columns(tenant):
     empty = AppDbHook().landed(tenant_id=tenant, source="no-such-run")
     assert empty.empty and tuple(empty.columns) == LANDED_COLUMNS

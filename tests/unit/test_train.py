@@ -32,6 +32,23 @@ def test_model_clearly_beats_popularity_on_planted_taste(result):
     assert metrics["recall_at_10"] > metrics["popularity_recall_at_10"], metrics
 
 
+def test_categorical_ids_train_the_same_model_as_strings(result, planted, small_config):
+    # What train_model reads from the database: the landed ids as categoricals, with unused categories too.
+    interactions = planted.interactions.sample(frac=1.0, random_state=3)
+    categorical = interactions.assign(
+        user_id=pd.Categorical(interactions["user_id"], categories=["nobody", *planted.users["user_id"]]),
+        item_id=interactions["item_id"].astype("category"),
+    )
+    again = train_tenant(categorical, item_ids=[*planted.items["item_id"], "item_new"], config=small_config)
+    assert again.user_ids == result.user_ids and again.item_ids == result.item_ids
+    assert again.popular_items == result.popular_items
+    np.testing.assert_array_equal(again.item_embeddings, result.item_embeddings)
+    timing = ("train_seconds", "knn_seconds", "total_seconds")
+    assert {k: v for k, v in again.metrics.items() if k not in timing} == {
+        k: v for k, v in result.metrics.items() if k not in timing
+    }
+
+
 def test_shuffled_links_give_no_lift_over_popularity(shuffled_interactions, small_config):
     metrics = train_tenant(shuffled_interactions, config=small_config).metrics
     assert metrics["ndcg_at_10"] <= metrics["popularity_ndcg_at_10"] + 0.02, metrics

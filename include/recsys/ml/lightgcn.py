@@ -218,10 +218,15 @@ class LightGCN:
         require_columns(interactions.columns, ("user_id", "item_id"), what="interactions")
         if interactions.empty:
             raise ContractError("interactions must have at least one row, got 0")
-        self.user_ids = _universe(interactions["user_id"], user_ids)
-        self.item_ids = _universe(interactions["item_id"], item_ids)
+        self.user_ids = universe(interactions["user_id"], user_ids)
+        self.item_ids = universe(interactions["item_id"], item_ids)
         users, items = self.codes(interactions)
-        self.seen_users, self.seen_items = dedupe_pairs(users, items, n_items=len(self.item_ids))
+        return self.fit_pairs(*dedupe_pairs(users, items, n_items=len(self.item_ids)), validator=validator)
+
+    def fit_pairs(self, users: np.ndarray, items: np.ndarray, *, validator: Validator | None = None) -> LightGCN:
+        """Train on distinct (user, item) code pairs sorted by user (dedupe_pairs' output) over the id universe
+        already in ``user_ids`` / ``item_ids``: what :meth:`fit` does once it has its codes."""
+        self.seen_users, self.seen_items = users, items
         started = time.perf_counter()
         ego = self._train(validator)
         self.train_seconds = time.perf_counter() - started
@@ -388,9 +393,17 @@ def seen_rows(
     return rows, seen_items[np.repeat(starts, counts) + offsets]
 
 
-def _universe(column: pd.Series, given: Sequence[str] | None) -> pd.Index:
+def universe(column: pd.Series, given: Sequence[str] | None) -> pd.Index:
+    """The ids a model numbers: ``given`` in its order (unique, or an error), else the column's distinct ids
+    sorted."""
     if given is None:
-        return pd.Index(np.sort(column.astype(str).unique()), dtype=str)
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            # A categorical's distinct ids are its used categories: no pass over a 10M-row column of strings.
+            codes = column.cat.codes.to_numpy()
+            distinct = column.cat.categories[np.unique(codes[codes >= 0])].astype(str).to_numpy()
+        else:
+            distinct = column.astype(str).unique()
+        return pd.Index(np.sort(distinct), dtype=str)
     index = pd.Index(list(given), dtype=str)
     if index.has_duplicates:
         duplicated = index[index.duplicated()].unique()[:5].tolist()
@@ -398,9 +411,18 @@ def _universe(column: pd.Series, given: Sequence[str] | None) -> pd.Index:
     return index
 
 
+def positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Each value's position in ``index``, -1 where absent. A categorical column is looked up once per category."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        by_category = index.get_indexer(values.cat.categories.astype(str))
+        return np.where(codes >= 0, by_category[codes], -1).astype(np.int64)
+    return index.get_indexer(values.astype(str)).astype(np.int64)
+
+
 def _indexer(index: pd.Index, values: pd.Series, *, what: str) -> np.ndarray:
-    codes = index.get_indexer(values.astype(str))
+    codes = positions(index, values)
     if (codes < 0).any():
         unknown = pd.unique(values[codes < 0].astype(str))
         raise ContractError(f"{len(unknown)} {what} value(s) not known to the model, e.g. {unknown[:5].tolist()}")
-    return codes.astype(np.int64)
+    return codes

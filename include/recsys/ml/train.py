@@ -29,15 +29,15 @@ from include.recsys.contract.artifacts import (
 )
 from include.recsys.contract.schema import ContractError, require_columns
 from include.recsys.ml.itemknn import ItemKNN
-from include.recsys.ml.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device
+from include.recsys.ml.lightgcn import LightGCN, TrainConfig, dedupe_pairs, device, positions, universe
 from include.recsys.ml.metrics import (
     COLD_START_MAX_ITEMS,
     beyond_accuracy,
     evaluate_topk,
+    holdout_mask,
     paired_ratio_interval,
     popularity_scorer,
     rank_topk,
-    split_holdout,
 )
 
 # Callers get the whole training surface from this module; the artifact format lives in artifacts.py.
@@ -58,25 +58,36 @@ EVAL_K = 10
 def train_tenant(
     interactions: pd.DataFrame, *, item_ids: Sequence[str] | None = None, config: TrainConfig = TrainConfig()
 ) -> TrainResult:
-    _validate(interactions, item_ids)
+    """Fit, evaluate and package a model from ``interactions`` (user_id, item_id; categorical columns keep a
+    10M-event log small). Every step after the ids are numbered works on integer codes."""
+    _validate(interactions)
     started = time.perf_counter()
-    catalog = list(item_ids) if item_ids is not None else sorted(interactions["item_id"].astype(str).unique())
-    users = sorted(interactions["user_id"].astype(str).unique())
-    holdout = split_holdout(
-        interactions, seed=config.seed, holdout_fraction=config.holdout_fraction, min_user_items=config.min_user_items
-    )
-    fit_on, validation = _carve_validation(holdout.train, config=config)
     model = LightGCN(config)
+    model.user_ids = universe(interactions["user_id"], None)
+    model.item_ids = universe(interactions["item_id"], item_ids)
+    users, catalog = model.user_ids.tolist(), model.item_ids.tolist()
     n_items = len(catalog)
-    model.user_ids, model.item_ids = pd.Index(users, dtype=str), pd.Index(catalog, dtype=str)
+    user_codes = positions(model.user_ids, interactions["user_id"])
+    item_codes = positions(model.item_ids, interactions["item_id"])
+    if (item_codes < 0).any():
+        unknown = pd.unique(interactions["item_id"][item_codes < 0].astype(str))
+        raise ContractError(
+            f"interactions reference {len(unknown)} item_id(s) not in item_ids, e.g. {unknown[:5].tolist()}"
+        )
+    # The split draws pairs in the ids' sorted order (the catalog's own order may be any).
+    item_rank = np.empty(n_items, dtype=np.int64)
+    item_rank[np.argsort(model.item_ids.to_numpy(), kind="stable")] = np.arange(n_items)
+    split = dict(holdout_fraction=config.holdout_fraction, min_user_items=config.min_user_items)
+    in_test = holdout_mask(user_codes, item_rank[item_codes], seed=config.seed, **split)
+    in_validation = _carve_validation(user_codes, item_rank[item_codes], ~in_test, config=config)
 
-    def pairs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return dedupe_pairs(*model.codes(frame), n_items=n_items)
+    def pairs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return dedupe_pairs(user_codes[rows], item_codes[rows], n_items=n_items)
 
-    fit_pairs = pairs(fit_on)
+    fit_pairs = pairs(~in_test & ~in_validation)
     validator = None
-    if validation is not None:
-        val_pairs = pairs(validation)
+    if in_validation.any():
+        val_pairs = pairs(in_validation)
 
         def validator(user_emb: torch.Tensor, item_emb: torch.Tensor) -> float:
             return evaluate_topk(
@@ -87,12 +98,12 @@ def train_tenant(
                 k=EVAL_K,
             )["ndcg"]
 
-    model.fit(fit_on, user_ids=users, item_ids=catalog, validator=validator)
+    model.fit_pairs(*fit_pairs, validator=validator)
     train_seconds = model.train_seconds
 
     # Every model is measured against everything it may not recommend: the whole train split.
-    train_pairs = pairs(holdout.train)
-    test_pairs = _sampled_users(pairs(holdout.test), limit=config.eval_users, seed=config.seed)
+    train_pairs = pairs(~in_test)
+    test_pairs = _sampled_users(pairs(in_test), limit=config.eval_users, seed=config.seed)
     user_emb, item_emb = torch.from_numpy(model.user_embeddings), torch.from_numpy(model.item_embeddings)
     evaluation = dict(train_pairs=train_pairs, test_pairs=test_pairs, n_users=len(users), k=EVAL_K)
     lightgcn = rank_topk(lambda batch: user_emb[batch] @ item_emb.T, **evaluation)
@@ -136,7 +147,7 @@ def train_tenant(
         "n_interactions": len(interactions),
         "n_train_pairs": len(train_pairs[0]),
         "n_fit_pairs": len(fit_pairs[0]),
-        "n_validation_pairs": len(val_pairs[0]) if validation is not None else 0,
+        "n_validation_pairs": len(val_pairs[0]) if validator is not None else 0,
         "n_test_pairs": len(test_pairs[0]),
     }
     # Plain Python numbers, so every consumer (artifacts, XCom, the platform's registry) takes them as they are.
@@ -146,7 +157,7 @@ def train_tenant(
         item_ids=catalog,
         user_embeddings=model.user_embeddings,
         item_embeddings=model.item_embeddings,
-        popular_items=_popular_items(interactions, catalog),
+        popular_items=_popular_items(item_codes, catalog),
         metrics=metrics,
         config={
             **config.to_dict(),
@@ -199,47 +210,44 @@ def protocol(config: TrainConfig) -> dict[str, object]:
     }
 
 
-def _carve_validation(train: pd.DataFrame, *, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(what the model fits on, validation rows): the items a ``split_holdout`` with the next seed holds out
-    from a seeded sample of up to ``validation_users`` users; None when nobody has enough items."""
+def _carve_validation(
+    user_codes: np.ndarray, item_codes: np.ndarray, in_train: np.ndarray, *, config: TrainConfig
+) -> np.ndarray:
+    """Per event, is it validation? The items a ``holdout_mask`` with the next seed holds out from the train
+    events of a seeded sample of up to ``validation_users`` users (codes in sorted id order); none when
+    nobody has enough items."""
+    carved = np.zeros(len(user_codes), dtype=bool)
     if config.validation_users <= 0:
-        return train, None
-    users = pd.Index(np.sort(train["user_id"].astype(str).unique()))
+        return carved
+    users = np.unique(user_codes[in_train])
     if len(users) > config.validation_users:
         users = users[
             np.sort(np.random.default_rng(config.seed + 1).choice(len(users), config.validation_users, replace=False))
         ]
-    sampled = train["user_id"].astype(str).isin(users)
-    carved = split_holdout(
-        train[sampled],
+    sampled = np.flatnonzero(in_train & np.isin(user_codes, users))
+    held = holdout_mask(
+        user_codes[sampled],
+        item_codes[sampled],
         seed=config.seed + 1,
         holdout_fraction=config.holdout_fraction,
         min_user_items=config.min_user_items,
     )
-    if carved.test.empty:
-        return train, None
-    return pd.concat([train[~sampled], carved.train]), carved.test
+    carved[sampled[held]] = True
+    return carved
 
 
-def _validate(interactions: pd.DataFrame, item_ids: Sequence[str] | None) -> None:
+def _validate(interactions: pd.DataFrame) -> None:
     require_columns(interactions.columns, ("user_id", "item_id"), what="interactions")
     if interactions.empty:
         raise ContractError("interactions must have at least one row, got 0")
     nulls = interactions[["user_id", "item_id"]].isna().sum()
     if nulls.any():
         raise ContractError(f"interactions must have no empty user_id/item_id; found {nulls.to_dict()}")
-    if item_ids is not None:
-        unknown = pd.Index(interactions["item_id"].astype(str).unique()).difference(pd.Index(list(item_ids), dtype=str))
-        if len(unknown):
-            raise ContractError(
-                f"interactions reference {len(unknown)} item_id(s) not in item_ids, e.g. {unknown[:5].tolist()}"
-            )
 
 
-def _popular_items(interactions: pd.DataFrame, catalog: list[str]) -> list[str]:
+def _popular_items(item_codes: np.ndarray, catalog: list[str]) -> list[str]:
     """Every catalog item, most interacted-with first; ties by item_id so the list is reproducible."""
-    counts = interactions["item_id"].astype(str).value_counts().reindex(catalog, fill_value=0)
-    frame = pd.DataFrame({"item_id": catalog, "count": counts.to_numpy()})
+    frame = pd.DataFrame({"item_id": catalog, "count": np.bincount(item_codes, minlength=len(catalog))})
     return frame.sort_values(["count", "item_id"], ascending=[False, True])["item_id"].tolist()
 
 
