@@ -68,9 +68,8 @@ def test_landed_pairs_are_the_landed_ids_as_categoricals(tenant):
         assert all(isinstance(pairs[c].dtype, pd.CategoricalDtype) for c in pairs.columns)
         landed = hook.landed(tenant_id=tenant, source=source)
         # The same ids, awkward ones included, none read as missing.
-        assert sorted(zip(pairs["user_id"].astype(str), pairs["item_id"].astype(str))) == sorted(
-            zip(landed["user_id"], landed["item_id"])
-        )
+        as_read = zip(pairs["user_id"].astype(str), pairs["item_id"].astype(str), strict=True)
+        assert sorted(as_read) == sorted(zip(landed["user_id"], landed["item_id"], strict=True))
         assert not pairs.isna().any().any()
     assert hook.landed_pairs(tenant_id=tenant, source="no-such-run").empty
 
