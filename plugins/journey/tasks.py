@@ -13,6 +13,7 @@ counts rather than every attempt's together (the audit log itself is append-only
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
 import socket
@@ -138,6 +139,21 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    release_free_memory()
+
+
+def release_free_memory() -> None:
+    """Hand the memory earlier tasks freed back to the OS. Under `airflow dags test` every task runs in one
+    process, and both Arrow's memory pool (mimalloc) and glibc's heap keep freed memory for reuse: a 100x
+    journey held 6.4 GB RSS through its feed with ~1 GB of it alive, and training's arrays, too large for
+    either, came on top. A few ms; without glibc (musl) only Arrow's pool is released."""
+    import ctypes
+    import sys
+
+    if (pyarrow := sys.modules.get("pyarrow")) is not None:  # never imported just to release
+        pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def run_stage(stage: str, context: Any, *, tenant: str) -> dict[str, Any]:
