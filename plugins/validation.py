@@ -185,6 +185,7 @@ def validate_stage(
             if not outcome.success:
                 unsuccessful += 1
                 failures.append(_failure(batch_name, expectation, outcome, params))
+    _release_batches(context, stage)
 
     return StageValidation(
         suite=stage,
@@ -196,6 +197,15 @@ def validate_stage(
         result_path=str(Path(results_dir).resolve() / _RESULTS_SUBDIR / stage),
         results=results,
     )
+
+
+def _release_batches(context: Any, stage: str) -> None:
+    """Drop the batches GX's execution engine keeps of every DataFrame it validated. The cached context (and
+    its datasources) outlive the validation, so under `airflow dags test` a 100x seed_data's 10M-row frames
+    stayed alive through every later task: ~4.5 GB of the journey's 6.6 GB during the feed."""
+    batches = context.data_sources.get(stage).get_execution_engine().batch_manager
+    batches.reset_batch_cache()
+    batches.batch_data_cache.clear()  # GX 1.x's reset_batch_cache leaves the data itself cached
 
 
 def observed_values(validation: StageValidation, *, batch: str) -> list[dict[str, Any]]:

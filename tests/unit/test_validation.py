@@ -291,3 +291,19 @@ def test_data_docs_render_parameterised_distributions_without_errors(tmp_path, c
         build_data_docs(tmp_path / "gx", tmp_path / "docs")
     errors = [r.getMessage()[:300] for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
+
+
+def test_validated_frames_are_not_kept_alive_by_gx(tmp_path) -> None:
+    # The GX context is cached for the process; under `airflow dags test` a 100x seed_data's frames had stayed
+    # alive through every later task. Validating again on the same context must work as before.
+    import gc
+    import weakref
+
+    frames, params = seed_data_input()
+    alive = {name: weakref.ref(frame) for name, frame in frames.items()}
+    assert _validate_seed(frames, params, tmp_path).success
+    del frames
+    gc.collect()
+    assert [name for name, ref in alive.items() if ref() is not None] == []
+    again, params = seed_data_input()
+    assert _validate_seed(again, params, tmp_path).success
