@@ -176,19 +176,28 @@ def run_journeys(*, scale: str, reps: int, stamp: str, work_dir: str) -> tuple[l
         )
     )
     model = [r.report["model"] for r in runs]
-    figures.append(
-        Figure(f"journey NDCG@10{suffix}", "", Stat.of(m["ndcg_at_10"] for m in model), True, target=Target(">=", 0.30))
-    )
-    figures.append(
-        Figure(
-            f"journey lift over popularity{suffix}",
-            "x",
-            Stat.of(m["ndcg_at_10"] / max(m["popularity_ndcg_at_10"], 1e-9) for m in model),
-            True,
-            target=Target(">=", LIFT_TARGET),
-            note="NDCG@10 / the popularity baseline's NDCG@10 on the same split",
+    # A journey that failed before training has no model figures (its failure is in ``failures``).
+    trained = [m for m in model if (m or {}).get("ndcg_at_10") is not None]
+    if trained:
+        figures.append(
+            Figure(
+                f"journey NDCG@10{suffix}",
+                "",
+                Stat.of(m["ndcg_at_10"] for m in trained),
+                True,
+                target=Target(">=", 0.30),
+            )
         )
-    )
+        figures.append(
+            Figure(
+                f"journey lift over popularity{suffix}",
+                "x",
+                Stat.of(m["ndcg_at_10"] / max(m["popularity_ndcg_at_10"], 1e-9) for m in trained),
+                True,
+                target=Target(">=", LIFT_TARGET),
+                note="NDCG@10 / the popularity baseline's NDCG@10 on the same split",
+            )
+        )
     details = {
         "failures": failures,
         "tenants": [r.tenant for r in runs],
