@@ -144,9 +144,9 @@ def settle_heap() -> None:
 
 def release_free_memory() -> None:
     """Hand the memory earlier tasks freed back to the OS. Under `airflow dags test` every task runs in one
-    process, and both Arrow's memory pool (mimalloc) and glibc's heap keep freed memory for reuse: a 100x
-    journey held 6.4 GB RSS through its feed with ~1 GB of it alive, and training's arrays, too large for
-    either, came on top. A few ms; without glibc (musl) only Arrow's pool is released."""
+    process, and both Arrow's memory pool (mimalloc) and glibc's heap keep freed memory for reuse. (The 6.4 GB
+    a 100x journey held through its feed was mostly still referenced, by GX: see validation._release_batches.)
+    A few ms; without glibc (musl) only Arrow's pool is released."""
     import ctypes
     import sys
 

@@ -77,9 +77,15 @@ def train_tenant(
     # The split draws pairs in the ids' sorted order (the catalog's own order may be any).
     item_rank = np.empty(n_items, dtype=np.int64)
     item_rank[np.argsort(model.item_ids.to_numpy(), kind="stable")] = np.arange(n_items)
-    split = dict(holdout_fraction=config.holdout_fraction, min_user_items=config.min_user_items)
-    in_test = holdout_mask(user_codes, item_rank[item_codes], seed=config.seed, **split)
-    in_validation = _carve_validation(user_codes, item_rank[item_codes], ~in_test, config=config)
+    sorted_item_codes = item_rank[item_codes]
+    in_test = holdout_mask(
+        user_codes,
+        sorted_item_codes,
+        seed=config.seed,
+        holdout_fraction=config.holdout_fraction,
+        min_user_items=config.min_user_items,
+    )
+    in_validation = _carve_validation(user_codes, sorted_item_codes, ~in_test, config=config)
 
     def pairs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return dedupe_pairs(user_codes[rows], item_codes[rows], n_items=n_items)
